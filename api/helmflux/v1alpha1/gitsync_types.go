@@ -1,0 +1,281 @@
+package v1alpha1
+
+import (
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// GitSyncKind is the kind of the GitSync API.
+const GitSyncKind = "GitSync"
+
+// GitSyncSpec says which repository, revision and paths to keep the cluster in
+// step with, and how to write image updates back.
+type GitSyncSpec struct {
+	// URL of the git repository: https://, http://, ssh://, file://, or the
+	// scp-like user@host:path form.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(https?|ssh|file)://.+$') || self.matches('^[A-Za-z0-9._~-]+@[A-Za-z0-9.-]+:[^/].*$')",message="url must be an https://, http://, ssh:// or file:// URL, or user@host:path"
+	// +required
+	URL string `json:"url"`
+
+	// Ref is the branch, tag or semver tag range to follow. Unset follows the
+	// remote's default branch (its HEAD).
+	// +optional
+	Ref *GitRef `json:"ref,omitempty"`
+
+	// Paths are the directories or files, relative to the repository's root, whose
+	// manifests are applied. Unset applies the whole repository.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=4096
+	// +kubebuilder:validation:XValidation:rule="self.all(p, !p.startsWith('/') && !p.split('/').exists(s, s == '..'))",message="paths must be relative to the repository's root and must not contain '..'"
+	// +optional
+	Paths []string `json:"paths,omitempty"`
+
+	// Interval between two fetches of the repository.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +kubebuilder:default="5m"
+	// +optional
+	Interval metav1.Duration `json:"interval,omitempty"`
+
+	// Timeout of each git operation (fetch, push). Default 60s.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// SecretRef names a Secret with the git credentials: identity (an SSH
+	// private key) and known_hosts for SSH; username and password, or
+	// bearerToken, for HTTPS.
+	// +optional
+	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+
+	// Prune deletes objects that were applied from an earlier revision and are
+	// no longer in git.
+	// +optional
+	Prune bool `json:"prune,omitempty"`
+
+	// Suspend stops syncing and write-back until it is set to false again.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// ReadOnly never writes to the repository: image updates are only reported.
+	// +optional
+	ReadOnly bool `json:"readOnly,omitempty"`
+
+	// Verify requires OpenPGP-signed commits before anything is applied.
+	// +optional
+	Verify *GitVerification `json:"verify,omitempty"`
+
+	// WriteBack configures the commits helmflux makes for image updates.
+	// +optional
+	WriteBack *WriteBack `json:"writeBack,omitempty"`
+}
+
+// GitRef selects the revision to follow; at most one field is set.
+// +kubebuilder:validation:XValidation:rule="[has(self.branch), has(self.tag), has(self.semver)].filter(x, x).size() <= 1",message="ref sets at most one of branch, tag or semver"
+type GitRef struct {
+	// Branch to follow.
+	// +kubebuilder:validation:MaxLength=255
+	// +optional
+	Branch string `json:"branch,omitempty"`
+
+	// Tag to follow.
+	// +kubebuilder:validation:MaxLength=255
+	// +optional
+	Tag string `json:"tag,omitempty"`
+
+	// SemVer is a semver range; the highest matching tag is followed.
+	// +kubebuilder:validation:MaxLength=255
+	// +optional
+	SemVer string `json:"semver,omitempty"`
+}
+
+// VerificationMode says which commits must carry a valid signature.
+// +kubebuilder:validation:Enum=none;head;all
+type VerificationMode string
+
+const (
+	// VerifyNone checks no signature.
+	VerifyNone VerificationMode = "none"
+	// VerifyHead checks the signature of the commit to apply.
+	VerifyHead VerificationMode = "head"
+	// VerifyAll checks every first-parent commit since the last applied revision.
+	VerifyAll VerificationMode = "all"
+)
+
+// GitVerification configures commit signature verification.
+// +kubebuilder:validation:XValidation:rule="self.mode == 'none' || has(self.secretRef)",message="verify.secretRef is required unless verify.mode is none"
+type GitVerification struct {
+	// Mode says which commits must be signed. Default head.
+	// +kubebuilder:default=head
+	// +optional
+	Mode VerificationMode `json:"mode,omitempty"`
+
+	// SecretRef names a Secret whose values are armored OpenPGP public keys
+	// trusted to sign commits.
+	// +optional
+	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+}
+
+// WriteBack configures the commits helmflux makes.
+type WriteBack struct {
+	// Author of the commits. Default helmflux <helmflux@users.noreply.helmflux.dev>.
+	// +optional
+	Author *CommitAuthor `json:"author,omitempty"`
+
+	// SigningKey names a Secret with an armored OpenPGP private key
+	// (key git.asc, optional passphrase) to sign commits with.
+	// +optional
+	SigningKey *meta.LocalObjectReference `json:"signingKey,omitempty"`
+
+	// MessageTemplate is a Go text/template for the commit message's subject and
+	// body; trailers naming every change are always appended.
+	// +kubebuilder:validation:MaxLength=8192
+	// +optional
+	MessageTemplate string `json:"messageTemplate,omitempty"`
+
+	// PushBranch is the branch commits are pushed to. Default the branch followed.
+	// +kubebuilder:validation:MaxLength=255
+	// +optional
+	PushBranch string `json:"pushBranch,omitempty"`
+}
+
+// CommitAuthor names the author of commits.
+type CommitAuthor struct {
+	// Name of the author.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +required
+	Name string `json:"name"`
+
+	// Email of the author.
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=256
+	// +required
+	Email string `json:"email"`
+}
+
+// GitSyncStatus is the observed state of a GitSync.
+type GitSyncStatus struct {
+	// ObservedGeneration is the last generation reconciled successfully or
+	// refused for good.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready, Reconciling, Stalled and the domain conditions.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// LastFetchedRevision is the last revision fetched, as <ref>@sha1:<hash>.
+	// +optional
+	LastFetchedRevision string `json:"lastFetchedRevision,omitempty"`
+
+	// LastAppliedRevision is the last revision applied in full.
+	// +optional
+	LastAppliedRevision string `json:"lastAppliedRevision,omitempty"`
+
+	// Inventory lists the objects applied from LastAppliedRevision, the set
+	// pruning works from.
+	// +optional
+	Inventory *Inventory `json:"inventory,omitempty"`
+
+	// LastHandledReconcileAt is the last reconcile.fluxcd.io/requestedAt value handled.
+	// +optional
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+}
+
+// Inventory records applied objects, in status while small, else in a ConfigMap.
+type Inventory struct {
+	// Count of objects in the inventory.
+	Count int `json:"count"`
+
+	// Entries of the inventory when they are kept in status.
+	// +optional
+	Entries []InventoryEntry `json:"entries,omitempty"`
+
+	// ConfigMapRef names the ConfigMap holding the entries when they are too many
+	// to keep in status.
+	// +optional
+	ConfigMapRef *meta.LocalObjectReference `json:"configMapRef,omitempty"`
+}
+
+// InventoryEntry names one applied object.
+type InventoryEntry struct {
+	// ID is <namespace>_<name>_<group>_<kind>; the namespace is empty for
+	// cluster-scoped objects.
+	ID string `json:"id"`
+
+	// Version is the API version the object was applied with.
+	Version string `json:"v"`
+}
+
+// GitSync keeps the cluster in step with the manifests and HelmReleases in a git
+// repository, and writes image updates back to it.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=gs,categories=helmflux
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.spec.url`
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.lastAppliedRevision`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type GitSync struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec GitSyncSpec `json:"spec"`
+	// +optional
+	Status GitSyncStatus `json:"status,omitempty"`
+}
+
+// GitSyncList is a list of GitSyncs.
+// +kubebuilder:object:root=true
+type GitSyncList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []GitSync `json:"items"`
+}
+
+// Default values of GitSync fields.
+const (
+	DefaultInterval = 5 * time.Minute
+	DefaultTimeout  = 60 * time.Second
+)
+
+// GetInterval returns the time between two fetches.
+func (in *GitSync) GetInterval() time.Duration {
+	if in.Spec.Interval.Duration <= 0 {
+		return DefaultInterval
+	}
+	return in.Spec.Interval.Duration
+}
+
+// GetTimeout returns the timeout of each git operation.
+func (in *GitSync) GetTimeout() time.Duration {
+	if in.Spec.Timeout == nil || in.Spec.Timeout.Duration <= 0 {
+		return DefaultTimeout
+	}
+	return in.Spec.Timeout.Duration
+}
+
+// GetConditions returns the status conditions, for fluxcd/pkg condition helpers.
+func (in *GitSync) GetConditions() []metav1.Condition { return in.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (in *GitSync) SetConditions(c []metav1.Condition) { in.Status.Conditions = c }
+
+// GetLastHandledReconcileRequest returns the last reconcile request handled.
+func (in *GitSync) GetLastHandledReconcileRequest() string {
+	return in.Status.LastHandledReconcileAt
+}
+
+func init() {
+	knownTypes = append(knownTypes, &GitSync{}, &GitSyncList{})
+}

@@ -1,0 +1,14 @@
+package main
+
+// The operator's own permissions. Applying the manifests of a GitSync and the
+// resources of a chart needs whatever those contain; the chart and config/ bind
+// that separately (cluster-admin by default), so it is not listed here.
+//
+// +kubebuilder:rbac:groups=helm.fluxcd.io,resources=helmreleases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=helm.fluxcd.io,resources=helmreleases/status;helmreleases/finalizers,verbs=get;update;patch
+// +kubebuilder:rbac:groups=helmflux.dev,resources=gitsyncs,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=helmflux.dev,resources=gitsyncs/status;gitsyncs/finalizers,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete

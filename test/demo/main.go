@@ -1,0 +1,162 @@
+// Command demo runs helmflux's demo: a local control plane (kube-apiserver and
+// etcd from ./bin) with the CRDs installed, the samples applied and the operator
+// running against it. It prints how to reach the cluster and runs until
+// interrupted (or for -for).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+type options struct {
+	root     string        // repository root
+	stateDir string        // where the kubeconfig and logs go
+	runFor   time.Duration // 0: until interrupted
+	operator string        // the operator binary to start; "" starts none
+	onReady  func(kubeconfig string)
+}
+
+func main() {
+	root, _ := os.Getwd()
+	opts := options{root: root, operator: filepath.Join(root, "bin", "helmflux-operator")}
+	flag.StringVar(&opts.stateDir, "state-dir", filepath.Join(root, ".demo"), "Directory for the kubeconfig and logs.")
+	flag.DurationVar(&opts.runFor, "for", 0, "Stop after this long; 0 runs until interrupted.")
+	flag.StringVar(&opts.operator, "operator", opts.operator, "The operator binary to start against the control plane; empty starts none.")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, opts, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, opts options, out io.Writer) (err error) {
+	bin := filepath.Join(opts.root, "bin")
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		_ = os.Setenv("KUBEBUILDER_ASSETS", bin)
+	}
+	if err := os.MkdirAll(opts.stateDir, 0o750); err != nil {
+		return err
+	}
+
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(opts.root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	fmt.Fprintln(out, "Starting the local control plane (kube-apiserver + etcd from ./bin)")
+	if _, err := env.Start(); err != nil {
+		return fmt.Errorf("start the control plane (run `make controlplane` first): %w", err)
+	}
+	defer func() { err = errors.Join(err, env.Stop()) }()
+
+	user, err := env.AddUser(envtest.User{Name: "demo-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return fmt.Errorf("add the demo user: %w", err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		return fmt.Errorf("make the kubeconfig: %w", err)
+	}
+	kcPath := filepath.Join(opts.stateDir, "kubeconfig")
+	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
+		return err
+	}
+
+	kubectl := func(args ...string) error {
+		// #nosec G204 -- our own kubectl with arguments this program chose
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, "kubectl"), append([]string{"--kubeconfig", kcPath}, args...)...)
+		cmd.Stdout, cmd.Stderr = out, out
+		return cmd.Run()
+	}
+	for _, ns := range []string{"helmflux-system", "apps"} {
+		if err := kubectl("create", "namespace", ns); err != nil {
+			return fmt.Errorf("create namespace %s: %w", ns, err)
+		}
+	}
+	if err := kubectl("apply", "-f", filepath.Join(opts.root, "config", "samples")); err != nil {
+		return fmt.Errorf("apply the samples: %w", err)
+	}
+
+	if opts.operator != "" {
+		logPath := filepath.Join(opts.stateDir, "operator.log")
+		stopOperator, err := startOperator(opts.operator, kcPath, logPath)
+		if err != nil {
+			return err
+		}
+		defer stopOperator()
+		fmt.Fprintf(out, "helmflux-operator is running; its log: %s\n", logPath)
+	}
+
+	fmt.Fprintf(out, `
+The control plane is up at %s with the helmflux CRDs installed.
+In another shell:
+
+  export KUBECONFIG=%s
+  bin/kubectl get helmreleases,gitsyncs -A
+  bin/kubectl explain helmrelease.spec.chart
+
+Press Ctrl-C to stop; everything runs in temporary directories and is removed.
+`, env.Config.Host, kcPath)
+	if err := kubectl("get", "helmreleases,gitsyncs", "-A"); err != nil {
+		return err
+	}
+	if opts.onReady != nil {
+		opts.onReady(kcPath)
+	}
+
+	wait := ctx.Done()
+	if opts.runFor > 0 {
+		timer := time.NewTimer(opts.runFor)
+		defer timer.Stop()
+		select {
+		case <-wait:
+		case <-timer.C:
+		}
+	} else {
+		<-wait
+	}
+	fmt.Fprintln(out, "Stopping the demo")
+	return nil
+}
+
+// startOperator runs the operator binary with the demo kubeconfig and returns a
+// function that stops it (SIGTERM, then SIGKILL after 10s).
+func startOperator(path, kubeconfig, logPath string) (func(), error) {
+	logFile, err := os.Create(logPath) // #nosec G304 -- our own state directory
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(path, "--kubeconfig", kubeconfig, // #nosec G204 -- our own binary
+		"--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return nil, fmt.Errorf("start %s (run `make build` first): %w", path, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	return func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		_ = logFile.Close()
+	}, nil
+}
