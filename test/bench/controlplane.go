@@ -3,11 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"github.com/helmflux/helmflux/internal/testenv"
 )
 
 // controlPlaneStart measures how long the local control plane (etcd and
@@ -21,9 +20,9 @@ var controlPlaneStart = benchmark{
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			te := &envtest.Environment{
-				CRDDirectoryPaths:     []string{filepath.Join(env.root, "config", "crd", "bases")},
-				ErrorIfCRDPathMissing: true,
+			te, err := testenv.New()
+			if err != nil {
+				return err
 			}
 			start := time.Now()
 			if _, err := te.Start(); err != nil {

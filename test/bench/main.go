@@ -45,9 +45,6 @@ func main() {
 		fail(fmt.Errorf("-run: %w", err))
 	}
 	env := environment{root: root, bin: filepath.Join(root, "bin")}
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		_ = os.Setenv("KUBEBUILDER_ASSETS", env.bin)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	if err := runAll(ctx, env, re, *list, os.Stdout); err != nil {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/helmflux/helmflux/internal/testenv"
 )
 
 type options struct {
@@ -46,16 +48,12 @@ func main() {
 
 func run(ctx context.Context, opts options, out io.Writer) (err error) {
 	bin := filepath.Join(opts.root, "bin")
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		_ = os.Setenv("KUBEBUILDER_ASSETS", bin)
-	}
 	if err := os.MkdirAll(opts.stateDir, 0o750); err != nil {
 		return err
 	}
-
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(opts.root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
+	env, err := testenv.New()
+	if err != nil {
+		return err
 	}
 	fmt.Fprintln(out, "Starting the local control plane (kube-apiserver + etcd from ./bin)")
 	if _, err := env.Start(); err != nil {

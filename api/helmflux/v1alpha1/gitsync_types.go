@@ -279,3 +279,12 @@ func (in *GitSync) GetLastHandledReconcileRequest() string {
 func init() {
 	knownTypes = append(knownTypes, &GitSync{}, &GitSyncList{})
 }
+
+// Annotations helmflux writes on every object it applies from git, so that
+// image write-back and values files can find an object's origin.
+const (
+	// SyncAnnotation holds "<namespace>/<name>" of the GitSync that applied the object.
+	SyncAnnotation = "helmflux.dev/sync"
+	// SourceAnnotation holds the object's path in the repository.
+	SourceAnnotation = "helmflux.dev/source"
+)

@@ -1,0 +1,372 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+)
+
+// DefaultNamespace is given to namespaced objects that name none, as kubectl does.
+const DefaultNamespace = "default"
+
+var (
+	crdGK       = schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}
+	namespaceGK = schema.GroupKind{Kind: "Namespace"}
+)
+
+// Applier applies sets of objects with server-side apply.
+type Applier struct {
+	client       client.Client
+	fieldManager string
+	concurrency  int
+	waitTimeout  time.Duration
+}
+
+// Option configures an Applier.
+type Option func(*Applier)
+
+// WithConcurrency sets how many objects are dry-run or applied at once (default 8).
+func WithConcurrency(n int) Option { return func(a *Applier) { a.concurrency = max(1, n) } }
+
+// WithWaitTimeout bounds the wait for new CRDs to be established (default 30s).
+func WithWaitTimeout(d time.Duration) Option { return func(a *Applier) { a.waitTimeout = d } }
+
+// New returns an Applier that applies as fieldManager. The client must not
+// read from a cache: Apply compares with the live objects.
+func New(c client.Client, fieldManager string, opts ...Option) *Applier {
+	a := &Applier{client: c, fieldManager: fieldManager, concurrency: 8, waitTimeout: 30 * time.Second}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
+
+// InvalidError lists the objects the API server refused as invalid in the
+// dry-run; when Apply returns it, nothing was changed.
+type InvalidError struct {
+	Objects []Result
+}
+
+func (e *InvalidError) Error() string {
+	msgs := make([]string, 0, len(e.Objects))
+	for _, r := range e.Objects {
+		msgs = append(msgs, describe(r))
+	}
+	return fmt.Sprintf("%d invalid object(s), nothing applied: %s", len(e.Objects), strings.Join(msgs, "; "))
+}
+
+func describe(r Result) string {
+	where := r.ID.Display()
+	if r.Source != "" {
+		where += " (" + r.Source + ")"
+	}
+	return where + ": " + r.Err.Error()
+}
+
+// entry is one object on its way through Apply.
+type entry struct {
+	obj      *unstructured.Unstructured // desired
+	result   Result
+	dryRun   *unstructured.Unstructured // what the API server would store
+	live     *unstructured.Unstructured // nil when absent
+	deferred bool                       // waits for a Namespace or CRD of the same set
+}
+
+// Apply makes the cluster hold objs. It first dry-runs every object; if the
+// API server refuses any as invalid it returns an *InvalidError and changes
+// nothing. Objects refused for other reasons (an admission webhook, a
+// conflict) fail alone: their Result says why and the others are applied.
+// Namespaces and CRDs go first; objects that need one of them are validated
+// once it exists. Objects whose dry-run equals the live object are not written.
+func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) (*ChangeSet, error) {
+	entries, err := a.prepare(objs)
+	if err != nil {
+		return nil, err
+	}
+	first, rest := split(entries)
+
+	// Dry-run everything that can be checked now: the first stage, and the rest
+	// unless it waits for a Namespace or CRD of this set.
+	newKinds, newNamespaces := declared(first)
+	for _, e := range rest {
+		e.deferred = needsNew(e, newKinds, newNamespaces, a.client.RESTMapper())
+	}
+	a.each(ctx, entries, func(ctx context.Context, e *entry) {
+		if !e.deferred {
+			a.dryRun(ctx, e)
+		}
+	})
+	if invalid := collectInvalid(entries); len(invalid) > 0 {
+		return nil, &InvalidError{Objects: invalid}
+	}
+
+	a.each(ctx, first, a.write)
+	if err := a.waitEstablished(ctx, first); err != nil {
+		return nil, err
+	}
+	a.each(ctx, rest, func(ctx context.Context, e *entry) {
+		if e.deferred {
+			a.dryRun(ctx, e)
+			if isInvalid(e.result.Err) { // too late to refuse the set: fail alone
+				e.result.Action = Failed
+			}
+		}
+		a.write(ctx, e)
+	})
+
+	cs := &ChangeSet{Results: make([]Result, 0, len(entries))}
+	for _, e := range entries {
+		cs.Results = append(cs.Results, e.result)
+	}
+	return cs, ctx.Err()
+}
+
+// prepare copies the objects, defaults namespaces from the REST mapping and
+// refuses unknown kinds and duplicates.
+func (a *Applier) prepare(objs []*unstructured.Unstructured) ([]*entry, error) {
+	setScopes := crdScopes(objs)
+	seen := make(map[ObjectID]string, len(objs))
+	entries := make([]*entry, 0, len(objs))
+	var invalid []Result
+	for _, in := range objs {
+		obj := in.DeepCopy()
+		gvk := obj.GroupVersionKind()
+		res := Result{Version: gvk.GroupVersion().String(), Source: obj.GetAnnotations()[helmfluxv1alpha1.SourceAnnotation]}
+
+		namespaced, err := isNamespaced(a.client.RESTMapper(), gvk.GroupKind(), setScopes)
+		switch {
+		case err != nil:
+			res.ID, res.Err = IDOf(obj), err
+			invalid = append(invalid, res)
+			continue
+		case namespaced && obj.GetNamespace() == "":
+			obj.SetNamespace(DefaultNamespace)
+		case !namespaced:
+			obj.SetNamespace("")
+		}
+		res.ID = IDOf(obj)
+		if other, dup := seen[res.ID]; dup {
+			res.Err = fmt.Errorf("defined twice, also in %s", other)
+			invalid = append(invalid, res)
+			continue
+		}
+		seen[res.ID] = res.Source
+		entries = append(entries, &entry{obj: obj, result: res})
+	}
+	if len(invalid) > 0 {
+		return nil, &InvalidError{Objects: invalid}
+	}
+	return entries, nil
+}
+
+// crdScopes maps the kinds that CRDs of the set define to whether they are namespaced.
+func crdScopes(objs []*unstructured.Unstructured) map[schema.GroupKind]bool {
+	out := map[schema.GroupKind]bool{}
+	for _, o := range objs {
+		if o.GroupVersionKind().GroupKind() != crdGK {
+			continue
+		}
+		group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+		scope, _, _ := unstructured.NestedString(o.Object, "spec", "scope")
+		out[schema.GroupKind{Group: group, Kind: kind}] = scope != "Cluster"
+	}
+	return out
+}
+
+func isNamespaced(mapper meta.RESTMapper, gk schema.GroupKind, setScopes map[schema.GroupKind]bool) (bool, error) {
+	if namespaced, ok := setScopes[gk]; ok {
+		return namespaced, nil
+	}
+	m, err := mapper.RESTMapping(gk)
+	if err != nil {
+		if meta.IsNoMatchError(err) {
+			return false, fmt.Errorf("unknown kind %s: no CRD defines it", gk)
+		}
+		return false, fmt.Errorf("look up kind %s: %w", gk, err)
+	}
+	return m.Scope.Name() == meta.RESTScopeNameNamespace, nil
+}
+
+// split puts Namespaces and CRDs in the first stage, everything else in the second.
+func split(entries []*entry) (first, rest []*entry) {
+	for _, e := range entries {
+		if gk := e.result.ID.GroupKind(); gk == crdGK || gk == namespaceGK {
+			first = append(first, e)
+		} else {
+			rest = append(rest, e)
+		}
+	}
+	return first, rest
+}
+
+// declared returns the kinds and namespaces that the first stage creates or changes.
+func declared(first []*entry) (map[schema.GroupKind]bool, map[string]bool) {
+	kinds, namespaces := map[schema.GroupKind]bool{}, map[string]bool{}
+	for _, e := range first {
+		if e.result.ID.GroupKind() == namespaceGK {
+			namespaces[e.obj.GetName()] = true
+			continue
+		}
+		for gk := range crdScopes([]*unstructured.Unstructured{e.obj}) {
+			kinds[gk] = true
+		}
+	}
+	return kinds, namespaces
+}
+
+// needsNew tells whether an object can only be validated after the first
+// stage: its kind is defined by a CRD of the set and not served yet, or its
+// namespace is created by the set.
+func needsNew(e *entry, kinds map[schema.GroupKind]bool, namespaces map[string]bool, mapper meta.RESTMapper) bool {
+	if namespaces[e.obj.GetNamespace()] {
+		return true
+	}
+	gk := e.result.ID.GroupKind()
+	if !kinds[gk] {
+		return false
+	}
+	_, err := mapper.RESTMapping(gk, e.obj.GroupVersionKind().Version)
+	return err != nil
+}
+
+// each runs fn over entries, a.concurrency at a time.
+func (a *Applier) each(ctx context.Context, entries []*entry, fn func(context.Context, *entry)) {
+	sem := make(chan struct{}, a.concurrency)
+	var wg sync.WaitGroup
+	for _, e := range entries {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(ctx, e)
+		}()
+	}
+	wg.Wait()
+}
+
+// dryRun reads the live object and dry-run applies the desired one.
+func (a *Applier) dryRun(ctx context.Context, e *entry) {
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(e.obj.GroupVersionKind())
+	switch err := a.client.Get(ctx, client.ObjectKeyFromObject(e.obj), live); {
+	case apierrors.IsNotFound(err):
+		e.live = nil
+	case err != nil:
+		e.fail(fmt.Errorf("read live object: %w", err))
+		return
+	default:
+		e.live = live
+	}
+	dry := e.obj.DeepCopy()
+	if err := a.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(dry),
+		client.FieldOwner(a.fieldManager), client.ForceOwnership, client.DryRunAll); err != nil {
+		e.fail(fmt.Errorf("dry-run: %w", err))
+		return
+	}
+	e.dryRun = dry
+}
+
+// write applies an object whose dry-run differs from the live object.
+func (a *Applier) write(ctx context.Context, e *entry) {
+	if e.result.Action == Failed {
+		return
+	}
+	if e.live != nil && sameObject(e.live, e.dryRun) {
+		e.result.Action = Unchanged
+		return
+	}
+	applied := e.obj.DeepCopy()
+	if err := a.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(applied),
+		client.FieldOwner(a.fieldManager), client.ForceOwnership); err != nil {
+		e.fail(fmt.Errorf("apply: %w", err))
+		return
+	}
+	if e.live == nil {
+		e.result.Action = Created
+	} else {
+		e.result.Action = Configured
+	}
+	e.dryRun = applied
+}
+
+func (e *entry) fail(err error) {
+	e.result.Action = Failed
+	e.result.Err = err
+}
+
+// sameObject compares two versions of an object, ignoring the fields the API
+// server changes on every write.
+func sameObject(live, next *unstructured.Unstructured) bool {
+	return reflect.DeepEqual(stripVolatile(live), stripVolatile(next))
+}
+
+func stripVolatile(u *unstructured.Unstructured) map[string]any {
+	c := u.DeepCopy()
+	for _, f := range []string{"managedFields", "resourceVersion", "generation"} {
+		unstructured.RemoveNestedField(c.Object, "metadata", f)
+	}
+	return c.Object
+}
+
+// isInvalid tells whether the API server refused an object as invalid: the set
+// is wrong, not the cluster.
+func isInvalid(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || meta.IsNoMatchError(err)
+}
+
+// collectInvalid returns the results of objects refused as invalid.
+func collectInvalid(entries []*entry) []Result {
+	var out []Result
+	for _, e := range entries {
+		if e.result.Action == Failed && isInvalid(e.result.Err) {
+			out = append(out, e.result)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID.String() < out[j].ID.String() })
+	return out
+}
+
+// waitEstablished waits until the CRDs among entries are established, so that
+// their kinds can be applied.
+func (a *Applier) waitEstablished(ctx context.Context, entries []*entry) error {
+	for _, e := range entries {
+		if e.result.ID.GroupKind() != crdGK || e.result.Action == Failed {
+			continue
+		}
+		crd := &unstructured.Unstructured{}
+		crd.SetGroupVersionKind(e.obj.GroupVersionKind())
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, a.waitTimeout, true, func(ctx context.Context) (bool, error) {
+			if err := a.client.Get(ctx, client.ObjectKeyFromObject(e.obj), crd); err != nil {
+				return false, client.IgnoreNotFound(err)
+			}
+			conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
+			for _, c := range conds {
+				if m, ok := c.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			return fmt.Errorf("wait for CRD %s to be established: %w", e.obj.GetName(), err)
+		}
+	}
+	return nil
+}
