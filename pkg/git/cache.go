@@ -1,0 +1,264 @@
+package git
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
+	"github.com/go-git/go-git/v5/plumbing/transport/server"
+	"golang.org/x/sync/semaphore"
+)
+
+func init() {
+	// go-git's default file:// transport execs git-upload-pack, which the
+	// operator image does not have; its in-process server speaks the same
+	// protocol from Go. Installed at init, before any goroutine can read the
+	// (unsynchronised) protocol table.
+	client.InstallProtocol("file", server.NewClient(server.DefaultLoader))
+}
+
+// Defaults for the limits a Cache enforces on untrusted repository content.
+const (
+	// DefaultMaxCheckoutSize caps the bytes one Checkout writes.
+	DefaultMaxCheckoutSize int64 = 1 << 30
+	// DefaultMaxCheckoutFiles caps the entries one Checkout writes.
+	DefaultMaxCheckoutFiles = 200_000
+	// DefaultMaxVerifyCommits caps how many commits one Verify walks.
+	DefaultMaxVerifyCommits = 10_000
+)
+
+// readers is the weight of the per-URL semaphore: Fetch takes all of it
+// (exclusive), reads take one each (shared).
+const readers = 1 << 20
+
+// Cache keeps one bare repository per remote URL under a directory and
+// updates it incrementally, so a reconcile costs a ref advertisement instead
+// of a clone. It is safe for concurrent use.
+type Cache struct {
+	dir string
+
+	maxCheckoutSize  int64
+	maxCheckoutFiles int
+	maxVerifyCommits int
+
+	mu      sync.Mutex
+	locks   map[string]*semaphore.Weighted
+	damaged map[string]bool // keys whose objects failed to read
+}
+
+// Option tunes a Cache's limits.
+type Option func(*Cache)
+
+// WithMaxCheckoutSize caps the bytes one Checkout may write (default
+// DefaultMaxCheckoutSize), so a huge repository cannot fill the disk.
+func WithMaxCheckoutSize(n int64) Option { return func(c *Cache) { c.maxCheckoutSize = n } }
+
+// WithMaxCheckoutFiles caps the files, directories and symlinks one Checkout
+// may write (default DefaultMaxCheckoutFiles).
+func WithMaxCheckoutFiles(n int) Option { return func(c *Cache) { c.maxCheckoutFiles = n } }
+
+// WithMaxVerifyCommits caps the first-parent commits one Verify or
+// LastVerified walks (default DefaultMaxVerifyCommits).
+func WithMaxVerifyCommits(n int) Option { return func(c *Cache) { c.maxVerifyCommits = n } }
+
+// NewCache returns a Cache rooted at dir, creating it (0700: it holds private
+// repositories) if needed.
+func NewCache(dir string, opts ...Option) (*Cache, error) {
+	if dir == "" {
+		return nil, invalidf("cache dir is empty")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("new cache %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("new cache %s: %w", dir, err)
+	}
+	// Leftovers of a process that died mid-Fetch.
+	if err := os.RemoveAll(filepath.Join(abs, ".tmp")); err != nil {
+		return nil, fmt.Errorf("new cache %s: %w", dir, err)
+	}
+	c := &Cache{
+		dir:              abs,
+		maxCheckoutSize:  DefaultMaxCheckoutSize,
+		maxCheckoutFiles: DefaultMaxCheckoutFiles,
+		maxVerifyCommits: DefaultMaxVerifyCommits,
+		locks:            map[string]*semaphore.Weighted{},
+		damaged:          map[string]bool{},
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// repoDir is where the bare repository of r lives.
+func (c *Cache) repoDir(r *remote) string { return filepath.Join(c.dir, r.dirName()) }
+
+// tmpDir is a scratch directory inside the cache (same filesystem, and
+// writable even where /tmp is not).
+func (c *Cache) tmpDir() (string, error) {
+	d := filepath.Join(c.dir, ".tmp")
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return "", err
+	}
+	return d, nil
+}
+
+// lock takes r's lock, exclusively or shared, giving up when ctx ends.
+func (c *Cache) lock(ctx context.Context, r *remote, exclusive bool) (func(), error) {
+	c.mu.Lock()
+	s, ok := c.locks[r.key]
+	if !ok {
+		s = semaphore.NewWeighted(readers)
+		c.locks[r.key] = s
+	}
+	c.mu.Unlock()
+	var n int64 = 1
+	if exclusive {
+		n = readers
+	}
+	if err := s.Acquire(ctx, n); err != nil {
+		return nil, fmt.Errorf("wait for cache lock of %s: %w", r.display, err)
+	}
+	return func() { s.Release(n) }, nil
+}
+
+// Remove deletes url's cached repository, for when no GitSync uses the URL
+// any more. It waits for operations on url in flight; a later Fetch clones
+// again.
+func (c *Cache) Remove(ctx context.Context, url string) error {
+	r, err := parseRemote(url)
+	if err != nil {
+		return fmt.Errorf("remove from cache: %w", err)
+	}
+	unlock, err := c.lock(ctx, r, true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := os.RemoveAll(c.repoDir(r)); err != nil {
+		return fmt.Errorf("remove cache of %s: %w", r.display, err)
+	}
+	return nil
+}
+
+// damagedError marks a failure to read an object the cache should have (a
+// tree or blob of a commit it holds): the cache entry is damaged.
+type damagedError struct{ err error }
+
+func (e *damagedError) Error() string { return e.err.Error() }
+func (e *damagedError) Unwrap() error { return e.err }
+
+func damaged(err error) error { return &damagedError{err: err} }
+
+// noteDamage remembers that r's cache entry is damaged if err says so; the
+// next Fetch of r then clones afresh.
+func (c *Cache) noteDamage(r *remote, err error) {
+	var d *damagedError
+	if errors.As(err, &d) {
+		c.mu.Lock()
+		c.damaged[r.key] = true
+		c.mu.Unlock()
+	}
+}
+
+// takeDamage reports and forgets whether r's cache entry was noted damaged.
+func (c *Cache) takeDamage(r *remote) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.damaged[r.key]
+	delete(c.damaged, r.key)
+	return d
+}
+
+// readCommit reads the commit a caller asked for: absent means not fetched
+// (the caller's mistake), any other failure means a damaged cache.
+func readCommit(repo *gogit.Repository, h plumbing.Hash) (*object.Commit, error) {
+	cm, err := repo.CommitObject(h)
+	switch {
+	case errors.Is(err, plumbing.ErrObjectNotFound):
+		return nil, fmt.Errorf("commit %s is not in the cache; fetch it first: %w", h, fs.ErrNotExist)
+	case err != nil:
+		return nil, damaged(fmt.Errorf("read commit %s: %w", h, err))
+	}
+	return cm, nil
+}
+
+// errNotCached means a read asked for a remote that was never fetched.
+var errNotCached = errors.New("not in cache; fetch it first")
+
+// openRepo opens r's cached repository for reading.
+func (c *Cache) openRepo(r *remote) (*gogit.Repository, error) {
+	repo, err := gogit.PlainOpen(c.repoDir(r))
+	if errors.Is(err, gogit.ErrRepositoryNotExists) {
+		return nil, fmt.Errorf("%s: %w", r.display, errNotCached)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open cache of %s: %w", r.display, err)
+	}
+	return repo, nil
+}
+
+// openOrInit opens r's cached repository, initialising an empty bare one if
+// there is none and replacing one that cannot be opened. Callers hold the
+// exclusive lock.
+func (c *Cache) openOrInit(r *remote) (*gogit.Repository, error) {
+	dir := c.repoDir(r)
+	repo, err := gogit.PlainOpen(dir)
+	if err == nil {
+		return repo, nil
+	}
+	if !errors.Is(err, gogit.ErrRepositoryNotExists) {
+		// Unreadable config, HEAD or layout: start over.
+		if rerr := os.RemoveAll(dir); rerr != nil {
+			return nil, fmt.Errorf("remove corrupted cache of %s: %w", r.display, rerr)
+		}
+	}
+	repo, err = gogit.PlainInit(dir, true)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("init cache of %s: %w", r.display, err)
+	}
+	return repo, nil
+}
+
+// healthy reports whether every ref of repo resolves to a readable commit,
+// tag or tree: a cheap check that catches truncated or garbage packfiles,
+// missing loose objects and broken refs.
+func healthy(repo *gogit.Repository) bool {
+	if _, err := repo.Config(); err != nil {
+		return false
+	}
+	refs, err := repo.References()
+	if err != nil {
+		return false
+	}
+	ok := true
+	_ = refs.ForEach(func(ref *plumbing.Reference) error {
+		if ref.Type() != plumbing.HashReference {
+			return nil
+		}
+		obj, err := repo.Object(plumbing.AnyObject, ref.Hash())
+		if err != nil {
+			ok = false
+			return err
+		}
+		if cm, isCommit := obj.(*object.Commit); isCommit {
+			if _, err := cm.Tree(); err != nil {
+				ok = false
+				return err
+			}
+		}
+		return nil
+	})
+	return ok
+}

@@ -1,0 +1,138 @@
+package git
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+)
+
+// maxURLLength bounds a URL from a spec before anything parses it.
+const maxURLLength = 4096
+
+// remote is a parsed, credential-free view of a remote URL.
+type remote struct {
+	// fetchURL is what go-git dials: the caller's URL without a password.
+	fetchURL string
+	// display is fetchURL without any userinfo, safe for errors.
+	display string
+	// key is the normalised form the cache is keyed on.
+	key string
+	// scheme is one of "file", "http", "https", "ssh".
+	scheme string
+	// user and password are the userinfo from the URL, if any.
+	user, password string
+}
+
+// parseRemote accepts http(s)://, ssh://, scp-like user@host:path and
+// file:// URLs (or absolute local paths) and returns their normalised form.
+func parseRemote(raw string) (*remote, error) {
+	if raw == "" {
+		return nil, invalidf("empty url")
+	}
+	if len(raw) > maxURLLength {
+		return nil, invalidf("url longer than %d bytes", maxURLLength)
+	}
+	if strings.ContainsAny(raw, "\x00\r\n\t ") {
+		return nil, invalidf("url %q contains whitespace or control characters", scrubText(raw))
+	}
+	ep, err := transport.NewEndpoint(raw)
+	if err != nil {
+		return nil, invalidf("parse url %s: %s", scrubText(raw), scrubText(err.Error()))
+	}
+	r := &remote{scheme: strings.ToLower(ep.Protocol), user: ep.User, password: ep.Password}
+	switch r.scheme {
+	case "http", "https", "ssh":
+		if ep.Host == "" {
+			return nil, invalidf("url %s has no host", scrubText(raw))
+		}
+	case "file":
+		if !path.IsAbs(ep.Path) {
+			return nil, invalidf("file url %s must be absolute", scrubText(raw))
+		}
+	default:
+		return nil, invalidf("url %s: unsupported scheme %q (want https, http, ssh or file)", scrubText(raw), ep.Protocol)
+	}
+
+	// The URL go-git dials keeps the user (ssh needs it) but never a password:
+	// passwords travel through the AuthMethod only.
+	dial := *ep
+	dial.Password = ""
+	dial.Host = strings.ToLower(ep.Host)
+	dial.Protocol = r.scheme
+	if isSCPLike(raw) {
+		// Keep the scp-like spelling: its path is relative to the login
+		// directory, which ssh://host/path cannot express.
+		r.fetchURL = raw
+		if ep.Password != "" {
+			return nil, invalidf("scp-like url must not contain a password")
+		}
+	} else {
+		r.fetchURL = dial.String()
+	}
+	anon := dial
+	anon.User = ""
+	r.display = anon.String()
+	if isSCPLike(raw) {
+		r.display = anon.Host + ":" + anon.Path
+	}
+
+	// The key: scheme, lower-case host, port only if not the default, the
+	// ssh user (it selects the account), path without trailing slashes.
+	port := ep.Port
+	if (r.scheme == "https" && port == 443) || (r.scheme == "http" && port == 80) || (r.scheme == "ssh" && port == 22) {
+		port = 0
+	}
+	p := strings.TrimRight(ep.Path, "/")
+	if r.scheme == "file" {
+		p = path.Clean(ep.Path)
+	}
+	user := ""
+	if r.scheme == "ssh" {
+		user = ep.User
+	}
+	r.key = fmt.Sprintf("%s://%s@%s:%d/%s", r.scheme, user, dial.Host, port, strings.TrimPrefix(p, "/"))
+	if isSCPLike(raw) {
+		r.key += "#scp" // relative to the login directory, unlike ssh://
+	}
+	return r, nil
+}
+
+// isSCPLike reports whether raw is of the form [user@]host:path.
+func isSCPLike(raw string) bool {
+	if strings.Contains(raw, "://") {
+		return false
+	}
+	// git's rule: a colon before any slash, and not a Windows drive letter.
+	colon := strings.Index(raw, ":")
+	slash := strings.Index(raw, "/")
+	if colon < 0 || (slash >= 0 && slash < colon) {
+		return false
+	}
+	return colon > 1
+}
+
+// dirName is the cache directory name of a remote: the hex SHA-256 of its key.
+func (r *remote) dirName() string {
+	sum := sha256.Sum256([]byte(r.key))
+	return hex.EncodeToString(sum[:])
+}
+
+// hostPort is the address go-git dials for an ssh remote, as the SSH host
+// key callback sees it.
+func (r *remote) hostPort() string {
+	ep, err := transport.NewEndpoint(r.fetchURL)
+	if err != nil {
+		return ""
+	}
+	port := ep.Port
+	if port <= 0 {
+		port = 22
+	}
+	return net.JoinHostPort(ep.Host, strconv.Itoa(port))
+}
