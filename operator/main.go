@@ -9,11 +9,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -39,11 +42,19 @@ func main() {
 		probeAddr    string
 		leaderElect  bool
 		printVersion bool
+		concurrency  int
+		cacheDir     string
+		apiQPS       float64
+		apiBurst     int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles.")
 	flag.BoolVar(&printVersion, "version", false, "Print the version and exit.")
+	flag.IntVar(&concurrency, "concurrent", 4, "Number of objects of each kind reconciled in parallel.")
+	flag.StringVar(&cacheDir, "cache-dir", filepath.Join(os.TempDir(), "helmflux"), "Directory for the git repository cache and temporary checkouts.")
+	flag.Float64Var(&apiQPS, "kube-api-qps", 100, "Requests per second to the Kubernetes API.")
+	flag.IntVar(&apiBurst, "kube-api-burst", 300, "Burst of requests to the Kubernetes API.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -55,8 +66,12 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                 newScheme(),
+	cfg := ctrl.GetConfigOrDie()
+	cfg.QPS, cfg.Burst = float32(apiQPS), apiBurst
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme: newScheme(),
+		// Secrets and ConfigMaps are read when needed, never cached cluster-wide.
+		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}},
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
@@ -64,6 +79,10 @@ func main() {
 	})
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
+		os.Exit(1)
+	}
+	if err := setupControllers(mgr, cfg, controllerOptions{concurrency: concurrency, cacheDir: cacheDir}); err != nil {
+		log.Error(err, "Unable to set up the controllers")
 		os.Exit(1)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

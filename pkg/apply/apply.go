@@ -91,6 +91,7 @@ type entry struct {
 // conflict) fail alone: their Result says why and the others are applied.
 // Namespaces and CRDs go first; objects that need one of them are validated
 // once it exists. Objects whose dry-run equals the live object are not written.
+// The ChangeSet holds one Result per object, in the order of objs.
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) (*ChangeSet, error) {
 	entries, err := a.prepare(objs)
 	if err != nil {

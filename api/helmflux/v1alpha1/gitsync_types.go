@@ -58,6 +58,26 @@ type GitSyncSpec struct {
 	// +optional
 	Prune bool `json:"prune,omitempty"`
 
+	// MaxPrunePercent is the largest share of the inventory one prune may delete;
+	// a larger prune, or one that would empty the inventory, is refused until the
+	// reconcile.fluxcd.io/forceAt annotation is set. Default 50; 100 allows any
+	// prune that leaves something.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MaxPrunePercent *int `json:"maxPrunePercent,omitempty"`
+
+	// InsecureIgnoreHostKey accepts any SSH host key. Only for test setups: without
+	// it an SSH host must be in the Secret's known_hosts.
+	// +optional
+	InsecureIgnoreHostKey bool `json:"insecureIgnoreHostKey,omitempty"`
+
+	// WebhookSecretRef names a Secret whose key "token" authenticates push
+	// notifications sent to /hooks/<namespace>/<name> of the operator: a GitHub
+	// HMAC signature, a GitLab token, or a bearer token.
+	// +optional
+	WebhookSecretRef *meta.LocalObjectReference `json:"webhookSecretRef,omitempty"`
+
 	// Suspend stops syncing and write-back until it is set to false again.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
@@ -185,9 +205,34 @@ type GitSyncStatus struct {
 	// +optional
 	Inventory *Inventory `json:"inventory,omitempty"`
 
+	// LastAttemptedRevision is the last revision an apply was attempted for.
+	// +optional
+	LastAttemptedRevision string `json:"lastAttemptedRevision,omitempty"`
+
+	// Failures lists the objects of the last attempt that could not be applied
+	// (at most 50).
+	// +kubebuilder:validation:MaxItems=50
+	// +optional
+	Failures []ObjectFailure `json:"failures,omitempty"`
+
 	// LastHandledReconcileAt is the last reconcile.fluxcd.io/requestedAt value handled.
 	// +optional
 	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+
+	// LastHandledForceAt is the last reconcile.fluxcd.io/forceAt value handled.
+	// +optional
+	LastHandledForceAt string `json:"lastHandledForceAt,omitempty"`
+}
+
+// ObjectFailure says why one object was not applied.
+type ObjectFailure struct {
+	// Object is "Kind/namespace/name".
+	Object string `json:"object"`
+	// Source is the object's path in the repository.
+	// +optional
+	Source string `json:"source,omitempty"`
+	// Message is the API server's answer.
+	Message string `json:"message"`
 }
 
 // Inventory records applied objects, in status while small, else in a ConfigMap.
@@ -245,9 +290,18 @@ type GitSyncList struct {
 
 // Default values of GitSync fields.
 const (
-	DefaultInterval = 5 * time.Minute
-	DefaultTimeout  = 60 * time.Second
+	DefaultInterval        = 5 * time.Minute
+	DefaultTimeout         = 60 * time.Second
+	DefaultMaxPrunePercent = 50
 )
+
+// GetMaxPrunePercent returns the largest share of the inventory a prune may delete.
+func (in *GitSync) GetMaxPrunePercent() int {
+	if in.Spec.MaxPrunePercent == nil {
+		return DefaultMaxPrunePercent
+	}
+	return *in.Spec.MaxPrunePercent
+}
 
 // GetInterval returns the time between two fetches.
 func (in *GitSync) GetInterval() time.Duration {
@@ -279,6 +333,30 @@ func (in *GitSync) GetLastHandledReconcileRequest() string {
 func init() {
 	knownTypes = append(knownTypes, &GitSync{}, &GitSyncList{})
 }
+
+// Condition types of a GitSync besides Ready, Reconciling and Stalled.
+const (
+	// SourceVerifiedCondition tells whether the commit to apply passed signature verification.
+	SourceVerifiedCondition = "SourceVerified"
+	// FetchFailedCondition is present when the last fetch failed.
+	FetchFailedCondition = "FetchFailed"
+)
+
+// Condition reasons of a GitSync.
+const (
+	FetchFailedReason        = "FetchFailed"
+	CredentialsReason        = "CredentialsInvalid"
+	VerificationFailedReason = "VerificationFailed"
+	BuildFailedReason        = "BuildFailed"
+	ValidationFailedReason   = "ValidationFailed"
+	ApplyFailedReason        = "ApplyFailed"
+	PartialApplyReason       = "PartiallyApplied"
+	PruneFailedReason        = "PruneFailed"
+	PruneRefusedReason       = "PruneRefused"
+	AppliedReason            = "Applied"
+	ProgressingReason        = "Progressing"
+	SuspendedReason          = "Suspended"
+)
 
 // Annotations helmflux writes on every object it applies from git, so that
 // image write-back and values files can find an object's origin.

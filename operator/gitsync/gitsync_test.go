@@ -1,0 +1,300 @@
+package gitsync_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/pkg/git/gittest"
+)
+
+func deployment(ns string, replicas int) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: %s
+spec:
+  replicas: %d
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: registry.example.com/web:1.0.0
+`, ns, replicas)
+}
+
+func configMap(ns, value string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: %s\ndata:\n  color: %s\n", ns, value)
+}
+
+func createGitSync(t *testing.T, ns, name string, spec helmfluxv1alpha1.GitSyncSpec) {
+	t.Helper()
+	if spec.Interval.Duration == 0 {
+		spec.Interval = metav1.Duration{Duration: time.Hour} // only explicit requests trigger
+	}
+	gs := &helmfluxv1alpha1.GitSync{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
+	if err := k8s.Create(context.Background(), gs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func createSecret(t *testing.T, ns, name string, data map[string][]byte) {
+	t.Helper()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: data}
+	if err := k8s.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func getDeployment(t *testing.T, ns string) (*appsv1.Deployment, error) {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "web"}, d)
+	return d, err
+}
+
+// A commit that adds, changes and then removes a Deployment, over smart HTTP
+// with basic auth: applied, updated, then pruned (prune on) or left (prune off).
+func TestCommitsAreAppliedUpdatedAndPrunedOverHTTP(t *testing.T) {
+	for _, prune := range []bool{true, false} {
+		t.Run(fmt.Sprintf("prune=%v", prune), func(t *testing.T) {
+			ns := newNamespace(t)
+			const canary = "canary-password-7f3a9c"
+			repo := gittest.NewRepo(t, map[string]string{
+				"apps/settings.yaml": configMap(ns, "blue"),
+				"apps/web.yaml":      deployment(ns, 1),
+				"README.md":          "not a manifest",
+			})
+			srv := gittest.NewHTTPServer(t, repo.Root(), gittest.WithBasicAuth("git", canary))
+			createSecret(t, ns, "git-auth", map[string][]byte{"username": []byte("git"), "password": []byte(canary)})
+			createGitSync(t, ns, "apps", helmfluxv1alpha1.GitSyncSpec{
+				URL: srv.URL(gittest.RepoName), Paths: []string{"apps"}, Prune: prune,
+				SecretRef: &meta.LocalObjectReference{Name: "git-auth"},
+			})
+
+			waitApplied(t, ns, "apps", repo.Head())
+			d, err := getDeployment(t, ns)
+			if err != nil {
+				t.Fatalf("Deployment not applied: %v", err)
+			}
+			if got := d.Annotations[helmfluxv1alpha1.SourceAnnotation]; got != "apps/web.yaml" {
+				t.Errorf("source annotation = %q, want apps/web.yaml", got)
+			}
+			if got := d.Annotations[helmfluxv1alpha1.SyncAnnotation]; got != ns+"/apps" {
+				t.Errorf("sync annotation = %q, want %s/apps", got, ns)
+			}
+
+			repo.Write(map[string]string{"apps/web.yaml": deployment(ns, 3)})
+			hash := repo.Commit("scale web to 3")
+			requestReconcile(t, ns, "apps")
+			waitApplied(t, ns, "apps", hash)
+			if d, err = getDeployment(t, ns); err != nil || *d.Spec.Replicas != 3 {
+				t.Fatalf("Deployment after the change: replicas %v, err %v; want 3", d.Spec.Replicas, err)
+			}
+
+			repo.Remove("apps/web.yaml")
+			hash = repo.Commit("remove web")
+			requestReconcile(t, ns, "apps")
+			gs := waitApplied(t, ns, "apps", hash)
+			_, err = getDeployment(t, ns)
+			if prune && !apierrors.IsNotFound(err) {
+				t.Errorf("prune on: Deployment still there after it left git (err %v)", err)
+			}
+			if !prune && err != nil {
+				t.Errorf("prune off: Deployment removed (err %v), want it left alone", err)
+			}
+			if gs.Status.Inventory == nil || gs.Status.Inventory.Count != 1 {
+				t.Errorf("inventory = %+v, want just the ConfigMap", gs.Status.Inventory)
+			}
+			assertEvent(t, ns, "Deployment/"+ns+"/web created")
+			assertNoCanary(t, ns, canary)
+		})
+	}
+}
+
+// assertEvent waits for an Event on the namespace whose note holds text.
+func assertEvent(t *testing.T, ns, text string) {
+	t.Helper()
+	eventually(t, "an event saying "+text, func() (bool, string) {
+		evs := &eventsv1.EventList{}
+		if err := k8s.List(context.Background(), evs, client.InNamespace(ns)); err != nil {
+			return false, err.Error()
+		}
+		var notes []string
+		for _, e := range evs.Items {
+			if strings.Contains(e.Note, text) {
+				return true, ""
+			}
+			notes = append(notes, e.Note)
+		}
+		return false, strings.Join(notes, " | ")
+	})
+}
+
+// A revision with a malformed file or an invalid object changes nothing; the
+// status names the file and line or the object; the next good commit recovers.
+func TestBadRevisionsChangeNothingAndRecover(t *testing.T) {
+	ns := newNamespace(t)
+	repo := gittest.NewRepo(t, map[string]string{"settings.yaml": configMap(ns, "blue")})
+	createGitSync(t, ns, "cfg", helmfluxv1alpha1.GitSyncSpec{URL: repo.URL()})
+	good := repo.Head()
+	waitApplied(t, ns, "cfg", good)
+
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  []string
+	}{
+		{name: "malformed YAML", want: []string{"BuildFailed", "broken.yaml:4"},
+			files: map[string]string{"broken.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [oops\n"}},
+		{name: "schema-invalid object", want: []string{"ValidationFailed", "Deployment/" + ns + "/bad", "invalid.yaml"},
+			files: map[string]string{"invalid.yaml": strings.Replace(strings.Replace(deployment(ns, 1), "name: web", "name: bad", 1), "app: web}}\n  template", "app: other}}\n  template", 1)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := map[string]string{"settings.yaml": configMap(ns, "green")}
+			for k, v := range tt.files {
+				files[k] = v
+			}
+			repo.Write(files)
+			bad := repo.Commit(tt.name)
+			requestReconcile(t, ns, "cfg")
+			eventually(t, "the bad revision refused", func() (bool, string) {
+				gs := getGitSync(t, ns, "cfg")
+				r := ready(gs)
+				ok := strings.HasPrefix(r, "False") && strings.HasSuffix(gs.Status.LastFetchedRevision, bad)
+				for _, w := range tt.want {
+					ok = ok && strings.Contains(r, w)
+				}
+				return ok, r
+			})
+			cm := &corev1.ConfigMap{}
+			if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "settings"}, cm); err != nil {
+				t.Fatal(err)
+			}
+			if cm.Data["color"] != "blue" {
+				t.Errorf("a refused revision changed the cluster: color = %q", cm.Data["color"])
+			}
+			if gs := getGitSync(t, ns, "cfg"); !strings.HasSuffix(gs.Status.LastAppliedRevision, good) {
+				t.Errorf("lastAppliedRevision = %s, want the last good %s", gs.Status.LastAppliedRevision, good)
+			}
+
+			for k := range tt.files {
+				repo.Remove(k)
+			}
+			repo.Write(map[string]string{"settings.yaml": configMap(ns, "blue")})
+			fixed := repo.Commit("fix " + tt.name)
+			requestReconcile(t, ns, "cfg")
+			waitApplied(t, ns, "cfg", fixed)
+			good = fixed
+		})
+	}
+}
+
+// Over SSH the host must be in known_hosts; an unknown host is refused.
+func TestSSHNeedsAKnownHost(t *testing.T) {
+	ns := newNamespace(t)
+	repo := gittest.NewRepo(t, map[string]string{"settings.yaml": configMap(ns, "blue")})
+	key := gittest.NewSSHKey(t, "")
+	srv := gittest.NewSSHServer(t, repo.Root(), key.Public)
+	other := gittest.NewSSHServer(t, repo.Root(), key.Public)
+
+	createSecret(t, ns, "ssh-good", map[string][]byte{"identity": key.PrivatePEM, "known_hosts": srv.KnownHosts()})
+	createSecret(t, ns, "ssh-wrong-host", map[string][]byte{"identity": key.PrivatePEM, "known_hosts": other.KnownHosts()})
+	createGitSync(t, ns, "good", helmfluxv1alpha1.GitSyncSpec{URL: srv.URL(gittest.RepoName),
+		SecretRef: &meta.LocalObjectReference{Name: "ssh-good"}})
+	waitApplied(t, ns, "good", repo.Head())
+
+	createGitSync(t, ns, "unknown", helmfluxv1alpha1.GitSyncSpec{URL: srv.URL(gittest.RepoName),
+		SecretRef: &meta.LocalObjectReference{Name: "ssh-wrong-host"}})
+	eventually(t, "the unknown host refused", func() (bool, string) {
+		r := ready(getGitSync(t, ns, "unknown"))
+		return strings.HasPrefix(r, "False "+helmfluxv1alpha1.CredentialsReason) && strings.Contains(r, "host key"), r
+	})
+}
+
+// Paths and symlinks must stay inside the checkout, and files have a size cap.
+func TestEscapesAndOversizedFilesAreRefused(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(r *gittest.Repo)
+		want  string
+	}{
+		{name: "symlink out", want: "escapes.yaml", setup: func(r *gittest.Repo) { r.Symlink("escapes.yaml", "/etc/passwd") }},
+		{name: "kustomize parent", want: "outside", setup: func(r *gittest.Repo) {
+			r.Write(map[string]string{"app/kustomization.yaml": "resources:\n- ../../outside.yaml\n"})
+		}},
+		{name: "oversized", want: "big.yaml", setup: func(r *gittest.Repo) {
+			r.Write(map[string]string{"big.yaml": "# " + strings.Repeat("x", 6<<20) + "\n"})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			repo := gittest.NewRepo(t, map[string]string{"settings.yaml": configMap(ns, "blue")})
+			tt.setup(repo)
+			repo.Commit(tt.name)
+			createGitSync(t, ns, "esc", helmfluxv1alpha1.GitSyncSpec{URL: repo.URL()})
+			eventually(t, tt.name+" refused", func() (bool, string) {
+				r := ready(getGitSync(t, ns, "esc"))
+				return strings.HasPrefix(r, "False "+helmfluxv1alpha1.BuildFailedReason) && strings.Contains(r, tt.want), r
+			})
+			err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "settings"}, &corev1.ConfigMap{})
+			if !apierrors.IsNotFound(err) {
+				t.Errorf("a refused revision applied its other objects (err %v)", err)
+			}
+		})
+	}
+}
+
+// With verification on, an unsigned commit on top of signed ones is not applied.
+func TestUnsignedCommitIsNotApplied(t *testing.T) {
+	for _, mode := range []helmfluxv1alpha1.VerificationMode{helmfluxv1alpha1.VerifyHead, helmfluxv1alpha1.VerifyAll} {
+		t.Run(string(mode), func(t *testing.T) {
+			ns := newNamespace(t)
+			key := gittest.NewOpenPGPKey(t, "release team")
+			repo := gittest.NewRepo(t, nil)
+			repo.Write(map[string]string{"settings.yaml": configMap(ns, "blue")})
+			signed := repo.Commit("signed", gittest.SignedBy(key))
+			createSecret(t, ns, "trusted", map[string][]byte{"release-team.asc": []byte(key.PublicArmored)})
+			createGitSync(t, ns, "signed", helmfluxv1alpha1.GitSyncSpec{URL: repo.URL(),
+				Verify: &helmfluxv1alpha1.GitVerification{Mode: mode, SecretRef: &meta.LocalObjectReference{Name: "trusted"}}})
+			waitApplied(t, ns, "signed", signed)
+
+			repo.Write(map[string]string{"settings.yaml": configMap(ns, "red")})
+			unsigned := repo.Commit("unsigned")
+			requestReconcile(t, ns, "signed")
+			eventually(t, "the unsigned commit refused", func() (bool, string) {
+				gs := getGitSync(t, ns, "signed")
+				c := apimeta.FindStatusCondition(gs.Status.Conditions, helmfluxv1alpha1.SourceVerifiedCondition)
+				return c != nil && c.Status == metav1.ConditionFalse && strings.Contains(c.Message, unsigned[:7]) &&
+					strings.HasSuffix(gs.Status.LastFetchedRevision, unsigned), ready(gs)
+			})
+			cm := &corev1.ConfigMap{}
+			if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "settings"}, cm); err != nil {
+				t.Fatal(err)
+			}
+			if cm.Data["color"] != "blue" {
+				t.Errorf("the unsigned commit was applied: color = %q", cm.Data["color"])
+			}
+			if gs := getGitSync(t, ns, "signed"); !strings.HasSuffix(gs.Status.LastAppliedRevision, signed) {
+				t.Errorf("lastAppliedRevision = %s, want the signed %s", gs.Status.LastAppliedRevision, signed)
+			}
+		})
+	}
+}

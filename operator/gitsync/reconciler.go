@@ -1,0 +1,188 @@
+// Package gitsync is the GitSync controller: it keeps the cluster in step with
+// the manifests and HelmReleases of a git repository. It only orchestrates:
+// fetching is pkg/git, rendering pkg/manifest, applying pkg/apply.
+package gitsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/pkg/apply"
+	"github.com/helmflux/helmflux/pkg/git"
+	"github.com/helmflux/helmflux/pkg/manifest"
+)
+
+// Finalizer lets the controller prune a deleted GitSync's objects (when prune is on).
+const Finalizer = "helmflux.dev/finalizer"
+
+// FieldManager is the server-side apply field manager of everything applied from git.
+const FieldManager = "helmflux"
+
+// Reconciler reconciles GitSyncs.
+type Reconciler struct {
+	// Client reads GitSyncs and Secrets (cached) and writes their status.
+	Client client.Client
+	// Applier applies and prunes through an uncached client.
+	Applier *apply.Applier
+	// Git fetches into the persistent repository cache.
+	Git *git.Cache
+	// Events records what changed and what failed.
+	Events events.EventRecorder
+	// WorkDir holds temporary checkouts; each is removed after its pass.
+	WorkDir string
+	// Manifests bounds what is read from a checkout.
+	Manifests manifest.Options
+	// Triggers receives GitSyncs to reconcile at once (push webhooks).
+	Triggers <-chan event.GenericEvent
+	// Concurrency is the number of GitSyncs reconciled in parallel.
+	Concurrency int
+}
+
+// scope carries one reconcile's state from one sub-reconciler to the next.
+type scope struct {
+	obj      *helmfluxv1alpha1.GitSync
+	revision git.Revision
+	objects  []manifest.Object
+	changes  *apply.ChangeSet
+	pruned   *apply.ChangeSet
+	// unverified is set when a commit after revision failed verification: the
+	// verified part was applied, the rest waits.
+	unverified error
+}
+
+// SetupWithManager registers the controller: GitSyncs whose spec or
+// annotations change, and pushes from Triggers.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&helmfluxv1alpha1.GitSync{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Concurrency)})
+	if r.Triggers != nil {
+		b = b.WatchesRawSource(source.Channel(r.Triggers, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(r)
+}
+
+// +kubebuilder:rbac:groups=helmflux.dev,resources=gitsyncs,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=helmflux.dev,resources=gitsyncs/status;gitsyncs/finalizers,verbs=get;update;patch
+
+// Reconcile fetches the GitSync's revision, renders it and applies it.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	log := ctrl.LoggerFrom(ctx)
+	obj := &helmfluxv1alpha1.GitSync{}
+	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	base := obj.DeepCopy()
+	if token, ok := meta.ReconcileAnnotationValue(obj.GetAnnotations()); ok {
+		obj.Status.LastHandledReconcileAt = token
+	}
+	s := &scope{obj: obj}
+	defer func() {
+		retErr = r.finish(ctx, base, s, retErr)
+	}()
+
+	if !obj.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.reconcileDelete(ctx, obj)
+	}
+	if controllerutil.AddFinalizer(obj, Finalizer) {
+		if err := r.Client.Patch(ctx, obj, client.MergeFrom(base)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
+		}
+		base = obj.DeepCopy()
+	}
+	if obj.Spec.Suspend {
+		log.V(1).Info("Reconciliation is suspended", "gitsync", klog.KObj(obj))
+		return ctrl.Result{}, nil
+	}
+
+	markReconciling(obj)
+	if err := r.patchStatus(ctx, base, obj); err != nil {
+		return ctrl.Result{}, err
+	}
+	base = obj.DeepCopy()
+
+	for _, step := range []func(context.Context, *scope) error{r.reconcileSource, r.reconcileManifests, r.reconcileApply} {
+		if err := step(ctx, s); err != nil {
+			return ctrl.Result{RequeueAfter: retryAfter(err, obj.GetInterval())}, err
+		}
+	}
+	return ctrl.Result{RequeueAfter: jitter(obj.GetInterval())}, nil
+}
+
+// finish sets Ready from the outcome (here and nowhere else), records events,
+// and patches the status. Errors that only a new commit or spec can fix are
+// not returned, so the request is not retried faster than the interval.
+func (r *Reconciler) finish(ctx context.Context, base *helmfluxv1alpha1.GitSync, s *scope, err error) error {
+	obj := s.obj
+	if !obj.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(obj, Finalizer) {
+		return err // gone once the finalizer was removed
+	}
+	before := apimeta.FindStatusCondition(base.Status.Conditions, meta.ReadyCondition)
+	summarize(obj, s, err)
+	after := apimeta.FindStatusCondition(obj.Status.Conditions, meta.ReadyCondition)
+	r.recordEvents(obj, s, before, after)
+
+	if perr := r.patchStatus(ctx, base, obj); perr != nil {
+		return errors.Join(err, perr)
+	}
+	var rerr *reconcileError
+	if errors.As(err, &rerr) && !rerr.retry {
+		ctrl.LoggerFrom(ctx).Info("Reconciliation stopped until the next change", "reason", rerr.reason, "error", err.Error())
+		return nil
+	}
+	return err
+}
+
+func (r *Reconciler) recordEvents(obj *helmfluxv1alpha1.GitSync, s *scope, before, after *metav1Condition) {
+	if r.Events == nil || after == nil {
+		return
+	}
+	if s.changes != nil && (s.changes.Changed() || (s.pruned != nil && s.pruned.Changed())) {
+		r.Events.Eventf(obj, nil, corev1.EventTypeNormal, helmfluxv1alpha1.AppliedReason, "Apply",
+			"%s", changeMessage(s))
+	}
+	if after.Status != "True" && (before == nil || before.Message != after.Message) {
+		r.Events.Eventf(obj, nil, corev1.EventTypeWarning, after.Reason, "Reconcile", "%s", after.Message)
+	}
+}
+
+func (r *Reconciler) patchStatus(ctx context.Context, base, obj *helmfluxv1alpha1.GitSync) error {
+	if err := r.Client.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil {
+		return client.IgnoreNotFound(fmt.Errorf("patch status: %w", err))
+	}
+	return nil
+}
+
+// jitter spreads requeues of many GitSyncs by up to a tenth of the interval.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration(rand.Int64N(int64(d/10)+1)) // #nosec G404 -- spreading load, not a secret
+}
+
+// retryAfter waits the interval for errors that a retry will not fix.
+func retryAfter(err error, interval time.Duration) time.Duration {
+	var rerr *reconcileError
+	if errors.As(err, &rerr) && !rerr.retry {
+		return jitter(interval)
+	}
+	return 0
+}

@@ -1,0 +1,145 @@
+package gitsync
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/pkg/apply"
+)
+
+type metav1Condition = metav1.Condition
+
+// maxFailures bounds the per-object failures kept in status.
+const maxFailures = 50
+
+// reconcileError is a failed step: the Ready reason it sets, and whether a
+// retry may help (a network error) or only a change will (a bad commit).
+type reconcileError struct {
+	reason  string
+	retry   bool
+	stalled bool // only a spec change helps
+	err     error
+}
+
+func (e *reconcileError) Error() string { return e.err.Error() }
+func (e *reconcileError) Unwrap() error { return e.err }
+
+func retryable(reason string, err error) error {
+	return &reconcileError{reason: reason, retry: true, err: err}
+}
+
+func waitForChange(reason string, err error) error {
+	return &reconcileError{reason: reason, err: err}
+}
+
+func stalled(reason string, err error) error {
+	return &reconcileError{reason: reason, stalled: true, err: err}
+}
+
+// markReconciling says the controller is working on the current generation.
+func markReconciling(obj *helmfluxv1alpha1.GitSync) {
+	apimeta.SetStatusCondition(&obj.Status.Conditions, metav1.Condition{
+		Type: meta.ReconcilingCondition, Status: metav1.ConditionTrue, Reason: helmfluxv1alpha1.ProgressingReason,
+		Message: fmt.Sprintf("processing generation %d", obj.Generation), ObservedGeneration: obj.Generation,
+	})
+}
+
+// summarize writes Ready (and Stalled, Reconciling, failures, observedGeneration)
+// from the outcome of a reconcile.
+func summarize(obj *helmfluxv1alpha1.GitSync, s *scope, err error) {
+	set := func(t string, status metav1.ConditionStatus, reason, msg string) {
+		apimeta.SetStatusCondition(&obj.Status.Conditions, metav1.Condition{
+			Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: obj.Generation,
+		})
+	}
+	apimeta.RemoveStatusCondition(&obj.Status.Conditions, meta.ReconcilingCondition)
+	apimeta.RemoveStatusCondition(&obj.Status.Conditions, meta.StalledCondition)
+	if s.changes != nil {
+		obj.Status.Failures = failures(s.changes, s.pruned)
+	}
+
+	switch {
+	case obj.Spec.Suspend && err == nil:
+		set(meta.ReadyCondition, metav1.ConditionFalse, helmfluxv1alpha1.SuspendedReason, "reconciliation is suspended")
+	case err != nil:
+		reason := helmfluxv1alpha1.ApplyFailedReason
+		var rerr *reconcileError
+		if errors.As(err, &rerr) {
+			reason = rerr.reason
+			if rerr.stalled {
+				set(meta.StalledCondition, metav1.ConditionTrue, reason, err.Error())
+				obj.Status.ObservedGeneration = obj.Generation
+			} else if !rerr.retry {
+				obj.Status.ObservedGeneration = obj.Generation
+			}
+		}
+		set(meta.ReadyCondition, metav1.ConditionFalse, reason, err.Error())
+	case s.unverified != nil:
+		set(meta.ReadyCondition, metav1.ConditionFalse, helmfluxv1alpha1.VerificationFailedReason,
+			fmt.Sprintf("applied revision %s, the last verified one: %v", s.revision, s.unverified))
+		obj.Status.ObservedGeneration = obj.Generation
+	case s.changes != nil && len(s.changes.Failures()) > 0:
+		f := s.changes.Failures()
+		set(meta.ReadyCondition, metav1.ConditionFalse, helmfluxv1alpha1.PartialApplyReason,
+			fmt.Sprintf("applied revision %s except %d object(s): %s", s.revision, len(f), firstFailure(f)))
+		obj.Status.ObservedGeneration = obj.Generation
+	case s.changes != nil:
+		set(meta.ReadyCondition, metav1.ConditionTrue, helmfluxv1alpha1.AppliedReason,
+			fmt.Sprintf("applied revision %s: %s", s.revision, summaryLine(s)))
+		obj.Status.ObservedGeneration = obj.Generation
+	}
+}
+
+func summaryLine(s *scope) string {
+	line := s.changes.Summary()
+	if s.pruned != nil && s.pruned.Count(apply.Deleted) > 0 {
+		line += fmt.Sprintf(", %d pruned", s.pruned.Count(apply.Deleted))
+	}
+	return line
+}
+
+func firstFailure(f []apply.Result) string {
+	msg := f[0].ID.Display() + ": " + f[0].Err.Error()
+	if len(f) > 1 {
+		msg += fmt.Sprintf(" (and %d more, see status.failures)", len(f)-1)
+	}
+	return msg
+}
+
+// failures lists the objects that failed to apply or to prune, for status.
+func failures(sets ...*apply.ChangeSet) []helmfluxv1alpha1.ObjectFailure {
+	var out []helmfluxv1alpha1.ObjectFailure
+	for _, cs := range sets {
+		if cs == nil {
+			continue
+		}
+		for _, r := range cs.Failures() {
+			if len(out) == maxFailures {
+				return out
+			}
+			out = append(out, helmfluxv1alpha1.ObjectFailure{Object: r.ID.Display(), Source: r.Source, Message: r.Err.Error()})
+		}
+	}
+	return out
+}
+
+// changeMessage says what an apply changed, for the Normal event.
+func changeMessage(s *scope) string {
+	changes := s.changes.Changes()
+	if s.pruned != nil {
+		changes = append(changes, s.pruned.Changes()...)
+	}
+	const shown = 10
+	more := ""
+	if len(changes) > shown {
+		more = fmt.Sprintf(" and %d more", len(changes)-shown)
+		changes = changes[:shown]
+	}
+	return fmt.Sprintf("Applied revision %s: %s%s", s.revision, strings.Join(changes, ", "), more)
+}

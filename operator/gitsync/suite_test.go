@@ -1,0 +1,227 @@
+package gitsync_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/internal/testenv"
+	"github.com/helmflux/helmflux/operator/gitsync"
+	"github.com/helmflux/helmflux/pkg/apply"
+	"github.com/helmflux/helmflux/pkg/git"
+)
+
+var (
+	k8s  client.Client
+	logs syncBuffer // everything the controller logged
+)
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	env, err := testenv.New()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start the control plane:", err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := startOperator(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if k8s, err = client.New(cfg, client.Options{Scheme: testenv.Scheme()}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// startOperator runs the GitSync controller the way operator/main.go wires it,
+// logging into logs.
+func startOperator(ctx context.Context, cfg *rest.Config) error {
+	dir, err := os.MkdirTemp("", "gitsync-test-")
+	if err != nil {
+		return err
+	}
+	go func() { <-ctx.Done(); _ = os.RemoveAll(dir) }()
+	logger := zap.New(zap.WriteTo(&logs), zap.UseDevMode(true))
+	ctrl.SetLogger(logger)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:  testenv.Scheme(),
+		Logger:  logger,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		Client:  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}},
+	})
+	if err != nil {
+		return err
+	}
+	gitCache, err := git.NewCache(dir + "/git")
+	if err != nil {
+		return err
+	}
+	direct, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return err
+	}
+	r := &gitsync.Reconciler{
+		Client:      mgr.GetClient(),
+		Applier:     apply.New(direct, gitsync.FieldManager),
+		Git:         gitCache,
+		Events:      mgr.GetEventRecorder("helmflux-gitsync"),
+		WorkDir:     dir,
+		Concurrency: 4,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+	}()
+	return nil
+}
+
+// newNamespace makes a namespace for one test.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "gs-"}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), ns) })
+	return ns.Name
+}
+
+// eventually polls cond until it holds or a minute passes.
+func eventually(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	var last string
+	for time.Now().Before(deadline) {
+		var ok bool
+		if ok, last = cond(); ok {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s; last: %s", what, last)
+}
+
+// getGitSync reads a GitSync.
+func getGitSync(t *testing.T, ns, name string) *helmfluxv1alpha1.GitSync {
+	t.Helper()
+	gs := &helmfluxv1alpha1.GitSync{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, gs); err != nil {
+		t.Fatal(err)
+	}
+	return gs
+}
+
+// ready returns the Ready condition of a GitSync as "Status Reason: message".
+func ready(gs *helmfluxv1alpha1.GitSync) string {
+	c := apimeta.FindStatusCondition(gs.Status.Conditions, meta.ReadyCondition)
+	if c == nil {
+		return "no Ready condition"
+	}
+	return fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message)
+}
+
+// waitApplied waits until the GitSync applied commit hash.
+func waitApplied(t *testing.T, ns, name, hash string) *helmfluxv1alpha1.GitSync {
+	t.Helper()
+	var gs *helmfluxv1alpha1.GitSync
+	eventually(t, "revision "+hash+" applied", func() (bool, string) {
+		gs = getGitSync(t, ns, name)
+		return strings.HasSuffix(gs.Status.LastAppliedRevision, hash) &&
+			strings.HasPrefix(ready(gs), "True"), ready(gs)
+	})
+	return gs
+}
+
+// requestReconcile asks for a reconcile at once, as `helmflux sync` does.
+func requestReconcile(t *testing.T, ns, name string) {
+	t.Helper()
+	gs := getGitSync(t, ns, name)
+	patch := client.MergeFrom(gs.DeepCopy())
+	if gs.Annotations == nil {
+		gs.Annotations = map[string]string{}
+	}
+	gs.Annotations[meta.ReconcileRequestAnnotation] = time.Now().Format(time.RFC3339Nano)
+	if err := k8s.Patch(context.Background(), gs, patch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// assertNoCanary checks that a secret value appears in no log line, Event or status.
+func assertNoCanary(t *testing.T, ns, canary string) {
+	t.Helper()
+	if strings.Contains(logs.String(), canary) {
+		t.Errorf("the canary secret appears in the controller's logs")
+	}
+	evs := &eventsv1.EventList{}
+	if err := k8s.List(context.Background(), evs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs.Items {
+		if strings.Contains(e.Note, canary) {
+			t.Errorf("the canary secret appears in Event %s: %s", e.Name, e.Note)
+		}
+	}
+	list := &helmfluxv1alpha1.GitSyncList{}
+	if err := k8s.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, gs := range list.Items {
+		b, _ := json.Marshal(gs.Status)
+		if strings.Contains(string(b), canary) {
+			t.Errorf("the canary secret appears in the status of GitSync %s", gs.Name)
+		}
+	}
+}

@@ -1,0 +1,144 @@
+package gitsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/pkg/apply"
+	"github.com/helmflux/helmflux/pkg/manifest"
+)
+
+// reconcileManifests checks out the fetched revision into a temporary
+// directory and renders its manifests. It writes no condition itself; a build
+// error (malformed file, path escaping the checkout) names file and line and
+// waits for the next commit.
+func (r *Reconciler) reconcileManifests(ctx context.Context, s *scope) error {
+	dir, err := os.MkdirTemp(r.WorkDir, "checkout-")
+	if err != nil {
+		return retryable(helmfluxv1alpha1.BuildFailedReason, fmt.Errorf("make checkout directory: %w", err))
+	}
+	defer os.RemoveAll(dir)
+
+	if err := r.Git.Checkout(ctx, s.obj.Spec.URL, s.revision, dir); err != nil {
+		return retryable(helmfluxv1alpha1.BuildFailedReason, fmt.Errorf("check out %s: %w", s.revision, err))
+	}
+	objs, err := manifest.Load(ctx, dir, s.obj.Spec.Paths, r.Manifests)
+	if err != nil {
+		return waitForChange(helmfluxv1alpha1.BuildFailedReason, fmt.Errorf("revision %s: %w", s.revision, err))
+	}
+	owner := s.obj.Namespace + "/" + s.obj.Name
+	for _, o := range objs {
+		ann := o.Object.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[helmfluxv1alpha1.SyncAnnotation] = owner
+		ann[helmfluxv1alpha1.SourceAnnotation] = o.Source
+		o.Object.SetAnnotations(ann)
+	}
+	s.objects = objs
+	return nil
+}
+
+// reconcileApply applies the rendered objects, prunes what left git (when
+// prune is on) and records the inventory. It sets lastAttemptedRevision,
+// lastAppliedRevision and the inventory; Ready follows from its outcome.
+func (r *Reconciler) reconcileApply(ctx context.Context, s *scope) error {
+	obj := s.obj
+	obj.Status.LastAttemptedRevision = s.revision.String()
+	set := make([]*unstructured.Unstructured, 0, len(s.objects))
+	for _, o := range s.objects {
+		set = append(set, o.Object)
+	}
+	cs, err := r.Applier.Apply(ctx, set)
+	var invalid *apply.InvalidError
+	switch {
+	case errors.As(err, &invalid):
+		return waitForChange(helmfluxv1alpha1.ValidationFailedReason, fmt.Errorf("revision %s: %w", s.revision, err))
+	case err != nil:
+		return retryable(helmfluxv1alpha1.ApplyFailedReason, fmt.Errorf("apply revision %s: %w", s.revision, err))
+	}
+	s.changes = cs
+
+	previous, err := r.loadInventory(ctx, obj)
+	if err != nil {
+		return retryable(helmfluxv1alpha1.ApplyFailedReason, err)
+	}
+	current := inventoryOf(cs, s.objects)
+	next := current
+	var pruneErr error
+	if obj.Spec.Prune {
+		next, pruneErr = r.prune(ctx, s, previous, current)
+	}
+	if err := r.storeInventory(ctx, obj, next); err != nil {
+		return retryable(helmfluxv1alpha1.ApplyFailedReason, err)
+	}
+	if pruneErr != nil {
+		return pruneErr
+	}
+	if len(cs.Failures()) == 0 && (s.pruned == nil || len(s.pruned.Failures()) == 0) {
+		obj.Status.LastAppliedRevision = s.revision.String()
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Applied revision", "revision", s.revision.String(), "summary", summaryLine(s))
+	return nil
+}
+
+// prune deletes the objects of previous that left git and returns the next
+// inventory: current plus whatever could not be deleted yet.
+func (r *Reconciler) prune(ctx context.Context, s *scope, previous, current []item) ([]item, error) {
+	obj := s.obj
+	force := false
+	if token, ok := obj.GetAnnotations()[meta.ForceRequestAnnotation]; ok && token != obj.Status.LastHandledForceAt {
+		force = true
+		obj.Status.LastHandledForceAt = token
+	}
+	pruned, err := r.Applier.Prune(ctx, ids(previous), ids(current), apply.PruneOptions{
+		Owner: obj.Namespace + "/" + obj.Name, MaxPercent: obj.GetMaxPrunePercent(), Force: force,
+	})
+	var guard *apply.PruneGuardError
+	switch {
+	case errors.As(err, &guard):
+		return union(current, previous), waitForChange(helmfluxv1alpha1.PruneRefusedReason, err)
+	case err != nil:
+		return union(current, previous), retryable(helmfluxv1alpha1.PruneFailedReason, fmt.Errorf("prune: %w", err))
+	}
+	s.pruned = pruned
+	var kept []item
+	for _, res := range pruned.Results {
+		if res.Action == apply.Failed {
+			kept = append(kept, item{id: res.ID, version: res.Version})
+		}
+	}
+	return union(current, kept), nil
+}
+
+// reconcileDelete prunes a deleted GitSync's objects when prune is on, then
+// lets it go.
+func (r *Reconciler) reconcileDelete(ctx context.Context, obj *helmfluxv1alpha1.GitSync) error {
+	if obj.Spec.Prune && !obj.Spec.Suspend {
+		previous, err := r.loadInventory(ctx, obj)
+		if err != nil {
+			return err
+		}
+		pruned, err := r.Applier.Prune(ctx, ids(previous), nil, apply.PruneOptions{
+			Owner: obj.Namespace + "/" + obj.Name, Force: true,
+		})
+		if err != nil {
+			return fmt.Errorf("prune the objects of deleted GitSync: %w", err)
+		}
+		if f := pruned.Failures(); len(f) > 0 {
+			return fmt.Errorf("prune the objects of deleted GitSync: %s", firstFailure(f))
+		}
+	}
+	base := obj.DeepCopy()
+	controllerutil.RemoveFinalizer(obj, Finalizer)
+	return r.Client.Patch(ctx, obj, clientMergeFrom(base))
+}
