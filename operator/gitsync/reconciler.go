@@ -12,6 +12,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -64,6 +65,8 @@ type scope struct {
 	objects  []manifest.Object
 	changes  *apply.ChangeSet
 	pruned   *apply.ChangeSet
+	// markReconciling sets and patches Reconciling once there is work to do.
+	markReconciling func() error
 	// unverified is set when a commit after revision failed verification: the
 	// verified part was applied, the rest waits.
 	unverified error
@@ -97,6 +100,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		obj.Status.LastHandledReconcileAt = token
 	}
 	s := &scope{obj: obj}
+	s.markReconciling = func() error { return r.markReconciling(ctx, base, obj) }
 	defer func() {
 		retErr = r.finish(ctx, base, s, retErr)
 	}()
@@ -115,18 +119,31 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		return ctrl.Result{}, nil
 	}
 
-	markReconciling(obj)
-	if err := r.patchStatus(ctx, base, obj); err != nil {
-		return ctrl.Result{}, err
+	if obj.Generation != obj.Status.ObservedGeneration {
+		if err := r.markReconciling(ctx, base, obj); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
-	base = obj.DeepCopy()
-
 	for _, step := range []func(context.Context, *scope) error{r.reconcileSource, r.reconcileManifests, r.reconcileApply} {
 		if err := step(ctx, s); err != nil {
 			return ctrl.Result{RequeueAfter: retryAfter(err, obj.GetInterval())}, err
 		}
 	}
 	return ctrl.Result{RequeueAfter: jitter(obj.GetInterval())}, nil
+}
+
+// markReconciling shows at once that a new generation or revision is being
+// worked on. A pass with nothing new writes nothing.
+func (r *Reconciler) markReconciling(ctx context.Context, base, obj *helmfluxv1alpha1.GitSync) error {
+	if apimeta.IsStatusConditionTrue(obj.Status.Conditions, meta.ReconcilingCondition) {
+		return nil
+	}
+	setReconciling(obj)
+	if err := r.patchStatus(ctx, base, obj); err != nil {
+		return err
+	}
+	*base = *obj.DeepCopy()
+	return nil
 }
 
 // finish sets Ready from the outcome (here and nowhere else), records events,
@@ -157,7 +174,7 @@ func (r *Reconciler) recordEvents(obj *helmfluxv1alpha1.GitSync, s *scope, befor
 	if r.Events == nil || after == nil {
 		return
 	}
-	if s.changes != nil && (s.changes.Changed() || (s.pruned != nil && s.pruned.Changed())) {
+	if s.changes != nil && changed(s) {
 		r.Events.Eventf(obj, nil, corev1.EventTypeNormal, helmfluxv1alpha1.AppliedReason, "Apply",
 			"%s", changeMessage(s))
 	}
@@ -167,6 +184,9 @@ func (r *Reconciler) recordEvents(obj *helmfluxv1alpha1.GitSync, s *scope, befor
 }
 
 func (r *Reconciler) patchStatus(ctx context.Context, base, obj *helmfluxv1alpha1.GitSync) error {
+	if equality.Semantic.DeepEqual(base.Status, obj.Status) {
+		return nil
+	}
 	if err := r.Client.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil {
 		return client.IgnoreNotFound(fmt.Errorf("patch status: %w", err))
 	}

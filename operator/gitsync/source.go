@@ -39,6 +39,11 @@ func (r *Reconciler) reconcileSource(ctx context.Context, s *scope) error {
 	}
 	obj.Status.LastFetchedRevision = rev.String()
 	s.revision = rev
+	if rev.String() != obj.Status.LastAppliedRevision {
+		if err := s.markReconciling(); err != nil {
+			return retryable(helmfluxv1alpha1.FetchFailedReason, err)
+		}
+	}
 
 	if v := obj.Spec.Verify; v != nil && v.Mode != helmfluxv1alpha1.VerifyNone {
 		return r.verify(ctx, s, rev)

@@ -42,8 +42,8 @@ func stalled(reason string, err error) error {
 	return &reconcileError{reason: reason, stalled: true, err: err}
 }
 
-// markReconciling says the controller is working on the current generation.
-func markReconciling(obj *helmfluxv1alpha1.GitSync) {
+// setReconciling says the controller is working on the current generation.
+func setReconciling(obj *helmfluxv1alpha1.GitSync) {
 	apimeta.SetStatusCondition(&obj.Status.Conditions, metav1.Condition{
 		Type: meta.ReconcilingCondition, Status: metav1.ConditionTrue, Reason: helmfluxv1alpha1.ProgressingReason,
 		Message: fmt.Sprintf("processing generation %d", obj.Generation), ObservedGeneration: obj.Generation,
@@ -90,10 +90,24 @@ func summarize(obj *helmfluxv1alpha1.GitSync, s *scope, err error) {
 			fmt.Sprintf("applied revision %s except %d object(s): %s", s.revision, len(f), firstFailure(f)))
 		obj.Status.ObservedGeneration = obj.Generation
 	case s.changes != nil:
-		set(meta.ReadyCondition, metav1.ConditionTrue, helmfluxv1alpha1.AppliedReason,
-			fmt.Sprintf("applied revision %s: %s", s.revision, summaryLine(s)))
+		msg := fmt.Sprintf("applied revision %s: %s", s.revision, summaryLine(s))
+		if !changed(s) && strings.HasPrefix(readyMessage(obj), fmt.Sprintf("applied revision %s:", s.revision)) {
+			msg = readyMessage(obj) // a pass that changed nothing keeps the message of the pass that did
+		}
+		set(meta.ReadyCondition, metav1.ConditionTrue, helmfluxv1alpha1.AppliedReason, msg)
 		obj.Status.ObservedGeneration = obj.Generation
 	}
+}
+
+func changed(s *scope) bool {
+	return s.changes.Changed() || (s.pruned != nil && s.pruned.Changed())
+}
+
+func readyMessage(obj *helmfluxv1alpha1.GitSync) string {
+	if c := apimeta.FindStatusCondition(obj.Status.Conditions, meta.ReadyCondition); c != nil && c.Status == metav1.ConditionTrue {
+		return c.Message
+	}
+	return ""
 }
 
 func summaryLine(s *scope) string {
