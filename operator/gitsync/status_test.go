@@ -39,7 +39,7 @@ func TestSummarize(t *testing.T) {
 		{name: "no-op keeps the message", readyBefore: appliedMsg, scope: scope{revision: rev, changes: unchanged},
 			wantReady: "True Applied: " + appliedMsg, wantObserved: true},
 		{name: "partial", scope: scope{revision: rev, changes: failed},
-			wantReady: "False PartiallyApplied: applied revision " + rev.String() + " except 1 object(s): ConfigMap/a/x: denied by policy",
+			wantReady:    "False PartiallyApplied: applied revision " + rev.String() + " except 1 object(s): ConfigMap/a/x: denied by policy",
 			wantObserved: true, wantFailures: 1},
 		{name: "retryable", err: retryable(helmfluxv1alpha1.FetchFailedReason, errors.New("connection refused")),
 			wantReady: "False FetchFailed: connection refused"},
