@@ -1,15 +1,20 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/helmflux/helmflux/operator/gitsync"
+	"github.com/helmflux/helmflux/operator/webhook"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
 )
@@ -17,6 +22,7 @@ import (
 type controllerOptions struct {
 	concurrency int
 	cacheDir    string
+	listen      string // address of the HTTP API and push receiver; "" serves none
 }
 
 // setupControllers builds what the controllers share and registers them.
@@ -34,12 +40,43 @@ func setupControllers(mgr ctrl.Manager, cfg *rest.Config, opts controllerOptions
 	if err != nil {
 		return fmt.Errorf("make the apply client: %w", err)
 	}
-	return (&gitsync.Reconciler{
+	triggers := make(chan event.GenericEvent, 1024)
+	err = (&gitsync.Reconciler{
 		Client:      mgr.GetClient(),
 		Applier:     apply.New(direct, gitsync.FieldManager),
 		Git:         gitCache,
 		Events:      mgr.GetEventRecorder("helmflux-gitsync"),
 		WorkDir:     workDir,
+		Triggers:    triggers,
 		Concurrency: opts.concurrency,
 	}).SetupWithManager(mgr)
+	if err != nil || opts.listen == "" {
+		return err
+	}
+	receiver := &webhook.Receiver{Client: mgr.GetClient(), Trigger: triggers}
+	return mgr.Add(&httpServer{addr: opts.listen, handler: receiver.Handler()})
 }
+
+// httpServer runs the operator's HTTP endpoints for as long as the manager runs.
+type httpServer struct {
+	addr    string
+	handler http.Handler
+}
+
+// Start serves until ctx ends, then shuts down gracefully.
+func (s *httpServer) Start(ctx context.Context) error {
+	srv := &http.Server{Addr: s.addr, Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", s.addr, err)
+	case <-ctx.Done():
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdownCtx)
+	}
+}
+
+// NeedLeaderElection is false: every replica answers, the leader reconciles.
+func (s *httpServer) NeedLeaderElection() bool { return false }

@@ -46,6 +46,7 @@ func main() {
 		cacheDir     string
 		apiQPS       float64
 		apiBurst     int
+		listen       string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
@@ -55,6 +56,7 @@ func main() {
 	flag.StringVar(&cacheDir, "cache-dir", filepath.Join(os.TempDir(), "helmflux"), "Directory for the git repository cache and temporary checkouts.")
 	flag.Float64Var(&apiQPS, "kube-api-qps", 100, "Requests per second to the Kubernetes API.")
 	flag.IntVar(&apiBurst, "kube-api-burst", 300, "Burst of requests to the Kubernetes API.")
+	flag.StringVar(&listen, "listen", ":3030", "Address of the HTTP API and the push receiver (/hooks/<namespace>/<name>); empty disables them.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -81,7 +83,7 @@ func main() {
 		log.Error(err, "Unable to create the manager")
 		os.Exit(1)
 	}
-	if err := setupControllers(mgr, cfg, controllerOptions{concurrency: concurrency, cacheDir: cacheDir}); err != nil {
+	if err := setupControllers(mgr, cfg, controllerOptions{concurrency: concurrency, cacheDir: cacheDir, listen: listen}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		os.Exit(1)
 	}

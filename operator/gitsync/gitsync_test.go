@@ -68,63 +68,86 @@ func getDeployment(t *testing.T, ns string) (*appsv1.Deployment, error) {
 	return d, err
 }
 
+// remote serves a repository over one transport and returns its URL and the
+// credentials Secret's data; the password or key passphrase is canary.
+type remote func(t *testing.T, repo *gittest.Repo, canary string) (string, map[string][]byte)
+
+var remotes = map[string]remote{
+	"smart HTTP with basic auth": func(t *testing.T, repo *gittest.Repo, canary string) (string, map[string][]byte) {
+		srv := gittest.NewHTTPServer(t, repo.Root(), gittest.WithBasicAuth("git", canary))
+		return srv.URL(gittest.RepoName), map[string][]byte{"username": []byte("git"), "password": []byte(canary)}
+	},
+	"SSH with known_hosts": func(t *testing.T, repo *gittest.Repo, canary string) (string, map[string][]byte) {
+		key := gittest.NewSSHKey(t, canary)
+		srv := gittest.NewSSHServer(t, repo.Root(), key.Public)
+		return srv.URL(gittest.RepoName), map[string][]byte{
+			"identity": key.PrivatePEM, "passphrase": []byte(canary), "known_hosts": srv.KnownHosts()}
+	},
+}
+
 // A commit that adds, changes and then removes a Deployment, over smart HTTP
-// with basic auth: applied, updated, then pruned (prune on) or left (prune off).
-func TestCommitsAreAppliedUpdatedAndPrunedOverHTTP(t *testing.T) {
-	for _, prune := range []bool{true, false} {
-		t.Run(fmt.Sprintf("prune=%v", prune), func(t *testing.T) {
-			ns := newNamespace(t)
-			const canary = "canary-password-7f3a9c"
-			repo := gittest.NewRepo(t, map[string]string{
-				"apps/settings.yaml": configMap(ns, "blue"),
-				"apps/web.yaml":      deployment(ns, 1),
-				"README.md":          "not a manifest",
+// and over SSH: applied, updated, then pruned (prune on) or left (prune off).
+func TestCommitsAreAppliedUpdatedAndPruned(t *testing.T) {
+	for transport, serve := range remotes {
+		for _, prune := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/prune=%v", transport, prune), func(t *testing.T) {
+				testCommitsAreApplied(t, serve, prune)
 			})
-			srv := gittest.NewHTTPServer(t, repo.Root(), gittest.WithBasicAuth("git", canary))
-			createSecret(t, ns, "git-auth", map[string][]byte{"username": []byte("git"), "password": []byte(canary)})
-			createGitSync(t, ns, "apps", helmfluxv1alpha1.GitSyncSpec{
-				URL: srv.URL(gittest.RepoName), Paths: []string{"apps"}, Prune: prune,
-				SecretRef: &meta.LocalObjectReference{Name: "git-auth"},
-			})
-
-			waitApplied(t, ns, "apps", repo.Head())
-			d, err := getDeployment(t, ns)
-			if err != nil {
-				t.Fatalf("Deployment not applied: %v", err)
-			}
-			if got := d.Annotations[helmfluxv1alpha1.SourceAnnotation]; got != "apps/web.yaml" {
-				t.Errorf("source annotation = %q, want apps/web.yaml", got)
-			}
-			if got := d.Annotations[helmfluxv1alpha1.SyncAnnotation]; got != ns+"/apps" {
-				t.Errorf("sync annotation = %q, want %s/apps", got, ns)
-			}
-
-			repo.Write(map[string]string{"apps/web.yaml": deployment(ns, 3)})
-			hash := repo.Commit("scale web to 3")
-			requestReconcile(t, ns, "apps")
-			waitApplied(t, ns, "apps", hash)
-			if d, err = getDeployment(t, ns); err != nil || *d.Spec.Replicas != 3 {
-				t.Fatalf("Deployment after the change: replicas %v, err %v; want 3", d.Spec.Replicas, err)
-			}
-
-			repo.Remove("apps/web.yaml")
-			hash = repo.Commit("remove web")
-			requestReconcile(t, ns, "apps")
-			gs := waitApplied(t, ns, "apps", hash)
-			_, err = getDeployment(t, ns)
-			if prune && !apierrors.IsNotFound(err) {
-				t.Errorf("prune on: Deployment still there after it left git (err %v)", err)
-			}
-			if !prune && err != nil {
-				t.Errorf("prune off: Deployment removed (err %v), want it left alone", err)
-			}
-			if gs.Status.Inventory == nil || gs.Status.Inventory.Count != 1 {
-				t.Errorf("inventory = %+v, want just the ConfigMap", gs.Status.Inventory)
-			}
-			assertEvent(t, ns, "Deployment/"+ns+"/web created")
-			assertNoCanary(t, ns, canary)
-		})
+		}
 	}
+}
+
+func testCommitsAreApplied(t *testing.T, serve remote, prune bool) {
+	ns := newNamespace(t)
+	const canary = "canary-password-7f3a9c"
+	repo := gittest.NewRepo(t, map[string]string{
+		"apps/settings.yaml": configMap(ns, "blue"),
+		"apps/web.yaml":      deployment(ns, 1),
+		"README.md":          "not a manifest",
+	})
+	url, creds := serve(t, repo, canary)
+	createSecret(t, ns, "git-auth", creds)
+	createGitSync(t, ns, "apps", helmfluxv1alpha1.GitSyncSpec{
+		URL: url, Paths: []string{"apps"}, Prune: prune,
+		SecretRef: &meta.LocalObjectReference{Name: "git-auth"},
+	})
+
+	waitApplied(t, ns, "apps", repo.Head())
+	d, err := getDeployment(t, ns)
+	if err != nil {
+		t.Fatalf("Deployment not applied: %v", err)
+	}
+	if got := d.Annotations[helmfluxv1alpha1.SourceAnnotation]; got != "apps/web.yaml" {
+		t.Errorf("source annotation = %q, want apps/web.yaml", got)
+	}
+	if got := d.Annotations[helmfluxv1alpha1.SyncAnnotation]; got != ns+"/apps" {
+		t.Errorf("sync annotation = %q, want %s/apps", got, ns)
+	}
+
+	repo.Write(map[string]string{"apps/web.yaml": deployment(ns, 3)})
+	hash := repo.Commit("scale web to 3")
+	requestReconcile(t, ns, "apps")
+	waitApplied(t, ns, "apps", hash)
+	if d, err = getDeployment(t, ns); err != nil || *d.Spec.Replicas != 3 {
+		t.Fatalf("Deployment after the change: replicas %v, err %v; want 3", d.Spec.Replicas, err)
+	}
+
+	repo.Remove("apps/web.yaml")
+	hash = repo.Commit("remove web")
+	requestReconcile(t, ns, "apps")
+	gs := waitApplied(t, ns, "apps", hash)
+	_, err = getDeployment(t, ns)
+	if prune && !apierrors.IsNotFound(err) {
+		t.Errorf("prune on: Deployment still there after it left git (err %v)", err)
+	}
+	if !prune && err != nil {
+		t.Errorf("prune off: Deployment removed (err %v), want it left alone", err)
+	}
+	if gs.Status.Inventory == nil || gs.Status.Inventory.Count != 1 {
+		t.Errorf("inventory = %+v, want just the ConfigMap", gs.Status.Inventory)
+	}
+	assertEvent(t, ns, "Deployment/"+ns+"/web created")
+	assertNoCanary(t, ns, canary)
 }
 
 // assertEvent waits for an Event on the namespace whose note holds text.

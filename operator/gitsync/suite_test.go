@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -19,19 +20,22 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/internal/testenv"
 	"github.com/helmflux/helmflux/operator/gitsync"
+	"github.com/helmflux/helmflux/operator/webhook"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
 )
 
 var (
-	k8s  client.Client
-	logs syncBuffer // everything the controller logged
+	k8s     client.Client
+	logs    syncBuffer // everything the controller logged
+	hookURL string     // base URL of the push receiver
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
@@ -109,17 +113,22 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return err
 	}
+	triggers := make(chan event.GenericEvent, 64)
 	r := &gitsync.Reconciler{
 		Client:      mgr.GetClient(),
 		Applier:     apply.New(direct, gitsync.FieldManager),
 		Git:         gitCache,
 		Events:      mgr.GetEventRecorder("helmflux-gitsync"),
 		WorkDir:     dir,
+		Triggers:    triggers,
 		Concurrency: 4,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return err
 	}
+	hooks := httptest.NewServer((&webhook.Receiver{Client: mgr.GetClient(), Trigger: triggers}).Handler())
+	go func() { <-ctx.Done(); hooks.Close() }()
+	hookURL = hooks.URL
 	go func() {
 		if err := mgr.Start(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, "manager:", err)

@@ -1,0 +1,182 @@
+// Package webhook receives push notifications from git hosts and turns them into
+// immediate GitSync reconciles, so a commit is applied in well under a second
+// instead of at the next poll.
+package webhook
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+)
+
+// MaxBody bounds a notification's body; push payloads of large pushes stay well below.
+const MaxBody = 4 << 20
+
+// TokenKey is the key of the webhook Secret holding the shared token.
+const TokenKey = "token"
+
+// PathPrefix is where GitSync receivers are served: PathPrefix<namespace>/<name>.
+const PathPrefix = "/hooks/"
+
+// Receiver serves POST /hooks/<namespace>/<name> for GitSyncs that name a
+// webhookSecretRef. Three ways to authenticate, picked by the headers present:
+//   - X-Hub-Signature-256: an HMAC-SHA256 of the body with the token (GitHub, Gitea);
+//   - X-Gitlab-Token: the token itself (GitLab);
+//   - Authorization: Bearer <token> (anything else).
+type Receiver struct {
+	// Client reads GitSyncs and their webhook Secrets.
+	Client client.Client
+	// Trigger receives the GitSync to reconcile.
+	Trigger chan<- event.GenericEvent
+}
+
+// Handler returns the receiver's HTTP handler.
+func (rc *Receiver) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+PathPrefix+"{namespace}/{name}", rc.serveGitSync)
+	return mux
+}
+
+// errUnknown is answered for a GitSync that does not exist or takes no
+// webhooks alike, so that the receiver does not reveal which GitSyncs exist.
+var errUnknown = errors.New("no receiver here")
+
+func (rc *Receiver) serveGitSync(w http.ResponseWriter, req *http.Request) {
+	ctx := req.Context()
+	log := ctrl.LoggerFrom(ctx).WithName("webhook")
+	key := client.ObjectKey{Namespace: req.PathValue("namespace"), Name: req.PathValue("name")}
+
+	body, err := io.ReadAll(io.LimitReader(req.Body, MaxBody+1))
+	if err != nil {
+		http.Error(w, "read body", http.StatusBadRequest)
+		return
+	}
+	if len(body) > MaxBody {
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	gs, token, err := rc.lookup(ctx, key)
+	if errors.Is(err, errUnknown) {
+		http.Error(w, errUnknown.Error(), http.StatusNotFound)
+		return
+	} else if err != nil {
+		log.Error(err, "Unable to look up the receiver", "gitsync", key)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if !authentic(req.Header, body, token) {
+		log.Info("Refused a notification that failed authentication", "gitsync", klog.KObj(gs))
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	if reason := ignored(req.Header, body, gs); reason != "" {
+		log.V(1).Info("Ignored a notification", "gitsync", klog.KObj(gs), "reason", reason)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		_, _ = fmt.Fprintln(w, "ignored:", reason) // #nosec G705 -- plain text, never rendered as HTML
+		return
+	}
+
+	sendCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	select {
+	case rc.Trigger <- event.GenericEvent{Object: gs}:
+	case <-sendCtx.Done():
+		http.Error(w, "busy, try again", http.StatusServiceUnavailable)
+		return
+	}
+	log.V(1).Info("Push received, reconciling", "gitsync", klog.KObj(gs))
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = fmt.Fprintln(w, "reconciling", key.String())
+}
+
+// lookup returns the GitSync and its webhook token.
+func (rc *Receiver) lookup(ctx context.Context, key client.ObjectKey) (*helmfluxv1alpha1.GitSync, []byte, error) {
+	gs := &helmfluxv1alpha1.GitSync{}
+	if err := rc.Client.Get(ctx, key, gs); apierrors.IsNotFound(err) {
+		return nil, nil, errUnknown
+	} else if err != nil {
+		return nil, nil, err
+	}
+	if gs.Spec.WebhookSecretRef == nil {
+		return nil, nil, errUnknown
+	}
+	secret := &corev1.Secret{}
+	err := rc.Client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: gs.Spec.WebhookSecretRef.Name}, secret)
+	if apierrors.IsNotFound(err) {
+		return nil, nil, errUnknown
+	} else if err != nil {
+		return nil, nil, err
+	}
+	token := secret.Data[TokenKey]
+	if len(token) == 0 {
+		return nil, nil, errUnknown
+	}
+	return gs, token, nil
+}
+
+// authentic checks the notification against the shared token in constant time.
+func authentic(h http.Header, body, token []byte) bool {
+	if sig := h.Get("X-Hub-Signature-256"); sig != "" {
+		got, err := hex.DecodeString(strings.TrimPrefix(sig, "sha256="))
+		if err != nil {
+			return false
+		}
+		mac := hmac.New(sha256.New, token)
+		mac.Write(body)
+		return hmac.Equal(got, mac.Sum(nil))
+	}
+	if t := h.Get("X-Gitlab-Token"); t != "" {
+		return subtle.ConstantTimeCompare([]byte(t), token) == 1
+	}
+	if bearer, ok := strings.CutPrefix(h.Get("Authorization"), "Bearer "); ok {
+		return subtle.ConstantTimeCompare([]byte(bearer), token) == 1
+	}
+	return false
+}
+
+// ignored says why a notification needs no fetch: an event that is not a push,
+// or a push to a branch the GitSync does not follow. "" means fetch.
+func ignored(h http.Header, body []byte, gs *helmfluxv1alpha1.GitSync) string {
+	switch ev := h.Get("X-GitHub-Event"); ev {
+	case "", "push":
+	default:
+		return "GitHub event " + ev
+	}
+	switch ev := h.Get("X-Gitlab-Event"); ev {
+	case "", "Push Hook", "Tag Push Hook":
+	default:
+		return "GitLab event " + ev
+	}
+	var push struct {
+		Ref string `json:"ref"`
+	}
+	if json.Unmarshal(body, &push) != nil || push.Ref == "" || gs.Spec.Ref == nil {
+		return ""
+	}
+	switch ref := gs.Spec.Ref; {
+	case ref.Branch != "" && strings.HasPrefix(push.Ref, "refs/heads/") && push.Ref != "refs/heads/"+ref.Branch:
+		return "push to " + push.Ref + ", following branch " + ref.Branch
+	case ref.Branch == "" && strings.HasPrefix(push.Ref, "refs/heads/"):
+		return "push to " + push.Ref + ", following tags"
+	}
+	return ""
+}
