@@ -23,6 +23,7 @@ import (
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/controllers"
 )
 
 // version is stamped at build time with -ldflags -X main.version=...
@@ -83,7 +84,7 @@ func main() {
 		log.Error(err, "Unable to create the manager")
 		os.Exit(1)
 	}
-	if err := setupControllers(mgr, cfg, controllerOptions{concurrency: concurrency, cacheDir: cacheDir, listen: listen}); err != nil {
+	if err := controllers.Setup(mgr, cfg, controllers.Options{Concurrency: concurrency, CacheDir: cacheDir, Listen: listen}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		os.Exit(1)
 	}

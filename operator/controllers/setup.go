@@ -1,4 +1,8 @@
-package main
+// Package controllers wires helmflux's controllers and HTTP endpoints into a
+// controller-runtime manager: the one place that builds what they share (git
+// cache, applier, trigger channel), used by the operator, the tests and the
+// benchmarks alike.
+package controllers
 
 import (
 	"context"
@@ -19,19 +23,24 @@ import (
 	"github.com/helmflux/helmflux/pkg/git"
 )
 
-type controllerOptions struct {
-	concurrency int
-	cacheDir    string
-	listen      string // address of the HTTP API and push receiver; "" serves none
+// Options configure the controllers.
+type Options struct {
+	// Concurrency is the number of objects of each kind reconciled in parallel.
+	Concurrency int
+	// CacheDir holds the git repository cache and temporary checkouts.
+	CacheDir string
+	// Listen is the address of the HTTP API and push receiver; "" serves none.
+	Listen string
 }
 
-// setupControllers builds what the controllers share and registers them.
-func setupControllers(mgr ctrl.Manager, cfg *rest.Config, opts controllerOptions) error {
-	gitCache, err := git.NewCache(filepath.Join(opts.cacheDir, "git"))
+// Setup builds what the controllers share and registers them with mgr. cfg is
+// the manager's rest config, used for the applier's uncached client.
+func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
+	gitCache, err := git.NewCache(filepath.Join(opts.CacheDir, "git"))
 	if err != nil {
 		return fmt.Errorf("open the git cache: %w", err)
 	}
-	workDir := filepath.Join(opts.cacheDir, "work")
+	workDir := filepath.Join(opts.CacheDir, "work")
 	if err := os.MkdirAll(workDir, 0o700); err != nil {
 		return fmt.Errorf("make the work directory: %w", err)
 	}
@@ -48,13 +57,13 @@ func setupControllers(mgr ctrl.Manager, cfg *rest.Config, opts controllerOptions
 		Events:      mgr.GetEventRecorder("helmflux-gitsync"),
 		WorkDir:     workDir,
 		Triggers:    triggers,
-		Concurrency: opts.concurrency,
+		Concurrency: opts.Concurrency,
 	}).SetupWithManager(mgr)
-	if err != nil || opts.listen == "" {
+	if err != nil || opts.Listen == "" {
 		return err
 	}
 	receiver := &webhook.Receiver{Client: mgr.GetClient(), Trigger: triggers}
-	return mgr.Add(&httpServer{addr: opts.listen, handler: receiver.Handler()})
+	return mgr.Add(&httpServer{addr: opts.Listen, handler: receiver.Handler()})
 }
 
 // httpServer runs the operator's HTTP endpoints for as long as the manager runs.
