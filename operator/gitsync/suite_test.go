@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -20,16 +20,12 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/internal/testenv"
-	"github.com/helmflux/helmflux/operator/gitsync"
-	"github.com/helmflux/helmflux/operator/webhook"
-	"github.com/helmflux/helmflux/pkg/apply"
-	"github.com/helmflux/helmflux/pkg/git"
+	"github.com/helmflux/helmflux/operator/controllers"
 )
 
 var (
@@ -105,36 +101,30 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return err
 	}
-	gitCache, err := git.NewCache(dir + "/git")
+	addr, err := freeAddr()
 	if err != nil {
 		return err
 	}
-	direct, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
-	if err != nil {
+	if err := controllers.Setup(mgr, cfg, controllers.Options{Concurrency: 4, CacheDir: dir, Listen: addr}); err != nil {
 		return err
 	}
-	triggers := make(chan event.GenericEvent, 64)
-	r := &gitsync.Reconciler{
-		Client:      mgr.GetClient(),
-		Applier:     apply.New(direct, gitsync.FieldManager),
-		Git:         gitCache,
-		Events:      mgr.GetEventRecorder("helmflux-gitsync"),
-		WorkDir:     dir,
-		Triggers:    triggers,
-		Concurrency: 4,
-	}
-	if err := r.SetupWithManager(mgr); err != nil {
-		return err
-	}
-	hooks := httptest.NewServer((&webhook.Receiver{Client: mgr.GetClient(), Trigger: triggers}).Handler())
-	go func() { <-ctx.Done(); hooks.Close() }()
-	hookURL = hooks.URL
+	hookURL = "http://" + addr
 	go func() {
 		if err := mgr.Start(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, "manager:", err)
 		}
 	}()
 	return nil
+}
+
+// freeAddr returns a loopback address with a port nobody listens on.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 // newNamespace makes a namespace for one test.
