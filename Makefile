@@ -79,7 +79,8 @@ test: controlplane ## Build what the tests need, then run unit and integration t
 
 .PHONY: bench
 bench: controlplane ## Run the benchmarks; BENCH=<regexp> runs only the matching ones.
-	go run ./test/bench $(if $(BENCH),-run '$(BENCH)')
+	HELMFLUX_BENCH=1 go test ./test/bench -run '^TestBench$$' -count=1 -v -timeout 60m \
+		-args -bench.run='$(if $(BENCH),$(BENCH),.)' | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS$$'
 
 ##@ Build
 

@@ -119,7 +119,11 @@ func (r *Reconciler) storeInventory(ctx context.Context, obj *helmfluxv1alpha1.G
 		for _, it := range items {
 			inv.Entries = append(inv.Entries, helmfluxv1alpha1.InventoryEntry{ID: it.id.String(), Version: it.version})
 		}
+		hadConfigMap := obj.Status.Inventory != nil && obj.Status.Inventory.ConfigMapRef != nil
 		obj.Status.Inventory = inv
+		if !hadConfigMap {
+			return nil
+		}
 		err := r.Client.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: obj.Namespace, Name: name}})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("delete inventory ConfigMap: %w", err)

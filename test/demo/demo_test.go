@@ -3,13 +3,26 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	gogit "github.com/go-git/go-git/v5"
 )
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
 
 // The demo a new user runs: a control plane they can reach with the printed
 // kubeconfig, the samples applied, and the operator up.
@@ -29,35 +42,61 @@ func TestDemoStartsAReachableControlPlane(t *testing.T) {
 	defer cancel()
 	state := t.TempDir()
 	var out bytes.Buffer
-	var listed, logged string
-	opts := options{root: root, stateDir: state, operator: operator, onReady: func(kubeconfig string) {
-		defer cancel()
-		get := exec.Command(filepath.Join(root, "bin", "kubectl"), "--kubeconfig", kubeconfig,
-			"get", "helmreleases,gitsyncs", "-A", "-o", "name")
-		b, err := get.CombinedOutput()
-		if err != nil {
-			t.Errorf("kubectl with the demo kubeconfig: %v\n%s", err, b)
-		}
-		listed = string(b)
-		deadline := time.Now().Add(time.Minute)
-		for time.Now().Before(deadline) {
-			b, _ := os.ReadFile(filepath.Join(state, "operator.log"))
-			if logged = string(b); strings.Contains(logged, "Starting helmflux-operator") {
+	var listed, greeting string
+	opts := options{root: root, stateDir: state, operator: operator,
+		gitAddr: freeAddr(t), hookAddr: freeAddr(t), onReady: func(kubeconfig string) {
+			defer cancel()
+			kubectl := func(args ...string) string {
+				cmd := exec.Command(filepath.Join(root, "bin", "kubectl"), append([]string{"--kubeconfig", kubeconfig}, args...)...)
+				b, err := cmd.CombinedOutput()
+				if err != nil {
+					t.Errorf("kubectl %v: %v\n%s", args, err, b)
+				}
+				return string(b)
+			}
+			listed = kubectl("get", "gitsyncs,helmreleases,deployments,services", "-A", "-o", "name")
+
+			// The user's story: edit, commit, push; the cluster follows.
+			work := filepath.Join(state, "work")
+			welcome := filepath.Join(work, "apps", "welcome.yaml")
+			b, err := os.ReadFile(welcome)
+			if err != nil {
+				t.Error(err)
 				return
 			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}}
+			if err := os.WriteFile(welcome, []byte(strings.Replace(string(b), "Hello from git", "Hello again", 1)), 0o600); err != nil {
+				t.Error(err)
+				return
+			}
+			repo, err := gogit.PlainOpen(work)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			srv := &gitServer{url: "unused"}
+			if err := srv.commitAndPush(context.Background(), repo, "Change the greeting"); err != nil {
+				t.Error(err)
+				return
+			}
+			deadline := time.Now().Add(time.Minute)
+			for time.Now().Before(deadline) {
+				greeting = kubectl("get", "configmap", "welcome", "-n", "demo", "-o", "jsonpath={.data.greeting}")
+				if greeting == "Hello again" {
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}}
 	if err := run(ctx, opts, &out); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"helmrelease.helm.fluxcd.io/podinfo", "gitsync.helmflux.dev/cluster-config"} {
+	for _, want := range []string{"gitsync.helmflux.dev/demo", "helmrelease.helm.fluxcd.io/podinfo", "deployment.apps/hello", "service/hello"} {
 		if !strings.Contains(listed, want) {
 			t.Errorf("kubectl get lists %q, want it to hold %s", listed, want)
 		}
 	}
-	if !strings.Contains(logged, "Starting helmflux-operator") {
-		t.Errorf("operator log does not show it starting:\n%s", logged)
+	if greeting != "Hello again" {
+		t.Errorf("after the push the greeting is %q, want %q", greeting, "Hello again")
 	}
 	if !strings.Contains(out.String(), "export KUBECONFIG="+filepath.Join(state, "kubeconfig")) {
 		t.Errorf("demo output does not say how to reach the cluster:\n%s", out.String())

@@ -26,7 +26,9 @@ type options struct {
 	root     string        // repository root
 	stateDir string        // where the kubeconfig and logs go
 	runFor   time.Duration // 0: until interrupted
-	operator string        // the operator binary to start; "" starts none
+	operator string        // the operator binary to start
+	gitAddr  string        // where the demo git server listens
+	hookAddr string        // where the operator's push receiver listens
 	onReady  func(kubeconfig string)
 }
 
@@ -35,7 +37,9 @@ func main() {
 	opts := options{root: root, operator: filepath.Join(root, "bin", "helmflux-operator")}
 	flag.StringVar(&opts.stateDir, "state-dir", filepath.Join(root, ".demo"), "Directory for the kubeconfig and logs.")
 	flag.DurationVar(&opts.runFor, "for", 0, "Stop after this long; 0 runs until interrupted.")
-	flag.StringVar(&opts.operator, "operator", opts.operator, "The operator binary to start against the control plane; empty starts none.")
+	flag.StringVar(&opts.operator, "operator", opts.operator, "The operator binary to start against the control plane.")
+	flag.StringVar(&opts.gitAddr, "git-addr", "127.0.0.1:3031", "Address of the demo git server (smart HTTP).")
+	flag.StringVar(&opts.hookAddr, "hook-addr", "127.0.0.1:3030", "Address of the operator's push receiver.")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -85,31 +89,54 @@ func run(ctx context.Context, opts options, out io.Writer) (err error) {
 			return fmt.Errorf("create namespace %s: %w", ns, err)
 		}
 	}
-	if err := kubectl("apply", "-f", filepath.Join(opts.root, "config", "samples")); err != nil {
-		return fmt.Errorf("apply the samples: %w", err)
+	if err := kubectl("apply", "-f", filepath.Join(opts.root, "config", "samples", "helm_v1_helmrelease.yaml")); err != nil {
+		return fmt.Errorf("apply the sample HelmRelease: %w", err)
 	}
 
-	if opts.operator != "" {
-		logPath := filepath.Join(opts.stateDir, "operator.log")
-		stopOperator, err := startOperator(opts.operator, kcPath, logPath)
-		if err != nil {
-			return err
-		}
-		defer stopOperator()
-		fmt.Fprintf(out, "helmflux-operator is running; its log: %s\n", logPath)
+	logPath := filepath.Join(opts.stateDir, "operator.log")
+	stopOperator, err := startOperator(opts.operator, kcPath, logPath, opts.hookAddr)
+	if err != nil {
+		return err
+	}
+	defer stopOperator()
+	fmt.Fprintf(out, "helmflux-operator is running; its log: %s\n", logPath)
+
+	repo, err := startGitServer(ctx, opts.stateDir, opts.gitAddr, "http://"+opts.hookAddr+"/hooks/helmflux-system/demo")
+	if err != nil {
+		return err
+	}
+	defer repo.shutdown()
+	gitSync := filepath.Join(opts.stateDir, "gitsync.yaml")
+	if err := os.WriteFile(gitSync, []byte(demoGitSync(repo)), 0o600); err != nil {
+		return err
+	}
+	if err := kubectl("apply", "-f", gitSync); err != nil {
+		return fmt.Errorf("apply the demo GitSync: %w", err)
+	}
+	if err := kubectl("wait", "-n", "helmflux-system", "gitsync/demo", "--for=condition=Ready", "--timeout=120s"); err != nil {
+		return fmt.Errorf("the demo GitSync did not become ready (see %s): %w", logPath, err)
 	}
 
 	fmt.Fprintf(out, `
-The control plane is up at %s with the helmflux CRDs installed.
+The control plane is up at %s; helmflux syncs the git repository
+%s (your clone: %s) into it.
 In another shell:
 
   export KUBECONFIG=%s
-  bin/kubectl get helmreleases,gitsyncs -A
-  bin/kubectl explain helmrelease.spec.chart
+  bin/kubectl get gitsyncs,helmreleases -A
+  bin/kubectl get deployments,services,configmaps -n demo
 
-Press Ctrl-C to stop; everything runs in temporary directories and is removed.
-`, env.Config.Host, kcPath)
-	if err := kubectl("get", "helmreleases,gitsyncs", "-A"); err != nil {
+Change something in git and watch the cluster follow, within a second:
+
+  cd %s
+  sed -i 's/Hello from git/Hello again/' apps/welcome.yaml
+  git commit -qam "Change the greeting" && git push -q
+  bin/kubectl get configmap welcome -n demo -o jsonpath='{.data.greeting}'
+
+Remove a file and push, and helmflux prunes what left git (prune is on).
+Press Ctrl-C to stop; the control plane runs in temporary directories and is removed.
+`, env.Config.Host, repo.url, repo.workDir, kcPath, repo.workDir)
+	if err := kubectl("get", "gitsyncs,helmreleases", "-A"); err != nil {
 		return err
 	}
 	if opts.onReady != nil {
@@ -133,12 +160,13 @@ Press Ctrl-C to stop; everything runs in temporary directories and is removed.
 
 // startOperator runs the operator binary with the demo kubeconfig and returns a
 // function that stops it (SIGTERM, then SIGKILL after 10s).
-func startOperator(path, kubeconfig, logPath string) (func(), error) {
+func startOperator(path, kubeconfig, logPath, listen string) (func(), error) {
 	logFile, err := os.Create(logPath) // #nosec G304 -- our own state directory
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(path, "--kubeconfig", kubeconfig, // #nosec G204 -- our own binary
+	cmd := exec.Command(path, "--kubeconfig", kubeconfig, "--listen", listen, // #nosec G204 -- our own binary
+		"--cache-dir", filepath.Join(filepath.Dir(logPath), "cache"),
 		"--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
@@ -157,4 +185,32 @@ func startOperator(path, kubeconfig, logPath string) (func(), error) {
 		}
 		_ = logFile.Close()
 	}, nil
+}
+
+// demoGitSync is the GitSync that follows the demo repository, with the
+// Secret its push receiver checks.
+func demoGitSync(repo *gitServer) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata:
+  name: demo-webhook
+  namespace: helmflux-system
+stringData:
+  token: %s
+---
+apiVersion: helmflux.dev/v1alpha1
+kind: GitSync
+metadata:
+  name: demo
+  namespace: helmflux-system
+spec:
+  url: %s
+  ref:
+    branch: main
+  paths: [apps]
+  interval: 1m
+  prune: true
+  webhookSecretRef:
+    name: demo-webhook
+`, repo.token, repo.url)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -68,17 +69,15 @@ func NewHTTPSServer(t testing.TB, root string, opts ...HTTPOption) *HTTPServer {
 	return newHTTPServer(t, root, true, opts)
 }
 
-func newHTTPServer(t testing.TB, root string, useTLS bool, opts []HTTPOption) *HTTPServer {
-	t.Helper()
+// Backend returns a handler serving the bare repositories under root over
+// git's smart HTTP protocol, pushes included, by running `git http-backend`
+// as a CGI. It has no auth of its own: wrap it.
+func Backend(root string) (http.Handler, error) {
 	gitBin, err := exec.LookPath("git")
 	if err != nil {
-		t.Fatalf("gittest: the HTTP server needs the git binary: %v", err)
+		return nil, fmt.Errorf("the smart HTTP backend needs the git binary: %w", err)
 	}
-	s := &HTTPServer{}
-	for _, o := range opts {
-		o(s)
-	}
-	backend := &cgi.Handler{
+	return &cgi.Handler{
 		Path: gitBin,
 		Args: []string{"http-backend"},
 		Dir:  root,
@@ -90,6 +89,18 @@ func newHTTPServer(t testing.TB, root string, useTLS bool, opts []HTTPOption) *H
 			"http.receivepack": "true",
 			"safe.directory":   "*",
 		})...),
+	}, nil
+}
+
+func newHTTPServer(t testing.TB, root string, useTLS bool, opts []HTTPOption) *HTTPServer {
+	t.Helper()
+	backend, err := Backend(root)
+	if err != nil {
+		t.Fatalf("gittest: %v", err)
+	}
+	s := &HTTPServer{}
+	for _, o := range opts {
+		o(s)
 	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorised(r) {

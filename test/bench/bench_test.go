@@ -1,0 +1,130 @@
+package bench
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/helmflux/helmflux/internal/testenv"
+)
+
+var (
+	filter = flag.String("bench.run", ".", "Run only the benchmarks with a figure matching this regular expression.")
+	list   = flag.Bool("bench.list", false, "List the figures and exit.")
+)
+
+// benchmark measures one or more figures and reports each through report.
+type benchmark struct {
+	names []string
+	run   func(t *testing.T, report func(name string, value float64))
+}
+
+var benchmarks = []benchmark{
+	controlPlaneStart,
+	commitToApplied,
+	apply1000,
+	noopSync,
+}
+
+func TestBench(t *testing.T) {
+	if os.Getenv("HELMFLUX_BENCH") == "" && !*list {
+		t.Skip("benchmarks run with `make bench`")
+	}
+	re, err := regexp.Compile(*filter)
+	if err != nil {
+		t.Fatalf("-bench.run: %v", err)
+	}
+	ran := 0
+	for _, b := range benchmarks {
+		if !matchesAny(re, b.names) {
+			continue
+		}
+		if *list {
+			for _, n := range b.names {
+				fmt.Println(n)
+			}
+			continue
+		}
+		ran++
+		b.run(t, func(name string, value float64) {
+			if re.MatchString(name) {
+				fmt.Printf("bench: %s %s\n", name, format(value))
+			}
+		})
+	}
+	if ran == 0 && !*list {
+		t.Fatalf("no benchmark matches %q", *filter)
+	}
+}
+
+func matchesAny(re *regexp.Regexp, names []string) bool {
+	for _, n := range names {
+		if re.MatchString(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// format prints integers without a fraction and other values with two decimals.
+func format(v float64) string {
+	if v == float64(int64(v)) {
+		return fmt.Sprintf("%d", int64(v))
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+// startControlPlane starts a control plane with helmflux's CRDs for one benchmark.
+func startControlPlane(t *testing.T) (*envtest.Environment, *rest.Config) {
+	t.Helper()
+	env, err := testenv.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("start the control plane: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	return env, cfg
+}
+
+// percentile returns the p-th percentile (0..100) of samples, nearest rank.
+func percentile(samples []time.Duration, p float64) time.Duration {
+	s := append([]time.Duration(nil), samples...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	idx := int(p/100*float64(len(s))+0.999999) - 1
+	return s[max(0, min(idx, len(s)-1))]
+}
+
+// controlPlaneStart measures how long the local control plane (etcd and
+// kube-apiserver with helmflux's CRDs established) takes to start: the fixed
+// cost of every integration test binary and of the demo. Median of 3 starts.
+var controlPlaneStart = benchmark{
+	names: []string{"controlplane_start_ms"},
+	run: func(t *testing.T, report func(string, float64)) {
+		var samples []time.Duration
+		for range 3 {
+			env, err := testenv.New()
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			if _, err := env.Start(); err != nil {
+				t.Fatalf("start the control plane: %v", err)
+			}
+			samples = append(samples, time.Since(start))
+			if err := env.Stop(); err != nil {
+				t.Fatalf("stop the control plane: %v", err)
+			}
+		}
+		report("controlplane_start_ms", float64(percentile(samples, 50).Milliseconds()))
+	},
+}
