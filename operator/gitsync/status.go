@@ -84,8 +84,8 @@ func summarize(obj *helmfluxv1alpha1.GitSync, s *scope, err error) {
 		set(meta.ReadyCondition, metav1.ConditionFalse, helmfluxv1alpha1.VerificationFailedReason,
 			fmt.Sprintf("applied revision %s, the last verified one: %v", s.revision, s.unverified))
 		obj.Status.ObservedGeneration = obj.Generation
-	case s.changes != nil && len(s.changes.Failures()) > 0:
-		f := s.changes.Failures()
+	case s.changes != nil && len(allFailures(s)) > 0:
+		f := allFailures(s)
 		set(meta.ReadyCondition, metav1.ConditionFalse, helmfluxv1alpha1.PartialApplyReason,
 			fmt.Sprintf("applied revision %s except %d object(s): %s", s.revision, len(f), firstFailure(f)))
 		obj.Status.ObservedGeneration = obj.Generation
@@ -108,6 +108,15 @@ func readyMessage(obj *helmfluxv1alpha1.GitSync) string {
 		return c.Message
 	}
 	return ""
+}
+
+// allFailures returns the objects that failed to apply or to prune.
+func allFailures(s *scope) []apply.Result {
+	f := s.changes.Failures()
+	if s.pruned != nil {
+		f = append(f, s.pruned.Failures()...)
+	}
+	return f
 }
 
 func summaryLine(s *scope) string {

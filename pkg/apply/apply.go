@@ -11,6 +11,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -55,9 +56,12 @@ func New(c client.Client, fieldManager string, opts ...Option) *Applier {
 }
 
 // InvalidError lists the objects the API server refused as invalid in the
-// dry-run; when Apply returns it, nothing was changed.
+// dry-run. When Apply returns it nothing was changed, except, when
+// FirstStageApplied, the new Namespaces and CRDs the invalid objects needed
+// before they could be checked.
 type InvalidError struct {
-	Objects []Result
+	Objects           []Result
+	FirstStageApplied bool
 }
 
 func (e *InvalidError) Error() string {
@@ -65,7 +69,11 @@ func (e *InvalidError) Error() string {
 	for _, r := range e.Objects {
 		msgs = append(msgs, describe(r))
 	}
-	return fmt.Sprintf("%d invalid object(s), nothing applied: %s", len(e.Objects), strings.Join(msgs, "; "))
+	what := "nothing applied"
+	if e.FirstStageApplied {
+		what = "only the new Namespaces and CRDs they need applied"
+	}
+	return fmt.Sprintf("%d invalid object(s), %s: %s", len(e.Objects), what, strings.Join(msgs, "; "))
 }
 
 func describe(r Result) string {
@@ -100,10 +108,14 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	first, rest := split(entries)
 
 	// Dry-run everything that can be checked now: the first stage, and the rest
-	// unless it waits for a Namespace or CRD of this set.
+	// unless it waits for a Namespace or CRD that this set creates.
 	newKinds, newNamespaces := declared(first)
+	a.dropExisting(ctx, newNamespaces)
+	var deferred []*entry
 	for _, e := range rest {
-		e.deferred = needsNew(e, newKinds, newNamespaces, a.client.RESTMapper())
+		if e.deferred = needsNew(e, newKinds, newNamespaces, a.client.RESTMapper()); e.deferred {
+			deferred = append(deferred, e)
+		}
 	}
 	a.each(ctx, entries, func(ctx context.Context, e *entry) {
 		if !e.deferred {
@@ -118,15 +130,13 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	if err := a.waitEstablished(ctx, first); err != nil {
 		return nil, err
 	}
-	a.each(ctx, rest, func(ctx context.Context, e *entry) {
-		if e.deferred {
-			a.dryRun(ctx, e)
-			if isInvalid(e.result.Err) { // too late to refuse the set: fail alone
-				e.result.Action = Failed
-			}
-		}
-		a.write(ctx, e)
-	})
+	// Objects that waited for the first stage are checked before any of the
+	// rest is written: an invalid one still stops them all.
+	a.each(ctx, deferred, a.dryRun)
+	if invalid := collectInvalid(deferred); len(invalid) > 0 {
+		return nil, &InvalidError{Objects: invalid, FirstStageApplied: true}
+	}
+	a.each(ctx, rest, a.write)
 
 	cs := &ChangeSet{Results: make([]Result, 0, len(entries))}
 	for _, e := range entries {
@@ -229,6 +239,18 @@ func declared(first []*entry) (map[schema.GroupKind]bool, map[string]bool) {
 	return kinds, namespaces
 }
 
+// dropExisting removes from namespaces those that already exist: objects in
+// them can be checked before the first stage.
+func (a *Applier) dropExisting(ctx context.Context, namespaces map[string]bool) {
+	for name := range namespaces {
+		ns := &metav1.PartialObjectMetadata{}
+		ns.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: "Namespace"})
+		if a.client.Get(ctx, client.ObjectKey{Name: name}, ns) == nil {
+			delete(namespaces, name)
+		}
+	}
+}
+
 // needsNew tells whether an object can only be validated after the first
 // stage: its kind is defined by a CRD of the set and not served yet, or its
 // namespace is created by the set.
@@ -326,10 +348,23 @@ func stripVolatile(u *unstructured.Unstructured) map[string]any {
 	return c.Object
 }
 
-// isInvalid tells whether the API server refused an object as invalid: the set
-// is wrong, not the cluster.
+// isInvalid tells whether the API server refused an object as invalid: the
+// set is wrong, not the cluster. An admission webhook or policy answers 400 or
+// 422 too, but its refusal is the cluster's rule about one object.
 func isInvalid(err error) bool {
+	if err == nil || isAdmissionRefusal(err) {
+		return false
+	}
 	return apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || meta.IsNoMatchError(err)
+}
+
+// isAdmissionRefusal recognises the API server's fixed messages for a denial
+// by an admission webhook or a ValidatingAdmissionPolicy; no status field
+// tells them apart from schema errors.
+func isAdmissionRefusal(err error) bool {
+	msg := err.Error()
+	return (strings.Contains(msg, "admission webhook \"") && strings.Contains(msg, "denied the request")) ||
+		(strings.Contains(msg, "ValidatingAdmissionPolicy '") && strings.Contains(msg, "denied request"))
 }
 
 // collectInvalid returns the results of objects refused as invalid.

@@ -350,6 +350,21 @@ spec:
 			_ = c.Delete(context.Background(), p)
 		}
 	})
+	// Wait until the policy is enforced, so that the dry-run meets it too.
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probe"}, Data: map[string]string{"forbidden": "x"}}
+		if err := c.Create(ctx, probe, client.DryRunAll); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the admission policy is not enforced after 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	set := `
 apiVersion: v1
 kind: Namespace
@@ -365,20 +380,9 @@ kind: ConfigMap
 metadata: {name: accepted, namespace: NS}
 data: {fine: "yes"}
 `
-	// The policy's binding takes a moment to be enforced.
-	var cs *apply.ChangeSet
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var err error
-		cs, err = a.Apply(ctx, objects(t, ns, set))
-		if err != nil {
-			t.Fatalf("apply: %v (an admission refusal must not refuse the set)", err)
-		}
-		if actions(cs)["ConfigMap/refused"] == apply.Failed || time.Now().After(deadline) {
-			break
-		}
-		_ = c.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "refused"}})
-		time.Sleep(200 * time.Millisecond)
+	cs, err := a.Apply(ctx, objects(t, ns, set))
+	if err != nil {
+		t.Fatalf("apply: %v (an admission refusal must not refuse the set)", err)
 	}
 	got := actions(cs)
 	if got["ConfigMap/refused"] != apply.Failed {
@@ -392,5 +396,41 @@ data: {fine: "yes"}
 	}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "accepted"}, &corev1.ConfigMap{}); err != nil {
 		t.Errorf("accepted ConfigMap not applied: %v", err)
+	}
+}
+
+// Objects in a Namespace the set creates can only be checked once it exists;
+// an invalid one still keeps every other object from being written.
+func TestApplyChecksObjectsOfNewNamespacesBeforeWritingAny(t *testing.T) {
+	a, c, _, ns := newApplier(t)
+	ctx := context.Background()
+	set := `
+apiVersion: v1
+kind: Namespace
+metadata: {name: NS}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: fine, namespace: NS}
+data: {a: b}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: broken, namespace: NS}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: broken}}
+  template:
+    metadata: {labels: {app: other}}
+    spec:
+      containers: [{name: c, image: "registry.example.com/c:1"}]
+`
+	_, err := a.Apply(ctx, objects(t, ns, set))
+	var invalid *apply.InvalidError
+	if !errors.As(err, &invalid) || !invalid.FirstStageApplied || !strings.Contains(err.Error(), "Deployment/"+ns+"/broken") {
+		t.Fatalf("apply = %v, want an InvalidError naming the Deployment after the Namespace was applied", err)
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "fine"}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the valid ConfigMap of a refused set exists (err %v)", err)
 	}
 }

@@ -114,6 +114,16 @@ func (s *gitServer) seed(ctx context.Context) error {
 	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{s.url}}); err != nil {
 		return err
 	}
+	// `git commit` in the clone works on a machine with no git identity set.
+	cfg, err := repo.Config()
+	if err != nil {
+		return err
+	}
+	cfg.User.Name, cfg.User.Email = "Demo User", "demo@example.com"
+	cfg.Branches["main"] = &config.Branch{Name: "main", Remote: "origin", Merge: plumbing.NewBranchReferenceName("main")}
+	if err := repo.SetConfig(cfg); err != nil {
+		return err
+	}
 	err = fs.WalkDir(demoRepo, "repo", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
