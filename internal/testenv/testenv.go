@@ -7,16 +7,14 @@ package testenv
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
-	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/controllers"
 )
 
 // RepoRoot finds the repository root: the nearest directory upwards holding go.mod.
@@ -64,11 +62,15 @@ func New() (*envtest.Environment, error) {
 	}, nil
 }
 
-// Scheme returns a scheme with the Kubernetes types and helmflux's APIs.
-func Scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(helmv1.AddToScheme(s))
-	utilruntime.Must(helmfluxv1alpha1.AddToScheme(s))
-	return s
+// Scheme returns the operator's scheme: the Kubernetes types and helmflux's APIs.
+func Scheme() *runtime.Scheme { return controllers.NewScheme() }
+
+// FreeAddr returns a loopback address with a port nobody listens on now.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }

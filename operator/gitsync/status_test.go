@@ -43,7 +43,7 @@ func TestSummarize(t *testing.T) {
 			wantObserved: true, wantFailures: 1},
 		{name: "prune failure", scope: scope{revision: rev, changes: created, pruned: &apply.ChangeSet{Results: []apply.Result{
 			{ID: apply.ObjectID{Kind: "Secret", Namespace: "a", Name: "old"}, Action: apply.Failed, Err: errors.New("delete: forbidden")}}}},
-			wantReady: "False PartiallyApplied: applied revision " + rev.String() + " except 1 object(s): Secret/a/old: delete: forbidden",
+			wantReady:    "False PartiallyApplied: applied revision " + rev.String() + " except 1 object(s): Secret/a/old: delete: forbidden",
 			wantObserved: true, wantFailures: 1},
 		{name: "retryable", err: retryable(helmfluxv1alpha1.FetchFailedReason, errors.New("connection refused")),
 			wantReady: "False FetchFailed: connection refused"},

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -101,7 +100,7 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return err
 	}
-	addr, err := freeAddr()
+	addr, err := testenv.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -115,16 +114,6 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 		}
 	}()
 	return nil
-}
-
-// freeAddr returns a loopback address with a port nobody listens on.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // newNamespace makes a namespace for one test.
