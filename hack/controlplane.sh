@@ -46,6 +46,30 @@ if up_to_date; then
   exit 0
 fi
 
+# Binaries built before for the same pins are kept per version outside the
+# checkout (like setup-envtest's assets), so a fresh clone on this machine
+# copies them in seconds instead of relinking for minutes.
+# HELMFLUX_CACHE_DIR moves it; an empty value turns it off.
+CACHE_ROOT="${HELMFLUX_CACHE_DIR-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/helmflux}"
+CACHE_DIR=""
+if [[ -n "${CACHE_ROOT}" ]]; then
+  CACHE_DIR="${CACHE_ROOT}/controlplane/${K8S_VERSION}-etcd-${ETCD_VERSION}"
+fi
+cached() {
+  [[ -n "${CACHE_DIR}" ]] || return 1
+  local b
+  for b in "${BINARIES[@]}"; do [[ -x "${CACHE_DIR}/${b}" ]] || return 1; done
+}
+if cached; then
+  for b in "${BINARIES[@]}"; do
+    cp -f "${CACHE_DIR}/${b}" "${BIN_DIR}/.${b}.tmp"
+    mv -f "${BIN_DIR}/.${b}.tmp" "${BIN_DIR}/${b}"
+  done
+  printf '%s\n' "${WANT}" > "${STAMP}"
+  echo "controlplane: ${K8S_VERSION} / etcd ${ETCD_VERSION} copied from ${CACHE_DIR}"
+  exit 0
+fi
+
 # Version stamping, as the Kubernetes release build does (hack/lib/version.sh).
 # Module zips carry no git metadata, so gitCommit stays empty; the build date
 # is the release's publication time, which keeps the build reproducible.
@@ -90,3 +114,8 @@ for b in "${BINARIES[@]}"; do
   echo "controlplane: built ${b} ${version} ($((SECONDS - start))s)"
 done
 printf '%s\n' "${WANT}" > "${STAMP}"
+if [[ -n "${CACHE_DIR}" ]] && mkdir -p "${CACHE_DIR}" 2>/dev/null; then
+  for b in "${BINARIES[@]}"; do
+    cp -f "${BIN_DIR}/${b}" "${CACHE_DIR}/.${b}.tmp" && mv -f "${CACHE_DIR}/.${b}.tmp" "${CACHE_DIR}/${b}"
+  done
+fi
