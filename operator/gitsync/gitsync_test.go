@@ -321,3 +321,44 @@ func TestUnsignedCommitIsNotApplied(t *testing.T) {
 		})
 	}
 }
+
+// An inventory too large for status goes to a ConfigMap the GitSync owns;
+// pruning works from it, and a smaller inventory moves back into status.
+func TestLargeInventoryLivesInAConfigMap(t *testing.T) {
+	ns := newNamespace(t)
+	var docs strings.Builder
+	for i := range 1001 {
+		fmt.Fprintf(&docs, "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%04d\n  namespace: %s\n", i, ns)
+	}
+	repo := gittest.NewRepo(t, map[string]string{"many.yaml": docs.String()})
+	createGitSync(t, ns, "large", helmfluxv1alpha1.GitSyncSpec{URL: repo.URL(), Prune: true})
+	gs := waitApplied(t, ns, "large", repo.Head())
+	inv := gs.Status.Inventory
+	if inv == nil || inv.Count != 1001 || len(inv.Entries) != 0 || inv.ConfigMapRef == nil {
+		t.Fatalf("inventory = %+v, want 1001 objects kept in a ConfigMap", inv)
+	}
+	cm := &corev1.ConfigMap{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: inv.ConfigMapRef.Name}, cm); err != nil {
+		t.Fatalf("inventory ConfigMap: %v", err)
+	}
+	if n := strings.Count(cm.Data["inventory"], "\n"); n != 1001 {
+		t.Errorf("inventory ConfigMap holds %d entries, want 1001", n)
+	}
+
+	// Drop the last object: it is pruned from the ConfigMap's inventory, and
+	// the 1,000 left fit in status again.
+	repo.Write(map[string]string{"many.yaml": docs.String()[:strings.LastIndex(docs.String(), "---\n")]})
+	hash := repo.Commit("drop cm-1000")
+	requestReconcile(t, ns, "large")
+	gs = waitApplied(t, ns, "large", hash)
+	if inv := gs.Status.Inventory; inv == nil || inv.Count != 1000 || len(inv.Entries) != 1000 || inv.ConfigMapRef != nil {
+		t.Errorf("inventory after the prune = count %d, %d entries, ref %v; want 1000 in status", inv.Count, len(inv.Entries), inv.ConfigMapRef)
+	}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "cm-1000"}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+		t.Errorf("cm-1000 not pruned (err %v)", err)
+	}
+	eventually(t, "the inventory ConfigMap removed", func() (bool, string) {
+		err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: cm.Name}, &corev1.ConfigMap{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+}
