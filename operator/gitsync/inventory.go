@@ -25,8 +25,6 @@ const statusInventoryLimit = 1000
 // inventoryKey is the ConfigMap key holding "<id> <version>" lines.
 const inventoryKey = "inventory"
 
-var clientMergeFrom = client.MergeFrom
-
 // item is one inventory entry.
 type item struct {
 	id      apply.ObjectID

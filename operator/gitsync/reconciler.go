@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -84,9 +85,6 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return b.Complete(r)
 }
-
-// +kubebuilder:rbac:groups=helmflux.dev,resources=gitsyncs,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=helmflux.dev,resources=gitsyncs/status;gitsyncs/finalizers,verbs=get;update;patch
 
 // Reconcile fetches the GitSync's revision, renders it and applies it.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
@@ -170,7 +168,7 @@ func (r *Reconciler) finish(ctx context.Context, base *helmfluxv1alpha1.GitSync,
 	return err
 }
 
-func (r *Reconciler) recordEvents(obj *helmfluxv1alpha1.GitSync, s *scope, before, after *metav1Condition) {
+func (r *Reconciler) recordEvents(obj *helmfluxv1alpha1.GitSync, s *scope, before, after *metav1.Condition) {
 	if r.Events == nil || after == nil {
 		return
 	}

@@ -13,8 +13,6 @@ import (
 	"github.com/helmflux/helmflux/pkg/apply"
 )
 
-type metav1Condition = metav1.Condition
-
 // maxFailures bounds the per-object failures kept in status.
 const maxFailures = 50
 

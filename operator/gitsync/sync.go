@@ -9,6 +9,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
@@ -140,5 +141,5 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, obj *helmfluxv1alpha1.
 	}
 	base := obj.DeepCopy()
 	controllerutil.RemoveFinalizer(obj, Finalizer)
-	return r.Client.Patch(ctx, obj, clientMergeFrom(base))
+	return r.Client.Patch(ctx, obj, client.MergeFrom(base))
 }

@@ -190,6 +190,19 @@ func TestApplyConfiguresOnlyWhatChangedAndRevertsDrift(t *testing.T) {
 	}
 }
 
+// brokenDeployment is schema-invalid: its selector does not match its template.
+const brokenDeployment = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: broken, namespace: NS}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: broken}}
+  template:
+    metadata: {labels: {app: other}}
+    spec:
+      containers: [{name: c, image: "registry.example.com/c:1"}]
+`
+
 func TestApplyChangesNothingWhenAnObjectIsInvalid(t *testing.T) {
 	a, c, counter, ns := newApplier(t)
 	ctx := context.Background()
@@ -202,17 +215,7 @@ kind: ConfigMap
 metadata: {name: fine, namespace: NS}
 data: {a: b}
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: broken, namespace: NS}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: broken}}
-  template:
-    metadata: {labels: {app: other}}
-    spec:
-      containers: [{name: c, image: "registry.example.com/c:1"}]
-`
+` + brokenDeployment
 	counter.Reset()
 	_, err := a.Apply(ctx, objects(t, ns, set))
 	var invalid *apply.InvalidError
@@ -414,17 +417,7 @@ kind: ConfigMap
 metadata: {name: fine, namespace: NS}
 data: {a: b}
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: broken, namespace: NS}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: broken}}
-  template:
-    metadata: {labels: {app: other}}
-    spec:
-      containers: [{name: c, image: "registry.example.com/c:1"}]
-`
+` + brokenDeployment
 	_, err := a.Apply(ctx, objects(t, ns, set))
 	var invalid *apply.InvalidError
 	if !errors.As(err, &invalid) || !invalid.FirstStageApplied || !strings.Contains(err.Error(), "Deployment/"+ns+"/broken") {

@@ -12,12 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
-)
-
-// Annotations that keep an object from being pruned.
-const (
-	IgnoreAnnotation       = "fluxcd.io/ignore"
-	LegacyIgnoreAnnotation = "flux.weave.works/ignore"
+	"github.com/helmflux/helmflux/pkg/manifest"
 )
 
 // DefaultMaxPrunePercent is the share of an inventory a prune may delete unforced.
@@ -133,7 +128,7 @@ func (a *Applier) deleteOwned(ctx context.Context, id ObjectID, owner string) Re
 		res.Err = errNotOwned
 		return res
 	case isIgnored(ann):
-		res.Err = fmt.Errorf("not deleted: annotated %s", IgnoreAnnotation)
+		res.Err = fmt.Errorf("not deleted: annotated %s", manifest.AnnotationIgnore)
 		return res
 	}
 	err = a.client.Delete(ctx, live, client.PropagationPolicy(metav1.DeletePropagationBackground),
@@ -149,8 +144,8 @@ func (a *Applier) deleteOwned(ctx context.Context, id ObjectID, owner string) Re
 // isIgnored tells whether annotations exempt an object from pruning:
 // fluxcd.io/ignore "true" or "sync_only" (or the flux.weave.works/ form).
 func isIgnored(ann map[string]string) bool {
-	for _, k := range []string{IgnoreAnnotation, LegacyIgnoreAnnotation} {
-		if v := ann[k]; v == "true" || v == "sync_only" {
+	for _, k := range []string{manifest.AnnotationIgnore, manifest.AnnotationIgnoreLegacy} {
+		if v := ann[k]; v == manifest.IgnoreTrue || v == manifest.IgnoreSyncOnly {
 			return true
 		}
 	}
