@@ -98,7 +98,7 @@ chart-lint: ## Lint the operator's Helm chart with the Helm SDK.
 	go run ./hack/chartlint charts/helmflux
 
 .PHONY: controlplane
-controlplane: ## Build kube-apiserver, etcd, kube-controller-manager and kubectl into ./bin.
+controlplane: ## Build kube-apiserver, etcd, kube-controller-manager, kube-scheduler, kubectl and kwok into ./bin.
 	@hack/controlplane.sh $(BIN)
 
 .PHONY: demo

@@ -1,7 +1,8 @@
 // Package testenv starts the local control plane (etcd and kube-apiserver built
 // into ./bin by `make controlplane`) with helmflux's CRDs, for the tests,
-// benchmarks and demo of every package. It lives in internal/ so that
-// nothing outside the module depends on it.
+// benchmarks and demo of every package; StartWorkloads adds what makes
+// workloads roll out (kube-controller-manager, kube-scheduler, kwok). It
+// lives in internal/ so that nothing outside the module depends on it.
 package testenv
 
 import (
@@ -49,17 +50,29 @@ func New() (*envtest.Environment, error) {
 			return nil, err
 		}
 	}
-	for _, b := range []string{"kube-apiserver", "etcd", "kubectl"} {
-		// #nosec G703 -- the developer's own control plane directory
-		if _, err := os.Stat(filepath.Join(assets, b)); err != nil {
-			return nil, fmt.Errorf("control plane binary %s missing in %s: run `make controlplane` (or `make test`)", b, assets)
-		}
+	if err := checkBinaries(assets, "kube-apiserver", "etcd", "kubectl"); err != nil {
+		return nil, err
 	}
 	return &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		Scheme:                Scheme(),
 	}, nil
+}
+
+// ErrMissingBinary is returned (wrapped) when a control plane binary is not
+// built, so that a test can skip rather than fail.
+var ErrMissingBinary = errors.New("control plane binary missing")
+
+// checkBinaries reports the first of names that is not in the assets directory.
+func checkBinaries(assets string, names ...string) error {
+	for _, b := range names {
+		// #nosec G703 -- the developer's own control plane directory
+		if _, err := os.Stat(filepath.Join(assets, b)); err != nil {
+			return fmt.Errorf("%w: %s in %s: run `make controlplane` (or `make test`)", ErrMissingBinary, b, assets)
+		}
+	}
+	return nil
 }
 
 // Scheme returns the operator's scheme: the Kubernetes types and helmflux's APIs.

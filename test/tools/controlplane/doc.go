@@ -1,8 +1,9 @@
 // Package controlplane pins the source of the Kubernetes control plane used
-// by the envtest-based tests: kube-apiserver, kube-controller-manager, kubectl
-// and etcd. hack/controlplane.sh builds them from this module with the Go
-// toolchain alone, so no prebuilt binaries, container images or setup-envtest
-// downloads are needed.
+// by the envtest-based tests: kube-apiserver, kube-controller-manager,
+// kube-scheduler, kubectl and etcd. hack/controlplane.sh builds them from this
+// module with the Go toolchain alone, so no prebuilt binaries, container
+// images or setup-envtest downloads are needed. (kwok, the fake kubelet, is
+// pinned in its own module, test/tools/kwok.)
 //
 // This is deliberately a separate Go module. k8s.io/kubernetes is not meant
 // to be imported: it requires its staging modules (k8s.io/api,
