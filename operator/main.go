@@ -10,10 +10,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -35,6 +35,8 @@ func main() {
 		apiQPS       float64
 		apiBurst     int
 		listen       string
+		interval     time.Duration
+		crossNS      bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
@@ -45,6 +47,8 @@ func main() {
 	flag.Float64Var(&apiQPS, "kube-api-qps", 100, "Requests per second to the Kubernetes API.")
 	flag.IntVar(&apiBurst, "kube-api-burst", 300, "Burst of requests to the Kubernetes API.")
 	flag.StringVar(&listen, "listen", ":3030", "Address of the HTTP API and the push receiver (/hooks/<namespace>/<name>); empty disables them.")
+	flag.DurationVar(&interval, "charts-sync-interval", 3*time.Minute, "Time between passes over an unchanged HelmRelease.")
+	flag.BoolVar(&crossNS, "allow-cross-namespace-refs", false, "Let HelmReleases read values and chart credentials from ConfigMaps and Secrets of other namespaces.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -58,20 +62,22 @@ func main() {
 
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(apiQPS), apiBurst
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: controllers.NewScheme(),
-		// Secrets and ConfigMaps are read when needed, never cached cluster-wide.
-		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}},
+	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(ctrl.Options{
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "helmflux-operator.helmflux.dev",
-	})
+		// A running Helm action gets this long to end (failed, not pending) on SIGTERM.
+		GracefulShutdownTimeout: ptr.To(30 * time.Second),
+	}))
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
 		os.Exit(1)
 	}
-	if err := controllers.Setup(mgr, cfg, controllers.Options{Concurrency: concurrency, CacheDir: cacheDir, Listen: listen}); err != nil {
+	if err := controllers.Setup(mgr, cfg, controllers.Options{
+		Concurrency: concurrency, CacheDir: cacheDir, Listen: listen,
+		HelmInterval: interval, AllowCrossNamespaceRefs: crossNS,
+	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		os.Exit(1)
 	}

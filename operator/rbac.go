@@ -2,7 +2,9 @@ package main
 
 // The operator's own permissions. Applying the manifests of a GitSync and the
 // resources of a chart needs whatever those contain; the chart and config/ bind
-// that separately (cluster-admin by default), so it is not listed here.
+// that separately (cluster-admin by default), so it is not listed here; Helm's
+// release records (Secrets in each target namespace) are covered by it too.
+// The CRD read tells a deleted HelmRelease from a deleted HelmRelease CRD.
 //
 // +kubebuilder:rbac:groups=helm.fluxcd.io,resources=helmreleases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=helm.fluxcd.io,resources=helmreleases/status;helmreleases/finalizers,verbs=get;update;patch
@@ -11,4 +13,5 @@ package main
 // +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete

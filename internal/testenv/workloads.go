@@ -32,6 +32,9 @@ const (
 	// its image ends with it (e.g. "example.com/app:never-ready"), so a test
 	// can make Helm's wait time out.
 	NeverReadyImageSuffix = ":never-ready"
+	// StartAfterAnnotation holds a duration ("5s") a Pod stays Pending before
+	// it runs and becomes Ready, for rollouts that take a while but succeed.
+	StartAfterAnnotation = "helmflux.dev/start-after"
 	// TestFailAnnotation set to "true" on a Pod that finishes (a Helm test
 	// hook Pod or a Job's Pod) makes it end in phase Failed instead of
 	// Succeeded.
@@ -665,6 +668,11 @@ spec:
   resourceRef:
     apiGroup: v1
     kind: Pod
+  delay:
+    durationMilliseconds: 0
+    durationFrom:
+      jq:
+        expression: '.metadata.annotations["helmflux.dev/start-after"]'
   selector:
     matchExpressions:
     - key: '.metadata.deletionTimestamp'

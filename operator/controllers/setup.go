@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -23,9 +24,11 @@ import (
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/operator/gitsync"
+	"github.com/helmflux/helmflux/operator/helmrelease"
 	"github.com/helmflux/helmflux/operator/webhook"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
+	"github.com/helmflux/helmflux/pkg/helm"
 )
 
 // NewScheme returns a scheme with the Kubernetes types and helmflux's APIs.
@@ -45,6 +48,26 @@ type Options struct {
 	CacheDir string
 	// Listen is the address of the HTTP API and push receiver; "" serves none.
 	Listen string
+	// HelmInterval is the time between passes over an unchanged HelmRelease
+	// (the Helm Operator's --charts-sync-interval).
+	HelmInterval time.Duration
+	// AllowCrossNamespaceRefs lets HelmReleases read values and chart
+	// credentials from other namespaces.
+	AllowCrossNamespaceRefs bool
+	// HTTPClient fetches chart repositories and externalSourceRef values;
+	// nil uses a default client (tests pass one trusting their servers).
+	HTTPClient *http.Client
+	// PlainHTTPRegistries are OCI registry hosts reached over plain HTTP.
+	PlainHTTPRegistries []string
+}
+
+// ManagerOptions returns the manager options the controllers need, on top
+// of base: helmflux's scheme, and a client that reads Secrets and ConfigMaps
+// live instead of caching every one of them in the cluster.
+func ManagerOptions(base ctrl.Options) ctrl.Options {
+	base.Scheme = NewScheme()
+	base.Client = client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}}
+	return base
 }
 
 // Setup builds what the controllers share and registers them with mgr. cfg is
@@ -64,6 +87,9 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 		return fmt.Errorf("make the apply client: %w", err)
 	}
 	triggers := make(chan event.GenericEvent, 1024)
+	if err := setupHelm(mgr, cfg, direct, gitCache, opts); err != nil {
+		return err
+	}
 	err = (&gitsync.Reconciler{
 		Client:      mgr.GetClient(),
 		Applier:     apply.New(direct, gitsync.FieldManager),
@@ -78,6 +104,35 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	}
 	receiver := &webhook.Receiver{Client: mgr.GetClient(), Trigger: triggers}
 	return mgr.Add(&httpServer{addr: opts.Listen, handler: receiver.Handler()})
+}
+
+// setupHelm registers the HelmRelease controller.
+func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCache *git.Cache, opts Options) error {
+	runner, err := helm.NewRunner(cfg, mgr.GetLogger().WithName("helm"))
+	if err != nil {
+		return err
+	}
+	chartOpts := []helm.ChartsOption{helm.WithPlainHTTPRegistries(opts.PlainHTTPRegistries...)}
+	if opts.HTTPClient != nil {
+		chartOpts = append(chartOpts, helm.WithHTTPClient(opts.HTTPClient))
+	}
+	charts, err := helm.NewCharts(filepath.Join(opts.CacheDir, "charts"), gitCache, chartOpts...)
+	if err != nil {
+		return fmt.Errorf("open the chart cache: %w", err)
+	}
+	return (&helmrelease.Reconciler{
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Runner:                  runner,
+		Charts:                  charts,
+		Git:                     gitCache,
+		Drift:                   apply.New(direct, helmrelease.DriftFieldManager),
+		Events:                  mgr.GetEventRecorder("helmflux-helmrelease"),
+		HTTPClient:              opts.HTTPClient,
+		Interval:                opts.HelmInterval,
+		AllowCrossNamespaceRefs: opts.AllowCrossNamespaceRefs,
+		Concurrency:             opts.Concurrency,
+	}).SetupWithManager(context.Background(), mgr)
 }
 
 // httpServer runs the operator's HTTP endpoints for as long as the manager runs.

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
+	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/manifest"
@@ -43,10 +44,30 @@ func (r *Reconciler) reconcileManifests(ctx context.Context, s *scope) error {
 		}
 		ann[helmfluxv1alpha1.SyncAnnotation] = owner
 		ann[helmfluxv1alpha1.SourceAnnotation] = o.Source
+		if readsGitFiles(o.Object) {
+			ann[helmv1.RevisionAnnotation] = s.revision.String()
+		}
 		o.Object.SetAnnotations(ann)
 	}
 	s.objects = objs
 	return nil
+}
+
+// readsGitFiles tells whether obj is a HelmRelease with values files in git
+// (valuesFrom[].gitFileRef): it is stamped with the revision applied, so the
+// HelmRelease controller reads them at that revision, and a commit that
+// changes only a values file still reaches the release.
+func readsGitFiles(obj *unstructured.Unstructured) bool {
+	if obj.GroupVersionKind().GroupKind() != helmv1.GroupVersion.WithKind(helmv1.HelmReleaseKind).GroupKind() {
+		return false
+	}
+	from, _, _ := unstructured.NestedSlice(obj.Object, "spec", "valuesFrom")
+	for _, f := range from {
+		if m, ok := f.(map[string]any); ok && m["gitFileRef"] != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // reconcileApply applies the rendered objects, prunes what left git (when

@@ -406,3 +406,29 @@ func (a *Applier) waitEstablished(ctx context.Context, entries []*entry) error {
 	}
 	return nil
 }
+
+// Diff dry-runs objs and reports, without writing anything, which of them
+// differ from the live objects: Configured for an object that would change,
+// Created for one that is missing, Unchanged otherwise. It is how drift
+// between a desired set and the cluster is measured.
+func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (*ChangeSet, error) {
+	entries, err := a.prepare(objs)
+	if err != nil {
+		return nil, err
+	}
+	a.each(ctx, entries, a.dryRun)
+	cs := &ChangeSet{Results: make([]Result, 0, len(entries))}
+	for _, e := range entries {
+		switch {
+		case e.result.Action == Failed:
+		case e.live == nil:
+			e.result.Action = Created
+		case sameObject(e.live, e.dryRun):
+			e.result.Action = Unchanged
+		default:
+			e.result.Action = Configured
+		}
+		cs.Results = append(cs.Results, e.result)
+	}
+	return cs, ctx.Err()
+}

@@ -101,6 +101,11 @@ type HelmReleaseSpec struct {
 	// +optional
 	Test Test `json:"test,omitempty"`
 
+	// DriftDetection compares the release's live objects with its manifest on
+	// every pass and, when enabled, corrects them. A helmflux addition.
+	// +optional
+	DriftDetection *DriftDetection `json:"driftDetection,omitempty"`
+
 	// DisableOpenAPIValidation skips validating the rendered manifests against
 	// the cluster's OpenAPI schema.
 	// +optional
@@ -339,6 +344,29 @@ type Test struct {
 	Cleanup *bool `json:"cleanup,omitempty"`
 }
 
+// DriftDetectionMode says what to do when live objects differ from the release.
+// +kubebuilder:validation:Enum=enabled;warn;disabled
+type DriftDetectionMode string
+
+const (
+	// DriftDetectionEnabled reports drift and corrects it by applying the
+	// release's manifest to the objects that drifted.
+	DriftDetectionEnabled DriftDetectionMode = "enabled"
+	// DriftDetectionWarn reports drift in the Drifted condition and an Event only.
+	DriftDetectionWarn DriftDetectionMode = "warn"
+	// DriftDetectionDisabled compares nothing; the default.
+	DriftDetectionDisabled DriftDetectionMode = "disabled"
+)
+
+// DriftDetection configures the comparison of live objects with the release
+// manifest, made with server-side dry-run applies.
+type DriftDetection struct {
+	// Mode is enabled, warn or disabled (the default).
+	// +kubebuilder:default=disabled
+	// +optional
+	Mode DriftDetectionMode `json:"mode,omitempty"`
+}
+
 // HelmReleasePhase is the Helm Operator's one-word summary of the last action.
 // +kubebuilder:validation:Enum=ChartFetched;ChartFetchFailed;Installing;Upgrading;Deployed;DeployFailed;Testing;TestFailed;Tested;Succeeded;Failed;RollingBack;RolledBack;RollbackFailed
 type HelmReleasePhase string
@@ -390,6 +418,29 @@ type HelmReleaseStatus struct {
 	// +optional
 	LastAttemptedRevision string `json:"lastAttemptedRevision,omitempty"`
 
+	// ChartDigest identifies the chart of the deployed release: the archive's
+	// sha256 for repository charts, the manifest digest for OCI charts, a
+	// digest of the chart directory for git charts.
+	// +optional
+	ChartDigest string `json:"chartDigest,omitempty"`
+
+	// ValuesChecksum is the sha256 of the merged values of the deployed
+	// release, as the Helm Operator wrote it. Values themselves never appear
+	// in the status.
+	// +optional
+	ValuesChecksum string `json:"valuesChecksum,omitempty"`
+
+	// LastAttemptedDigest identifies the chart and values of the last install
+	// or upgrade attempt. A failed attempt is not repeated for the same digest
+	// (no upgrade-rollback loop) unless rollback.retry allows it or a reconcile
+	// is requested.
+	// +optional
+	LastAttemptedDigest string `json:"lastAttemptedDigest,omitempty"`
+
+	// ReleaseRevision is the Helm release revision (helm history) deployed.
+	// +optional
+	ReleaseRevision int `json:"releaseRevision,omitempty"`
+
 	// RollbackCount counts the rollbacks since the last successful release.
 	// +optional
 	RollbackCount int64 `json:"rollbackCount,omitempty"`
@@ -418,7 +469,61 @@ const (
 	RolledBackCondition = "RolledBack"
 	// TestedCondition tells whether the chart's tests passed.
 	TestedCondition = "Tested"
+	// DriftedCondition tells whether live objects differ from the release
+	// manifest (only with driftDetection warn or enabled).
+	DriftedCondition = "Drifted"
 )
+
+// Reasons of the HelmRelease conditions.
+const (
+	ChartFetchFailedReason  = "ChartFetchFailed"
+	ChartFetchedReason      = "ChartFetched"
+	ValuesFailedReason      = "ValuesFailed"
+	InstallSucceededReason  = "InstallSucceeded"
+	InstallFailedReason     = "InstallFailed"
+	UpgradeSucceededReason  = "UpgradeSucceeded"
+	UpgradeFailedReason     = "UpgradeFailed"
+	RollbackSucceededReason = "RollbackSucceeded"
+	RollbackFailedReason    = "RollbackFailed"
+	TestSucceededReason     = "TestSucceeded"
+	TestFailedReason        = "TestFailed"
+	UninstallFailedReason   = "UninstallFailed"
+	ReleaseNotOwnedReason   = "ReleaseNotOwned"
+	ReleaseLockedReason     = "ReleaseLocked"
+	ReleaseUnlockedReason   = "ReleaseUnlocked"
+	InvalidSpecReason       = "InvalidSpec"
+	DriftDetectedReason     = "DriftDetected"
+	DriftCorrectedReason    = "DriftCorrected"
+	NoDriftReason           = "NoDrift"
+	ReleaseUpToDateReason   = "ReleaseUpToDate"
+	ProgressingReason       = "Progressing"
+)
+
+// Annotations that link HelmReleases and their releases.
+const (
+	// AntecedentAnnotation marks every object of a release with the
+	// HelmRelease that owns it, "<namespace>:helmrelease/<name>", as the Helm
+	// Operator did. A release whose objects name another HelmRelease is not
+	// taken over.
+	AntecedentAnnotation = "helm.fluxcd.io/antecedent"
+	// RevisionAnnotation holds the git revision ("main@sha1:…") at which a
+	// GitSync applied a HelmRelease that reads values files from git
+	// (valuesFrom[].gitFileRef): the files are read at that same revision.
+	RevisionAnnotation = "helmflux.dev/revision"
+)
+
+// Antecedent returns the AntecedentAnnotation value naming this HelmRelease.
+func (in *HelmRelease) Antecedent() string {
+	return in.Namespace + ":helmrelease/" + in.Name
+}
+
+// GetDriftDetectionMode returns the drift detection mode, disabled by default.
+func (in HelmReleaseSpec) GetDriftDetectionMode() DriftDetectionMode {
+	if in.DriftDetection == nil || in.DriftDetection.Mode == "" {
+		return DriftDetectionDisabled
+	}
+	return in.DriftDetection.Mode
+}
 
 // HelmRelease declares a Helm release: a chart, where to get it, and its values.
 // +kubebuilder:object:root=true

@@ -1,0 +1,160 @@
+package helmrelease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"helm.sh/helm/v3/pkg/chart"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	"github.com/helmflux/helmflux/pkg/git"
+	"github.com/helmflux/helmflux/pkg/helm"
+)
+
+// reconcileChart resolves the chart to a version and digest without
+// downloading it, and arranges for it to be loaded when an action needs it.
+// It writes the ChartFetched condition.
+func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
+	obj := s.obj
+	src, err := r.chartSource(ctx, obj)
+	if err != nil {
+		setCondition(obj, helmv1.ChartFetchedCondition, metav1.ConditionFalse, helmv1.ChartFetchFailedReason, err.Error())
+		return err
+	}
+	ref, err := r.Charts.Resolve(ctx, src)
+	if err != nil {
+		err = fmt.Errorf("resolve chart: %w", err)
+		obj.Status.Phase = helmv1.PhaseChartFetchFailed
+		setCondition(obj, helmv1.ChartFetchedCondition, metav1.ConditionFalse, helmv1.ChartFetchFailedReason, err.Error())
+		if errors.Is(err, helm.ErrChartNotFound) || errors.Is(err, helm.ErrHostileChart) || errors.Is(err, helm.ErrTooLarge) {
+			return waitForChange(helmv1.ChartFetchFailedReason, err)
+		}
+		return retryable(helmv1.ChartFetchFailedReason, err)
+	}
+	s.chartRef = ref
+	var (
+		once   sync.Once
+		loaded *chart.Chart
+		lerr   error
+	)
+	s.loadChart = func(ctx context.Context) (*chart.Chart, error) {
+		once.Do(func() { loaded, lerr = r.Charts.Load(ctx, ref) })
+		if lerr != nil {
+			err := fmt.Errorf("load chart %s %s: %w", ref.Name, ref.Version, lerr)
+			obj.Status.Phase = helmv1.PhaseChartFetchFailed
+			setCondition(obj, helmv1.ChartFetchedCondition, metav1.ConditionFalse, helmv1.ChartFetchFailedReason, err.Error())
+			if errors.Is(lerr, helm.ErrHostileChart) || errors.Is(lerr, helm.ErrTooLarge) || errors.Is(lerr, helm.ErrChartNotFound) {
+				return nil, waitForChange(helmv1.ChartFetchFailedReason, err)
+			}
+			return nil, retryable(helmv1.ChartFetchFailedReason, err)
+		}
+		return loaded, nil
+	}
+	setCondition(obj, helmv1.ChartFetchedCondition, metav1.ConditionTrue, helmv1.ChartFetchedReason,
+		fmt.Sprintf("chart %s %s (%s)", ref.Name, ref.Version, ref.Revision))
+	return nil
+}
+
+// chartSource turns the spec's chart into pkg/helm's source, with credentials.
+func (r *Reconciler) chartSource(ctx context.Context, obj *helmv1.HelmRelease) (helm.ChartSource, error) {
+	c := obj.Spec.Chart
+	if c.IsGit() {
+		src := helm.ChartSource{Git: c.Git, Ref: git.Ref{Branch: c.GetRef()}, Path: c.Path, SkipDepUpdate: c.SkipDepUpdate}
+		if c.SecretRef != nil {
+			ns, err := r.refNamespace(obj, c.SecretRef.Namespace)
+			if err != nil {
+				return src, stalled(helmv1.InvalidSpecReason, fmt.Errorf("chart.secretRef: %w", err))
+			}
+			secret := &corev1.Secret{}
+			if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: c.SecretRef.Name}, secret); err != nil {
+				return src, retryable(helmv1.ChartFetchFailedReason, fmt.Errorf("read chart.secretRef Secret %s: %w", c.SecretRef.Name, err))
+			}
+			auth, err := git.AuthFromSecret(secret.Data)
+			if err != nil {
+				return src, waitForChange(helmv1.ChartFetchFailedReason, fmt.Errorf("chart.secretRef Secret %s: %w", c.SecretRef.Name, err))
+			}
+			src.GitAuth = auth
+		}
+		return src, nil
+	}
+	src := helm.ChartSource{Repository: c.Repository, Name: c.Name, Version: c.Version}
+	if c.ChartPullSecret != nil {
+		secret := &corev1.Secret{}
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: obj.Namespace, Name: c.ChartPullSecret.Name}, secret); err != nil {
+			return src, retryable(helmv1.ChartFetchFailedReason, fmt.Errorf("read chartPullSecret %s: %w", c.ChartPullSecret.Name, err))
+		}
+		auth, err := repoAuth(secret, c.Repository)
+		if err != nil {
+			return src, waitForChange(helmv1.ChartFetchFailedReason, fmt.Errorf("chartPullSecret %s: %w", c.ChartPullSecret.Name, err))
+		}
+		src.RepoAuth = auth
+	}
+	return src, nil
+}
+
+// refNamespace returns the namespace of a reference, refusing another
+// namespace than the HelmRelease's unless the operator allows it.
+func (r *Reconciler) refNamespace(obj *helmv1.HelmRelease, ns string) (string, error) {
+	if ns == "" || ns == obj.Namespace {
+		return obj.Namespace, nil
+	}
+	if !r.AllowCrossNamespaceRefs {
+		return "", fmt.Errorf("namespace %q is not the HelmRelease's namespace %q; cross-namespace references are disabled (operator flag --allow-cross-namespace-refs)", ns, obj.Namespace)
+	}
+	return ns, nil
+}
+
+// repositoriesFile is the part of Helm's repositories.yaml that a
+// chartPullSecret holds, as the Helm Operator read it.
+type repositoriesFile struct {
+	Repositories []struct {
+		URL                   string `json:"url"`
+		Username              string `json:"username"`
+		Password              string `json:"password"`
+		InsecureSkipTLSVerify bool   `json:"insecure_skip_tls_verify"`
+	} `json:"repositories"`
+}
+
+// repoAuth reads repository credentials from a chartPullSecret: either a
+// repositories.yaml key (the Helm Operator's format) with an entry for the
+// repository, or username/password and caFile/certFile/keyFile keys.
+func repoAuth(secret *corev1.Secret, repository string) (*helm.RepoAuth, error) {
+	auth := &helm.RepoAuth{
+		Username: string(secret.Data["username"]),
+		Password: string(secret.Data["password"]),
+		CAFile:   secret.Data["caFile"],
+		CertFile: secret.Data["certFile"],
+		KeyFile:  secret.Data["keyFile"],
+	}
+	if raw, ok := secret.Data["repositories.yaml"]; ok {
+		var f repositoriesFile
+		if err := yaml.Unmarshal(raw, &f); err != nil {
+			return nil, errors.New("repositories.yaml is not valid YAML")
+		}
+		found := false
+		for _, e := range f.Repositories {
+			if strings.TrimSuffix(e.URL, "/") == strings.TrimSuffix(repository, "/") {
+				auth.Username, auth.Password, auth.InsecureSkipTLSVerify = e.Username, e.Password, e.InsecureSkipTLSVerify
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("repositories.yaml has no entry for %s", repository)
+		}
+	}
+	if (auth.Username == "") != (auth.Password == "") {
+		return nil, errors.New("set both username and password, or neither")
+	}
+	if (len(auth.CertFile) == 0) != (len(auth.KeyFile) == 0) {
+		return nil, errors.New("set both certFile and keyFile, or neither")
+	}
+	return auth, nil
+}

@@ -1,0 +1,81 @@
+package helmrelease
+
+import (
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+)
+
+// crdName is the name of the HelmRelease CustomResourceDefinition.
+const crdName = "helmreleases.helm.fluxcd.io"
+
+// reconcileDelete uninstalls the release of a deleted HelmRelease, then
+// removes the finalizer. When the CRD itself is being deleted every
+// HelmRelease goes with it; their releases are then left running, because
+// removing a CRD is not a decision to remove every release.
+func (r *Reconciler) reconcileDelete(ctx context.Context, obj *helmv1.HelmRelease) error {
+	if !controllerutil.ContainsFinalizer(obj, Finalizer) {
+		return nil
+	}
+	log := ctrl.LoggerFrom(ctx)
+	crdGoing, err := r.crdDeleting(ctx)
+	if err != nil {
+		return retryable(helmv1.UninstallFailedReason, err)
+	}
+	ns, name := obj.GetTargetNamespace(), obj.GetReleaseName()
+	if crdGoing {
+		log.Info("The HelmRelease CRD is being deleted; leaving the release installed", "release", name, "namespace", ns)
+	} else if err := r.uninstall(ctx, obj); err != nil {
+		return err
+	}
+	patch := client.MergeFrom(obj.DeepCopy())
+	controllerutil.RemoveFinalizer(obj, Finalizer)
+	if err := r.Client.Patch(ctx, obj, patch); err != nil {
+		return client.IgnoreNotFound(fmt.Errorf("remove finalizer: %w", err))
+	}
+	return nil
+}
+
+// uninstall removes the release unless it belongs to another HelmRelease.
+func (r *Reconciler) uninstall(ctx context.Context, obj *helmv1.HelmRelease) error {
+	ns, name := obj.GetTargetNamespace(), obj.GetReleaseName()
+	rel, err := r.Runner.Last(ctx, ns, name)
+	if err != nil {
+		return retryable(helmv1.UninstallFailedReason, err)
+	}
+	if rel == nil {
+		return nil
+	}
+	if owner := rel.Owner(); owner != "" && owner != obj.Antecedent() {
+		ctrl.LoggerFrom(ctx).Info("Leaving the release of another HelmRelease installed", "release", name, "owner", owner)
+		return nil
+	}
+	if err := r.Runner.Uninstall(ctx, ns, name, obj.Spec.GetTimeout(), false); err != nil {
+		return retryable(helmv1.UninstallFailedReason, err)
+	}
+	if r.Events != nil {
+		r.Events.Eventf(obj, nil, "Normal", "Uninstalled", "Delete", "Uninstalled release %s from namespace %s", name, ns)
+	}
+	return nil
+}
+
+// crdDeleting tells whether the HelmRelease CRD is being deleted or gone.
+func (r *Reconciler) crdDeleting(ctx context.Context) (bool, error) {
+	crd := &metav1.PartialObjectMetadata{}
+	crd.SetGroupVersionKind(apiextensionsCRD)
+	err := r.APIReader.Get(ctx, client.ObjectKey{Name: crdName}, crd)
+	switch {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("read the HelmRelease CRD: %w", err)
+	}
+	return !crd.DeletionTimestamp.IsZero(), nil
+}

@@ -1,0 +1,74 @@
+package helmrelease
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	"github.com/helmflux/helmflux/pkg/apply"
+)
+
+// reconcileDrift compares the release's live objects with its manifest by
+// server-side dry-run (driftDetection warn or enabled) and, when enabled,
+// applies the manifest to the objects that drifted. It writes Drifted.
+func (r *Reconciler) reconcileDrift(ctx context.Context, s *scope) error {
+	obj := s.obj
+	mode := obj.Spec.GetDriftDetectionMode()
+	if mode == helmv1.DriftDetectionDisabled || obj.Status.ReleaseStatus != "deployed" {
+		apimeta.RemoveStatusCondition(&obj.Status.Conditions, helmv1.DriftedCondition)
+		return nil
+	}
+	rel, err := r.Runner.Last(ctx, obj.GetTargetNamespace(), obj.GetReleaseName())
+	if err != nil || rel == nil {
+		return retryable(helmv1.DriftDetectedReason, fmt.Errorf("read the release for drift detection: %w", err))
+	}
+	objs, err := rel.Objects()
+	if err != nil {
+		return retryable(helmv1.DriftDetectedReason, err)
+	}
+	cs, err := r.Drift.Diff(ctx, objs)
+	if err != nil {
+		return retryable(helmv1.DriftDetectedReason, fmt.Errorf("compare live objects: %w", err))
+	}
+	var drifted []*unstructured.Unstructured
+	var names []string
+	for i, res := range cs.Results {
+		switch res.Action {
+		case apply.Configured, apply.Created:
+			drifted = append(drifted, objs[i])
+			names = append(names, res.ID.Display())
+		case apply.Failed:
+			return retryable(helmv1.DriftDetectedReason, fmt.Errorf("compare %s: %w", res.ID.Display(), res.Err))
+		}
+	}
+	wasDrifted := apimeta.IsStatusConditionTrue(obj.Status.Conditions, helmv1.DriftedCondition)
+	if len(drifted) == 0 {
+		setCondition(obj, helmv1.DriftedCondition, metav1.ConditionFalse, helmv1.NoDriftReason, "live objects match the release")
+		return nil
+	}
+	list := strings.Join(names, ", ")
+	if mode == helmv1.DriftDetectionWarn {
+		msg := fmt.Sprintf("%d object(s) differ from release %s: %s", len(drifted), rel.Name, list)
+		if c := apimeta.FindStatusCondition(obj.Status.Conditions, helmv1.DriftedCondition); !wasDrifted || c.Message != msg {
+			s.action.warn(helmv1.DriftDetectedReason, "%s", msg)
+		}
+		setCondition(obj, helmv1.DriftedCondition, metav1.ConditionTrue, helmv1.DriftDetectedReason, msg)
+		return nil
+	}
+	applied, err := r.Drift.Apply(ctx, drifted)
+	if err != nil {
+		return retryable(helmv1.DriftDetectedReason, fmt.Errorf("correct drift of %s: %w", list, err))
+	}
+	if f := applied.Failures(); len(f) > 0 {
+		return retryable(helmv1.DriftDetectedReason, fmt.Errorf("correct drift of %s: %w", f[0].ID.Display(), f[0].Err))
+	}
+	msg := fmt.Sprintf("Corrected drift of %d object(s) of release %s: %s", len(drifted), rel.Name, list)
+	s.action.normal(helmv1.DriftCorrectedReason, "%s", msg)
+	setCondition(obj, helmv1.DriftedCondition, metav1.ConditionFalse, helmv1.DriftCorrectedReason, msg)
+	return nil
+}

@@ -1,0 +1,138 @@
+package helmrelease_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	"github.com/helmflux/helmflux/internal/testenv"
+	"github.com/helmflux/helmflux/pkg/helm"
+	"github.com/helmflux/helmflux/pkg/helm/helmtest"
+)
+
+// helperEnv makes the test binary run killableUpgrade instead of the tests.
+const helperEnv = "HELMFLUX_TEST_KILLABLE_UPGRADE"
+
+// killableUpgrade runs in a child process: a Helm upgrade that waits for a
+// rollout that never comes, so the release stays pending-upgrade until the
+// parent kills the process, exactly as a killed operator leaves it.
+func killableUpgrade() int {
+	cfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	r, err := helm.NewRunner(cfg, ctrl.Log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ch, err := loader.Load(os.Getenv("CHART"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	_, err = r.Upgrade(context.Background(), helm.Request{
+		Namespace: os.Getenv("NAMESPACE"), Name: os.Getenv("RELEASE"), Chart: ch,
+		Values:     map[string]any{"image": map[string]any{"tag": testenv.NeverReadyImageSuffix[1:]}},
+		Antecedent: os.Getenv("ANTECEDENT"), Timeout: time.Hour, Wait: true, MaxHistory: 10,
+	})
+	fmt.Fprintln(os.Stderr, "upgrade ended:", err)
+	return 1
+}
+
+// lockRelease starts killableUpgrade on a release and kills it (SIGKILL)
+// once the release is pending-upgrade.
+func lockRelease(t *testing.T, ns, release, antecedent string, c helmtest.Chart) {
+	t.Helper()
+	dir := t.TempDir()
+	tgz, err := c.Package()
+	if err != nil {
+		t.Fatal(err)
+	}
+	chartPath := filepath.Join(dir, "chart.tgz")
+	if err := os.WriteFile(chartPath, tgz, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	user, err := testEnv.AddUser(envtest.User{Name: "locker", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcPath := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$") // #nosec G204 -- the test binary itself
+	cmd.Env = append(os.Environ(), helperEnv+"=1", "KUBECONFIG="+kcPath, "CHART="+chartPath,
+		"NAMESPACE="+ns, "RELEASE="+release, "ANTECEDENT="+antecedent)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "release pending-upgrade", func() (bool, string) {
+		h := history(t, ns, release)
+		return len(h) > 0 && h[len(h)-1] == helm.StatusPendingUpgrade, fmt.Sprint(h, out.String())
+	})
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+}
+
+func TestStaleLockIsClearedButAYoungOneIsLeftAlone(t *testing.T) {
+	ns := newNamespace(t)
+	repo := helmtest.NewRepoServer(t)
+	repo.Add(t, appChart("1.0.0"))
+	repo.Add(t, appChart("1.1.0"))
+
+	stale := repoRelease(ns, "stale", repo.URL(), "1.0.0", "")
+	stale.Spec.Timeout = ptrTo(int64(4))
+	young := repoRelease(ns, "young", repo.URL(), "1.0.0", "")
+	young.Spec.Timeout = ptrTo(int64(600))
+	mustCreateHR(t, stale)
+	mustCreateHR(t, young)
+	waitReady(t, ns, "stale")
+	waitReady(t, ns, "young")
+
+	lockRelease(t, ns, ns+"-stale", ns+":helmrelease/stale", appChart("1.1.0"))
+	lockRelease(t, ns, ns+"-young", ns+":helmrelease/young", appChart("1.1.0"))
+	for _, name := range []string{"stale", "young"} {
+		update(t, ns, name, func(hr *helmv1.HelmRelease) { hr.Spec.Chart.Version = "1.1.0" })
+	}
+
+	// The young lock may be someone's helm upgrade: left alone, and said so.
+	hr := waitCondition(t, ns, "young", meta.ReadyCondition, "False ReleaseLocked")
+	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, "pending-upgrade") {
+		t.Errorf("Ready: %s", c)
+	}
+
+	// The stale one is unlocked once older than its timeout, then upgraded.
+	hr = waitReady(t, ns, "stale")
+	if hr.Status.Revision != "1.1.0" || hr.Status.ReleaseStatus != "deployed" {
+		t.Errorf("status: %+v", hr.Status)
+	}
+	if h := history(t, ns, ns+"-stale"); strings.Join(h, ",") != "superseded,failed,deployed" {
+		t.Errorf("history: %v", h)
+	}
+	if !containsAny(events(t, ns, "stale"), "Unlocked release") {
+		t.Errorf("no Unlocked Event: %v", events(t, ns, "stale"))
+	}
+	if h := history(t, ns, ns+"-young"); h[len(h)-1] != helm.StatusPendingUpgrade {
+		t.Errorf("the young lock was touched: %v", h)
+	}
+}

@@ -1,0 +1,206 @@
+// Package helmrelease is the HelmRelease controller: it keeps each Helm release
+// in step with its HelmRelease. It only orchestrates: charts and Helm actions
+// are pkg/helm, values files from git pkg/git, drift checks pkg/apply.
+package helmrelease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"helm.sh/helm/v3/pkg/chart"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	"github.com/helmflux/helmflux/pkg/apply"
+	"github.com/helmflux/helmflux/pkg/git"
+	"github.com/helmflux/helmflux/pkg/helm"
+)
+
+// Finalizer lets the controller uninstall the release of a deleted HelmRelease.
+const Finalizer = "helm.fluxcd.io/finalizer"
+
+// DriftFieldManager is the server-side apply field manager of drift corrections.
+const DriftFieldManager = "helmflux-drift"
+
+// DefaultInterval is the Helm Operator's --charts-sync-interval default.
+const DefaultInterval = 3 * time.Minute
+
+// Reconciler reconciles HelmReleases.
+type Reconciler struct {
+	// Client reads HelmReleases (cached) and ConfigMaps and Secrets (uncached)
+	// and writes status.
+	Client client.Client
+	// APIReader reads what must not be cached (the HelmRelease CRD on deletion).
+	APIReader client.Reader
+	// Runner runs Helm actions.
+	Runner *helm.Runner
+	// Charts resolves and loads charts.
+	Charts *helm.Charts
+	// Git reads values files (gitFileRef) from the GitSyncs' repository cache.
+	Git *git.Cache
+	// Drift compares and corrects live objects (uncached client).
+	Drift *apply.Applier
+	// Events records what changed and what failed.
+	Events events.EventRecorder
+	// HTTPClient fetches externalSourceRef values.
+	HTTPClient *http.Client
+	// Interval is the time between passes over an unchanged HelmRelease.
+	Interval time.Duration
+	// AllowCrossNamespaceRefs lets valuesFrom and chart secrets name other namespaces.
+	AllowCrossNamespaceRefs bool
+	// Concurrency is the number of HelmReleases reconciled in parallel.
+	Concurrency int
+}
+
+// scope carries one reconcile's state from one sub-reconciler to the next.
+type scope struct {
+	obj      *helmv1.HelmRelease
+	chartRef *helm.ChartRef
+	// loadChart loads the chart on first use; an unchanged pass never does.
+	loadChart func(context.Context) (*chart.Chart, error)
+	values    map[string]any
+	checksum  string
+	// requested is set when a reconcile.fluxcd.io/requestedAt not yet handled asks for an upgrade.
+	requested bool
+	// action is what the pass did, for events and the Ready message.
+	action actionResult
+	// markReconciling sets and patches Reconciling once there is work to do.
+	markReconciling func(phase helmv1.HelmReleasePhase) error
+}
+
+// Reconcile resolves the chart and values of a HelmRelease and installs,
+// upgrades, tests or rolls back its release when they changed.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	log := ctrl.LoggerFrom(ctx)
+	obj := &helmv1.HelmRelease{}
+	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	base := obj.DeepCopy()
+	s := &scope{obj: obj}
+	if token, ok := meta.ReconcileAnnotationValue(obj.GetAnnotations()); ok {
+		s.requested = token != obj.Status.LastHandledReconcileAt
+		obj.Status.LastHandledReconcileAt = token
+	}
+	s.markReconciling = func(phase helmv1.HelmReleasePhase) error { return r.markReconciling(ctx, base, obj, phase) }
+	defer func() {
+		retErr = r.finish(ctx, base, s, retErr)
+	}()
+
+	if !obj.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.reconcileDelete(ctx, obj)
+	}
+	if controllerutil.AddFinalizer(obj, Finalizer) {
+		if err := r.Client.Patch(ctx, obj, client.MergeFrom(base)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
+		}
+		base = obj.DeepCopy()
+	}
+	if obj.Generation != obj.Status.ObservedGeneration {
+		if err := s.markReconciling(""); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	log.V(1).Info("Reconciling", "helmrelease", klog.KObj(obj))
+	for _, step := range []func(context.Context, *scope) error{
+		r.reconcileChart, r.reconcileValues, r.reconcileRelease, r.reconcileDrift,
+	} {
+		if err := step(ctx, s); err != nil {
+			return ctrl.Result{RequeueAfter: retryAfter(err, r.interval())}, err
+		}
+	}
+	return ctrl.Result{RequeueAfter: jitter(r.interval())}, nil
+}
+
+func (r *Reconciler) interval() time.Duration {
+	if r.Interval <= 0 {
+		return DefaultInterval
+	}
+	return r.Interval
+}
+
+// markReconciling shows at once that the controller works on the
+// HelmRelease; phase, when set, says which action runs. A pass with nothing
+// to do writes nothing.
+func (r *Reconciler) markReconciling(ctx context.Context, base, obj *helmv1.HelmRelease, phase helmv1.HelmReleasePhase) error {
+	if phase != "" {
+		obj.Status.Phase = phase
+	}
+	setReconciling(obj, phase)
+	if err := r.patchStatus(ctx, base, obj); err != nil {
+		return err
+	}
+	*base = *obj.DeepCopy()
+	return nil
+}
+
+// finish sets Ready from the outcome (here and nowhere else), records events
+// and patches the status. Errors that only a change can fix are not returned,
+// so the request is not retried faster than the interval.
+func (r *Reconciler) finish(ctx context.Context, base *helmv1.HelmRelease, s *scope, err error) error {
+	obj := s.obj
+	if !obj.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(obj, Finalizer) {
+		return err // gone once the finalizer was removed
+	}
+	if ctx.Err() != nil {
+		// Shutting down: Helm marked an interrupted action failed; the next
+		// process retries it, so record nothing that would stop it.
+		ctrl.LoggerFrom(ctx).Info("Interrupted by the shutdown; the next run retries")
+		return nil
+	}
+	before := apimeta.FindStatusCondition(base.Status.Conditions, meta.ReadyCondition)
+	summarize(obj, s, err)
+	after := apimeta.FindStatusCondition(obj.Status.Conditions, meta.ReadyCondition)
+	r.recordEvents(obj, s, before, after)
+
+	if perr := r.patchStatus(ctx, base, obj); perr != nil {
+		return errors.Join(err, perr)
+	}
+	var rerr *reconcileError
+	if errors.As(err, &rerr) && !rerr.retry {
+		ctrl.LoggerFrom(ctx).Info("Reconciliation stopped until the next change", "reason", rerr.reason, "error", err.Error())
+		return nil
+	}
+	return err
+}
+
+func (r *Reconciler) patchStatus(ctx context.Context, base, obj *helmv1.HelmRelease) error {
+	if equality.Semantic.DeepEqual(base.Status, obj.Status) {
+		return nil
+	}
+	if err := r.Client.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil {
+		return client.IgnoreNotFound(fmt.Errorf("patch status: %w", err))
+	}
+	return nil
+}
+
+// jitter spreads requeues of many HelmReleases by up to a tenth of the interval.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration(rand.Int64N(int64(d/10)+1)) // #nosec G404 -- spreading load, not a secret
+}
+
+// retryAfter waits the interval for errors that a retry will not fix, and
+// the given time for a lock that expires.
+func retryAfter(err error, interval time.Duration) time.Duration {
+	var rerr *reconcileError
+	if errors.As(err, &rerr) {
+		if rerr.after > 0 {
+			return rerr.after
+		}
+		if !rerr.retry {
+			return jitter(interval)
+		}
+	}
+	return 0
+}

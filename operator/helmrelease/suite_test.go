@@ -1,0 +1,329 @@
+package helmrelease_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
+
+	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	"github.com/helmflux/helmflux/internal/testenv"
+	"github.com/helmflux/helmflux/operator/controllers"
+	"github.com/helmflux/helmflux/pkg/helm"
+)
+
+// interval is the operator's --charts-sync-interval in these tests: short,
+// so that "ten unchanged passes" take seconds.
+const interval = 300 * time.Millisecond
+
+var (
+	k8s     client.Client
+	testEnv *envtest.Environment
+	cfg     *rest.Config
+	logs    syncBuffer // everything the controller logged
+	runner  *helm.Runner
+	// tlsClient trusts the tests' TLS servers (httptest's certificate).
+	tlsClient *http.Client
+)
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(killableUpgrade())
+	}
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	env, err := testenv.New()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	testEnv = env
+	if cfg, err = env.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "start the control plane:", err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop, err := testenv.StartWorkloads(ctx, env, testenv.WorkloadOptions{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = stop() }()
+	if k8s, err = client.New(cfg, client.Options{Scheme: testenv.Scheme()}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if runner, err = helm.NewRunner(cfg, ctrl.Log); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := startOperator(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// startOperator runs the controllers the way operator/main.go wires them.
+func startOperator(ctx context.Context, cfg *rest.Config) error {
+	dir, err := os.MkdirTemp("", "helmrelease-test-")
+	if err != nil {
+		return err
+	}
+	go func() { <-ctx.Done(); _ = os.RemoveAll(dir) }()
+	logger := zap.New(zap.WriteTo(&logs), zap.UseDevMode(true))
+	ctrl.SetLogger(logger)
+	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(ctrl.Options{
+		Logger:  logger,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+	}))
+	if err != nil {
+		return err
+	}
+	tlsClient = tlsTrustingClient()
+	err = controllers.Setup(mgr, cfg, controllers.Options{
+		Concurrency: 4, CacheDir: dir, HelmInterval: interval,
+		HTTPClient: tlsClient, PlainHTTPRegistries: []string{"127.0.0.1"},
+	})
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+	}()
+	return nil
+}
+
+// newNamespace makes a namespace for one test.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "hr-"}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), ns) })
+	return ns.Name
+}
+
+// eventually polls cond until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		var ok bool
+		if ok, last = cond(); ok {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s; last: %s", what, last)
+}
+
+// getHR reads a HelmRelease.
+func getHR(t *testing.T, ns, name string) *helmv1.HelmRelease {
+	t.Helper()
+	hr := &helmv1.HelmRelease{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, hr); err != nil {
+		t.Fatal(err)
+	}
+	return hr
+}
+
+// condition returns a condition as "Status Reason: message".
+func condition(hr *helmv1.HelmRelease, t string) string {
+	c := apimeta.FindStatusCondition(hr.Status.Conditions, t)
+	if c == nil {
+		return "no " + t + " condition"
+	}
+	return fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message)
+}
+
+// waitReady waits until the HelmRelease is Ready for its generation and
+// returns it.
+func waitReady(t *testing.T, ns, name string) *helmv1.HelmRelease {
+	t.Helper()
+	var hr *helmv1.HelmRelease
+	eventually(t, 2*time.Minute, "HelmRelease "+name+" Ready", func() (bool, string) {
+		hr = &helmv1.HelmRelease{}
+		if err := k8s.Get(context.Background(), clientKey(ns, name), hr); err != nil {
+			return false, err.Error()
+		}
+		return hr.Status.ObservedGeneration == hr.Generation &&
+			apimeta.IsStatusConditionTrue(hr.Status.Conditions, meta.ReadyCondition), condition(hr, meta.ReadyCondition)
+	})
+	return hr
+}
+
+// waitCondition waits until the HelmRelease's condition starts with want
+// ("False ChartFetchFailed", say).
+func waitCondition(t *testing.T, ns, name, typ, want string) *helmv1.HelmRelease {
+	t.Helper()
+	var hr *helmv1.HelmRelease
+	eventually(t, 2*time.Minute, name+" "+typ+" "+want, func() (bool, string) {
+		hr = &helmv1.HelmRelease{}
+		if err := k8s.Get(context.Background(), clientKey(ns, name), hr); err != nil {
+			return false, err.Error()
+		}
+		c := condition(hr, typ)
+		return strings.HasPrefix(c, want), c
+	})
+	return hr
+}
+
+// update changes a HelmRelease, retrying on conflicts.
+func update(t *testing.T, ns, name string, change func(*helmv1.HelmRelease)) {
+	t.Helper()
+	for range 10 {
+		hr := getHR(t, ns, name)
+		change(hr)
+		err := k8s.Update(context.Background(), hr)
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), "modified") {
+			t.Fatal(err)
+		}
+	}
+	t.Fatal("could not update", name)
+}
+
+// history returns the revisions of a release with their statuses, oldest first.
+func history(t *testing.T, ns, release string) []string {
+	t.Helper()
+	list := &corev1.SecretList{}
+	if err := k8s.List(context.Background(), list, client.InNamespace(ns),
+		client.MatchingLabels{"owner": "helm", "name": release}); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, len(list.Items))
+	for _, s := range list.Items {
+		var v int
+		if _, err := fmt.Sscan(s.Labels["version"], &v); err != nil || v < 1 || v > len(out) {
+			t.Fatalf("release record %s has version %q", s.Name, s.Labels["version"])
+		}
+		out[v-1] = s.Labels["status"]
+	}
+	return out
+}
+
+// events returns the notes of the Events about an object, oldest first.
+func events(t *testing.T, ns, name string) []string {
+	t.Helper()
+	list := &eventsv1.EventList{}
+	if err := k8s.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range list.Items {
+		if e.Regarding.Name == name {
+			out = append(out, e.Reason+": "+e.Note)
+		}
+	}
+	return out
+}
+
+// assertNoCanary checks that a secret value appears in no log line, Event or status.
+func assertNoCanary(t *testing.T, ns, canary string) {
+	t.Helper()
+	if strings.Contains(logs.String(), canary) {
+		t.Errorf("the canary secret appears in the controller's logs")
+	}
+	evs := &eventsv1.EventList{}
+	if err := k8s.List(context.Background(), evs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs.Items {
+		if strings.Contains(e.Note, canary) {
+			t.Errorf("the canary secret appears in Event %s: %s", e.Name, e.Note)
+		}
+	}
+	list := &helmv1.HelmReleaseList{}
+	if err := k8s.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, hr := range list.Items {
+		b, _ := json.Marshal(hr.Status)
+		if strings.Contains(string(b), canary) {
+			t.Errorf("the canary secret appears in the status of HelmRelease %s", hr.Name)
+		}
+	}
+}
+
+// tlsTrustingClient returns a client that trusts httptest's TLS servers,
+// which all share one certificate.
+func tlsTrustingClient() *http.Client {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	return &http.Client{Transport: tr, Timeout: time.Minute}
+}
+
+// mustJSON converts a YAML document to JSON.
+func mustJSON(doc string) []byte {
+	b, err := yaml.YAMLToJSON([]byte(doc))
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// httptestTLS serves body over HTTPS at / (and 404 elsewhere) and returns its URL.
+func httptestTLS(t *testing.T, body string) string {
+	t.Helper()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func clientKey(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }

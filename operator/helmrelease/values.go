@@ -1,0 +1,263 @@
+package helmrelease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/pkg/git"
+	"github.com/helmflux/helmflux/pkg/helm"
+)
+
+// maxValuesSize bounds each values document read from a ConfigMap, Secret,
+// URL, chart or git file.
+const maxValuesSize = 4 << 20
+
+// externalTimeout bounds the fetch of an externalSourceRef.
+const externalTimeout = 30 * time.Second
+
+// errMissing marks a values source that does not exist; optional ones are skipped.
+var errMissing = errors.New("not found")
+
+// reconcileValues merges the values in the Helm Operator's order: each
+// valuesFrom source in turn, then spec.values (the chart's defaults are
+// Helm's to add). It writes no condition; a failure sets Ready through the
+// error, which never quotes the values.
+func (r *Reconciler) reconcileValues(ctx context.Context, s *scope) error {
+	obj := s.obj
+	var layers []map[string]any
+	for i, src := range obj.Spec.GetValuesFrom() {
+		raw, what, optional, err := r.valuesSource(ctx, s, src)
+		switch {
+		case errors.Is(err, errMissing) && optional:
+			continue
+		case err != nil:
+			return valuesError(fmt.Errorf("valuesFrom[%d] %s: %w", i, what, err))
+		}
+		v, err := helm.ParseValues(raw)
+		if err != nil {
+			return waitForChange(helmv1.ValuesFailedReason, fmt.Errorf("valuesFrom[%d] %s: %w", i, what, err))
+		}
+		layers = append(layers, v)
+	}
+	if obj.Spec.Values != nil {
+		v, err := obj.Spec.Values.Map()
+		if err != nil {
+			return stalled(helmv1.ValuesFailedReason, fmt.Errorf("spec.values: %w", err))
+		}
+		layers = append(layers, v)
+	}
+	s.values = helm.MergeValues(layers...)
+	s.checksum = helm.Checksum(s.values)
+	return nil
+}
+
+// valuesError keeps spec problems (a refused reference) from being retried.
+func valuesError(err error) error {
+	var rerr *reconcileError
+	if errors.As(err, &rerr) {
+		return &reconcileError{reason: rerr.reason, retry: rerr.retry, stalled: rerr.stalled, err: err}
+	}
+	return retryable(helmv1.ValuesFailedReason, err)
+}
+
+// valuesSource reads one valuesFrom source. what names it for messages.
+func (r *Reconciler) valuesSource(ctx context.Context, s *scope, src helmv1.ValuesFromSource) (raw []byte, what string, optional bool, err error) {
+	obj := s.obj
+	switch {
+	case src.ConfigMapKeyRef != nil:
+		ref := src.ConfigMapKeyRef
+		what = fmt.Sprintf("ConfigMap %s key %s", ref.Name, ref.GetKey())
+		raw, err = r.configMapKey(ctx, obj, ref)
+		return raw, what, ref.Optional, err
+	case src.SecretKeyRef != nil:
+		ref := src.SecretKeyRef
+		what = fmt.Sprintf("Secret %s key %s", ref.Name, ref.GetKey())
+		raw, err = r.secretKey(ctx, obj, ref)
+		return raw, what, ref.Optional, err
+	case src.ExternalSourceRef != nil:
+		ref := src.ExternalSourceRef
+		what = "externalSourceRef " + redactURL(ref.URL)
+		raw, err = r.external(ctx, ref.URL)
+		return raw, what, ref.Optional != nil && *ref.Optional, err
+	case src.ChartFileRef != nil:
+		ref := src.ChartFileRef
+		what = "chartFileRef " + ref.Path
+		raw, err = r.chartFile(ctx, s, ref.Path)
+		return raw, what, ref.Optional == nil || *ref.Optional, err
+	case src.GitFileRef != nil:
+		ref := src.GitFileRef
+		what = "gitFileRef " + ref.Path
+		raw, err = r.gitFile(ctx, obj, ref.Path)
+		return raw, what, ref.Optional != nil && *ref.Optional, err
+	}
+	return nil, "", false, stalled(helmv1.InvalidSpecReason, errors.New("a valuesFrom entry sets no source"))
+}
+
+func (r *Reconciler) configMapKey(ctx context.Context, obj *helmv1.HelmRelease, ref *helmv1.OptionalKeySelector) ([]byte, error) {
+	ns, err := r.refNamespace(obj, ref.Namespace)
+	if err != nil {
+		return nil, stalled(helmv1.InvalidSpecReason, err)
+	}
+	cm := &corev1.ConfigMap{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, errMissing
+		}
+		return nil, err
+	}
+	if v, ok := cm.Data[ref.GetKey()]; ok {
+		return []byte(v), nil
+	}
+	if v, ok := cm.BinaryData[ref.GetKey()]; ok {
+		return v, nil
+	}
+	return nil, fmt.Errorf("key %w", errMissing)
+}
+
+func (r *Reconciler) secretKey(ctx context.Context, obj *helmv1.HelmRelease, ref *helmv1.OptionalKeySelector) ([]byte, error) {
+	ns, err := r.refNamespace(obj, ref.Namespace)
+	if err != nil {
+		return nil, stalled(helmv1.InvalidSpecReason, err)
+	}
+	secret := &corev1.Secret{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, errMissing
+		}
+		return nil, err
+	}
+	v, ok := secret.Data[ref.GetKey()]
+	if !ok {
+		return nil, fmt.Errorf("key %w", errMissing)
+	}
+	return v, nil
+}
+
+// external fetches values over HTTPS, size-capped. A 404 counts as missing.
+func (r *Reconciler) external(ctx context.Context, raw string) ([]byte, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, stalled(helmv1.InvalidSpecReason, errors.New("the URL must be an https:// URL"))
+	}
+	ctx, cancel := context.WithTimeout(ctx, externalTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
+	if err != nil {
+		return nil, stalled(helmv1.InvalidSpecReason, errors.New("the URL is not valid"))
+	}
+	hc := r.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req) // #nosec G704 -- fetching the URL the HelmRelease names is the feature
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // the URL is already named, and may carry credentials
+		}
+		return nil, fmt.Errorf("fetch: %w", err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, errMissing
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("fetch: HTTP %s", resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxValuesSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("fetch: %w", err)
+	}
+	if len(b) > maxValuesSize {
+		return nil, fmt.Errorf("larger than %d bytes", maxValuesSize)
+	}
+	return b, nil
+}
+
+// chartFile reads a values file from the chart, confined to it.
+func (r *Reconciler) chartFile(ctx context.Context, s *scope, p string) ([]byte, error) {
+	name, err := confined(p)
+	if err != nil {
+		return nil, stalled(helmv1.InvalidSpecReason, err)
+	}
+	ch, err := s.loadChart(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range ch.Raw {
+		if f.Name == name {
+			if len(f.Data) > maxValuesSize {
+				return nil, fmt.Errorf("larger than %d bytes", maxValuesSize)
+			}
+			return f.Data, nil
+		}
+	}
+	return nil, fmt.Errorf("file %w in the chart", errMissing)
+}
+
+// gitFile reads a values file from the repository of the GitSync that
+// applied the HelmRelease, at the revision it applied.
+func (r *Reconciler) gitFile(ctx context.Context, obj *helmv1.HelmRelease, p string) ([]byte, error) {
+	if _, err := confined(p); err != nil {
+		return nil, stalled(helmv1.InvalidSpecReason, err)
+	}
+	ann := obj.GetAnnotations()
+	owner, revision := ann[helmfluxv1alpha1.SyncAnnotation], ann[helmv1.RevisionAnnotation]
+	ns, name, ok := strings.Cut(owner, "/")
+	if !ok || revision == "" {
+		return nil, waitForChange(helmv1.ValuesFailedReason,
+			errors.New("gitFileRef needs a HelmRelease applied by a GitSync, which records the repository and revision"))
+	}
+	rev, err := git.ParseRevision(revision)
+	if err != nil {
+		return nil, waitForChange(helmv1.ValuesFailedReason, fmt.Errorf("annotation %s: %w", helmv1.RevisionAnnotation, err))
+	}
+	gs := &helmfluxv1alpha1.GitSync{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, gs); err != nil {
+		return nil, fmt.Errorf("read GitSync %s: %w", owner, err)
+	}
+	b, err := r.Git.ReadFile(ctx, gs.Spec.URL, rev, p, maxValuesSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("file %w at %s", errMissing, rev)
+	}
+	if errors.Is(err, git.ErrInvalidInput) || errors.Is(err, git.ErrPathEscapes) {
+		return nil, stalled(helmv1.InvalidSpecReason, err)
+	}
+	return b, err
+}
+
+// confined cleans a relative slash path and refuses one that leaves its root.
+func confined(p string) (string, error) {
+	if p == "" || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") {
+		return "", fmt.Errorf("path %q must be relative", p)
+	}
+	c := path.Clean(p)
+	if c == ".." || strings.HasPrefix(c, "../") {
+		return "", fmt.Errorf("path %q leaves its root", p)
+	}
+	return c, nil
+}
+
+// redactURL drops userinfo and query from a URL shown in a status.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
+}

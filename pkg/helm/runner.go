@@ -1,0 +1,175 @@
+package helm
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/kube"
+	"helm.sh/helm/v3/pkg/storage"
+	"helm.sh/helm/v3/pkg/storage/driver"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// capabilitiesTTL bounds how long the cluster's version and API groups are
+// reused without asking again; installing a chart with CRDs refreshes them at once.
+const capabilitiesTTL = time.Minute
+
+// Runner runs Helm actions against one cluster. It is safe for concurrent use;
+// concurrent actions on the same release are the caller's to avoid (the
+// controller reconciles each HelmRelease on one worker at a time).
+type Runner struct {
+	strict    *rest.Config // asks the API server to validate every write strictly
+	lenient   *rest.Config // for charts with disableOpenAPIValidation
+	clientset kubernetes.Interface
+	discovery discovery.CachedDiscoveryInterface
+	mapper    meta.ResettableRESTMapper
+	log       logr.Logger
+
+	mu     sync.Mutex
+	caps   *chartutil.Capabilities
+	capsAt time.Time
+}
+
+// NewRunner returns a Runner for the cluster of cfg. Helm's own debug output
+// goes to log at V(2); it names objects, never values.
+func NewRunner(cfg *rest.Config, log logr.Logger) (*Runner, error) {
+	lenient := rest.CopyConfig(cfg)
+	strict := rest.CopyConfig(cfg)
+	strict.Wrap(func(rt http.RoundTripper) http.RoundTripper { return strictValidation{rt} })
+	clientset, err := kubernetes.NewForConfig(lenient)
+	if err != nil {
+		return nil, fmt.Errorf("make clientset: %w", err)
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(lenient)
+	if err != nil {
+		return nil, fmt.Errorf("make discovery client: %w", err)
+	}
+	cached := memory.NewMemCacheClient(dc)
+	return &Runner{
+		strict:    strict,
+		lenient:   lenient,
+		clientset: clientset,
+		discovery: cached,
+		mapper:    restmapper.NewDeferredDiscoveryRESTMapper(cached),
+		log:       log,
+	}, nil
+}
+
+// strictValidation adds fieldValidation=Strict to every write that does not
+// say otherwise, so the API server refuses unknown and duplicate fields as
+// Helm's client-side OpenAPI validation would, without the schema download.
+type strictValidation struct{ next http.RoundTripper }
+
+func (s strictValidation) RoundTrip(req *http.Request) (*http.Response, error) {
+	switch req.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		if q := req.URL.Query(); q.Get("fieldValidation") == "" && q.Get("dryRun") == "" {
+			req = req.Clone(req.Context())
+			q.Set("fieldValidation", "Strict")
+			req.URL.RawQuery = q.Encode()
+		}
+	}
+	return s.next.RoundTrip(req)
+}
+
+// configuration builds Helm's per-call configuration for the releases of one
+// namespace on the Runner's shared clients.
+func (r *Runner) configuration(namespace string, validate bool) (*action.Configuration, error) {
+	restCfg := r.lenient
+	if validate {
+		restCfg = r.strict
+	}
+	getter := &clientGetter{cfg: restCfg, discovery: r.discovery, mapper: r.mapper, namespace: namespace}
+	caps, err := r.capabilities()
+	if err != nil {
+		return nil, err
+	}
+	logf := func(format string, args ...any) { r.log.V(2).Info(fmt.Sprintf(format, args...)) }
+	kc := kube.New(getter)
+	kc.Log = logf
+	kc.Namespace = namespace
+	d := driver.NewSecrets(r.clientset.CoreV1().Secrets(namespace))
+	d.Log = logf
+	store := storage.Init(d)
+	store.Log = logf
+	cfg := &action.Configuration{
+		RESTClientGetter: getter,
+		KubeClient:       kc,
+		Releases:         store,
+		Capabilities:     caps,
+		Log:              logf,
+	}
+	return cfg, nil
+}
+
+// capabilities returns the cluster's version and API versions, computed once
+// per capabilitiesTTL instead of per action.
+func (r *Runner) capabilities() (*chartutil.Capabilities, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.caps != nil && time.Since(r.capsAt) < capabilitiesTTL {
+		return r.caps, nil
+	}
+	v, err := r.discovery.ServerVersion()
+	if err != nil {
+		return nil, fmt.Errorf("read the cluster version: %w", err)
+	}
+	kv, err := chartutil.ParseKubeVersion(v.GitVersion)
+	if err != nil {
+		return nil, fmt.Errorf("parse the cluster version %q: %w", v.GitVersion, err)
+	}
+	apiVersions, err := action.GetVersionSet(r.discovery)
+	if err != nil {
+		return nil, fmt.Errorf("read the cluster's API versions: %w", err)
+	}
+	r.caps = &chartutil.Capabilities{
+		KubeVersion: *kv,
+		APIVersions: apiVersions,
+		HelmVersion: chartutil.DefaultCapabilities.HelmVersion,
+	}
+	r.capsAt = time.Now()
+	return r.caps, nil
+}
+
+// Invalidate forgets the cached discovery, REST mappings and capabilities, so
+// the next action sees kinds that a chart's CRDs just defined.
+func (r *Runner) Invalidate() {
+	r.discovery.Invalidate()
+	r.mapper.Reset()
+	r.mu.Lock()
+	r.caps = nil
+	r.mu.Unlock()
+}
+
+// clientGetter hands Helm the Runner's shared clients, scoped to a namespace.
+type clientGetter struct {
+	cfg       *rest.Config
+	discovery discovery.CachedDiscoveryInterface
+	mapper    meta.RESTMapper
+	namespace string
+}
+
+func (g *clientGetter) ToRESTConfig() (*rest.Config, error) { return rest.CopyConfig(g.cfg), nil }
+
+func (g *clientGetter) ToDiscoveryClient() (discovery.CachedDiscoveryInterface, error) {
+	return g.discovery, nil
+}
+
+func (g *clientGetter) ToRESTMapper() (meta.RESTMapper, error) { return g.mapper, nil }
+
+func (g *clientGetter) ToRawKubeConfigLoader() clientcmd.ClientConfig {
+	return clientcmd.NewDefaultClientConfig(*clientcmdapi.NewConfig(),
+		&clientcmd.ConfigOverrides{Context: clientcmdapi.Context{Namespace: g.namespace}})
+}
