@@ -432,3 +432,44 @@ func mustCreate(t *testing.T, obj client.Object) {
 func mustCreateHR(t *testing.T, hr *helmv1.HelmRelease) { t.Helper(); mustCreate(t, hr) }
 
 func ptrTo[T any](v T) *T { return &v }
+
+func TestDriftIsReportedOrCorrected(t *testing.T) {
+	ns := newNamespace(t)
+	repo := helmtest.NewRepoServer(t)
+	repo.Add(t, appChart("1.0.0"))
+	for _, mode := range []helmv1.DriftDetectionMode{helmv1.DriftDetectionWarn, helmv1.DriftDetectionEnabled} {
+		name := "drift-" + string(mode)
+		hr := repoRelease(ns, name, repo.URL(), "1.0.0", "replicaCount: 1")
+		hr.Spec.DriftDetection = &helmv1.DriftDetection{Mode: mode}
+		mustCreateHR(t, hr)
+		waitCondition(t, ns, name, helmv1.DriftedCondition, "False NoDrift")
+
+		// Someone scales the Deployment by hand.
+		d := deployment(t, ns, ns+"-"+name)
+		d.Spec.Replicas = ptrTo(int32(3))
+		if err := k8s.Update(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+		if mode == helmv1.DriftDetectionWarn {
+			hr := waitCondition(t, ns, name, helmv1.DriftedCondition, "True DriftDetected")
+			if c := condition(hr, helmv1.DriftedCondition); !strings.Contains(c, "Deployment") {
+				t.Errorf("Drifted does not name the object: %s", c)
+			}
+			if r := *deployment(t, ns, ns+"-"+name).Spec.Replicas; r != 3 {
+				t.Errorf("warn mode changed replicas to %d", r)
+			}
+			continue
+		}
+		eventually(t, time.Minute, "drift corrected", func() (bool, string) {
+			r := *deployment(t, ns, ns+"-"+name).Spec.Replicas
+			return r == 1, fmt.Sprint(r)
+		})
+		waitCondition(t, ns, name, helmv1.DriftedCondition, "False DriftCorrected")
+		if !containsAny(events(t, ns, name), "Corrected drift") {
+			t.Errorf("no Event for the correction: %v", events(t, ns, name))
+		}
+		if h := history(t, ns, ns+"-"+name); len(h) != 1 {
+			t.Errorf("correcting drift made a revision: %v", h)
+		}
+	}
+}
