@@ -30,13 +30,9 @@ func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
 	}
 	ref, err := r.Charts.Resolve(ctx, src)
 	if err != nil {
-		err = fmt.Errorf("resolve chart: %w", err)
 		obj.Status.Phase = helmv1.PhaseChartFetchFailed
 		setCondition(obj, helmv1.ChartFetchedCondition, metav1.ConditionFalse, helmv1.ChartFetchFailedReason, err.Error())
-		if errors.Is(err, helm.ErrChartNotFound) || errors.Is(err, helm.ErrHostileChart) || errors.Is(err, helm.ErrTooLarge) {
-			return waitForChange(helmv1.ChartFetchFailedReason, err)
-		}
-		return retryable(helmv1.ChartFetchFailedReason, err)
+		return chartError(err)
 	}
 	s.chartRef = ref
 	var (
@@ -50,16 +46,27 @@ func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
 			err := fmt.Errorf("load chart %s %s: %w", ref.Name, ref.Version, lerr)
 			obj.Status.Phase = helmv1.PhaseChartFetchFailed
 			setCondition(obj, helmv1.ChartFetchedCondition, metav1.ConditionFalse, helmv1.ChartFetchFailedReason, err.Error())
-			if errors.Is(lerr, helm.ErrHostileChart) || errors.Is(lerr, helm.ErrTooLarge) || errors.Is(lerr, helm.ErrChartNotFound) {
-				return nil, waitForChange(helmv1.ChartFetchFailedReason, err)
-			}
-			return nil, retryable(helmv1.ChartFetchFailedReason, err)
+			return nil, chartError(err)
 		}
 		return loaded, nil
 	}
 	setCondition(obj, helmv1.ChartFetchedCondition, metav1.ConditionTrue, helmv1.ChartFetchedReason,
 		fmt.Sprintf("chart %s %s (%s)", ref.Name, ref.Version, ref.Revision))
 	return nil
+}
+
+// chartError maps a chart failure to what helps: a spec change for a
+// source helmflux cannot use, a new chart for a refused one, a retry for the
+// network.
+func chartError(err error) error {
+	switch {
+	case errors.Is(err, helm.ErrInvalidSource), errors.Is(err, git.ErrInvalidInput), errors.Is(err, git.ErrPathEscapes):
+		return stalled(helmv1.ChartFetchFailedReason, err)
+	case errors.Is(err, helm.ErrChartNotFound), errors.Is(err, helm.ErrHostileChart), errors.Is(err, helm.ErrTooLarge),
+		errors.Is(err, helm.ErrInvalidChart), errors.Is(err, helm.ErrDigestMismatch):
+		return waitForChange(helmv1.ChartFetchFailedReason, err)
+	}
+	return retryable(helmv1.ChartFetchFailedReason, err)
 }
 
 // chartSource turns the spec's chart into pkg/helm's source, with credentials.

@@ -107,11 +107,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		}
 		base = obj.DeepCopy()
 	}
-	if obj.Generation != obj.Status.ObservedGeneration {
-		if err := s.markReconciling(""); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
 	log.V(1).Info("Reconciling", "helmrelease", klog.KObj(obj))
 	for _, step := range []func(context.Context, *scope) error{
 		r.reconcileChart, r.reconcileValues, r.reconcileRelease, r.reconcileDrift,

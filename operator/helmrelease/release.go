@@ -64,8 +64,7 @@ func (r *Reconciler) reconcileRelease(ctx context.Context, s *scope) error {
 			return nil
 		}
 	}
-	install := rel == nil || rel.Status == helm.StatusUninstalled
-	return r.act(ctx, s, install, desired)
+	return r.act(ctx, s, rel)
 }
 
 // upToDate tells, from the status alone, that the release already runs the
@@ -133,9 +132,12 @@ func (r *Reconciler) unlock(ctx context.Context, s *scope, rel *helm.Release) (*
 	return last, nil
 }
 
-// act installs or upgrades, tests, and rolls back a failed upgrade.
-func (r *Reconciler) act(ctx context.Context, s *scope, install bool, desired string) error {
+// act installs (no release, or an uninstalled one kept in history) or
+// upgrades last, tests, and rolls back a failed upgrade.
+func (r *Reconciler) act(ctx context.Context, s *scope, last *helm.Release) error {
 	obj := s.obj
+	desired := desiredDigest(s.chartRef.Digest, s.checksum)
+	install := last == nil || last.Status == helm.StatusUninstalled
 	phase, failReason := helmv1.PhaseUpgrading, helmv1.UpgradeFailedReason
 	if install {
 		phase, failReason = helmv1.PhaseInstalling, helmv1.InstallFailedReason
@@ -154,7 +156,7 @@ func (r *Reconciler) act(ctx context.Context, s *scope, install bool, desired st
 		Timeout: obj.Spec.GetTimeout(), Wait: obj.Spec.GetWait(), Validate: !obj.Spec.DisableOpenAPIValidation,
 		SkipCRDs: obj.Spec.SkipCRDs, MaxHistory: obj.Spec.GetMaxHistory(),
 		ResetValues: !obj.Spec.GetReuseValues(), ReuseValues: obj.Spec.GetReuseValues(), Force: obj.Spec.ForceUpgrade,
-		Replace: install,
+		Replace: last != nil,
 	}
 	var rel *helm.Release
 	if install {

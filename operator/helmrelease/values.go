@@ -97,7 +97,7 @@ func (r *Reconciler) valuesSource(ctx context.Context, s *scope, src helmv1.Valu
 		ref := src.ChartFileRef
 		what = "chartFileRef " + ref.Path
 		raw, err = r.chartFile(ctx, s, ref.Path)
-		return raw, what, ref.Optional == nil || *ref.Optional, err
+		return raw, what, ref.Optional != nil && *ref.Optional, err
 	case src.GitFileRef != nil:
 		ref := src.GitFileRef
 		what = "gitFileRef " + ref.Path

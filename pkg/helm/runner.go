@@ -106,13 +106,23 @@ func (r *Runner) configuration(namespace string, validate bool) (*action.Configu
 	store.Log = logf
 	cfg := &action.Configuration{
 		RESTClientGetter: getter,
-		KubeClient:       kc,
+		KubeClient:       reachable{kc},
 		Releases:         store,
 		Capabilities:     caps,
 		Log:              logf,
 	}
 	return cfg, nil
 }
+
+// reachable is Helm's kube client without the reachability probe (a GET
+// /version before every action): the Runner already reached the cluster for
+// its capabilities, and an unreachable cluster fails the action's first
+// request anyway. Every other method, and so every optional interface Helm
+// looks for, is the embedded client's.
+type reachable struct{ *kube.Client }
+
+// IsReachable reports the cluster reachable; see reachable.
+func (reachable) IsReachable() error { return nil }
 
 // capabilities returns the cluster's version and API versions, computed once
 // per capabilitiesTTL instead of per action.
