@@ -25,7 +25,8 @@ func freeAddr(t *testing.T) string {
 }
 
 // The demo a new user runs: a control plane they can reach with the printed
-// kubeconfig, the samples applied, and the operator up.
+// kubeconfig, and the operator following pushes to plain manifests and to a
+// HelmRelease.
 func TestDemoStartsAReachableControlPlane(t *testing.T) {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
@@ -42,9 +43,9 @@ func TestDemoStartsAReachableControlPlane(t *testing.T) {
 	defer cancel()
 	state := t.TempDir()
 	var out bytes.Buffer
-	var listed, greeting string
+	var listed, greeting, released string
 	opts := options{root: root, stateDir: state, operator: operator,
-		gitAddr: freeAddr(t), hookAddr: freeAddr(t), onReady: func(kubeconfig string) {
+		gitAddr: freeAddr(t), hookAddr: freeAddr(t), chartAddr: freeAddr(t), onReady: func(kubeconfig string) {
 			defer cancel()
 			kubectl := func(args ...string) string {
 				cmd := exec.Command(filepath.Join(root, "bin", "kubectl"), append([]string{"--kubeconfig", kubeconfig}, args...)...)
@@ -82,9 +83,34 @@ func TestDemoStartsAReachableControlPlane(t *testing.T) {
 			for time.Now().Before(deadline) {
 				greeting = kubectl("get", "configmap", "welcome", "-n", "demo", "-o", "jsonpath={.data.greeting}")
 				if greeting == "Hello again" {
-					return
+					break
 				}
 				time.Sleep(100 * time.Millisecond)
+			}
+
+			// The Helm release follows a commit too.
+			podinfo := filepath.Join(work, "apps", "podinfo.yaml")
+			b, err = os.ReadFile(podinfo)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if err := os.WriteFile(podinfo, []byte(strings.Replace(string(b), "version: 6.5.0", "version: 6.5.1", 1)), 0o600); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := srv.commitAndPush(context.Background(), repo, "Upgrade podinfo"); err != nil {
+				t.Error(err)
+				return
+			}
+			deadline = time.Now().Add(2 * time.Minute)
+			for time.Now().Before(deadline) {
+				released = kubectl("get", "helmrelease", "podinfo", "-n", "demo", "-o",
+					`jsonpath={.status.revision} {.status.conditions[?(@.type=="Ready")].status}`)
+				if released == "6.5.1 True" {
+					return
+				}
+				time.Sleep(200 * time.Millisecond)
 			}
 		}}
 	if err := run(ctx, opts, &out); err != nil {
@@ -94,6 +120,12 @@ func TestDemoStartsAReachableControlPlane(t *testing.T) {
 		if !strings.Contains(listed, want) {
 			t.Errorf("kubectl get lists %q, want it to hold %s", listed, want)
 		}
+	}
+	if released != "6.5.1 True" {
+		t.Errorf("after the upgrade commit the HelmRelease is %q, want revision 6.5.1 and Ready", released)
+	}
+	if !strings.Contains(listed, "deployment.apps/demo-podinfo") {
+		t.Errorf("the podinfo release's Deployment is missing: %s", listed)
 	}
 	if greeting != "Hello again" {
 		t.Errorf("after the push the greeting is %q, want %q", greeting, "Hello again")

@@ -39,7 +39,7 @@ type gitServer struct {
 // startGitServer makes the bare repository and the user's clone in stateDir,
 // commits the demo manifests and serves the repository on addr. hook is the
 // URL push notifications go to.
-func startGitServer(ctx context.Context, stateDir, addr, hook string) (*gitServer, error) {
+func startGitServer(ctx context.Context, stateDir, addr, hook, chartRepo string) (*gitServer, error) {
 	root := filepath.Join(stateDir, "git")
 	work := filepath.Join(stateDir, "work")
 	for _, d := range []string{root, work} {
@@ -64,7 +64,7 @@ func startGitServer(ctx context.Context, stateDir, addr, hook string) (*gitServe
 	go func() { _ = srv.Serve(l) }()
 	s.shutdown = func() { _ = srv.Close() }
 
-	if err := s.seed(ctx); err != nil {
+	if err := s.seed(ctx, chartRepo); err != nil {
 		s.shutdown()
 		return nil, err
 	}
@@ -104,8 +104,9 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.ResponseWriter.WriteHeader(code)
 }
 
-// seed writes the demo manifests into the user's clone, commits them and pushes.
-func (s *gitServer) seed(ctx context.Context) error {
+// seed writes the demo manifests into the user's clone, with the chart
+// repository's URL filled in, commits them and pushes.
+func (s *gitServer) seed(ctx context.Context, chartRepo string) error {
 	repo, err := gogit.PlainInitWithOptions(s.workDir, &gogit.PlainInitOptions{
 		InitOptions: gogit.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName("main")}})
 	if err != nil {
@@ -136,7 +137,7 @@ func (s *gitServer) seed(ctx context.Context) error {
 		if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
 			return err
 		}
-		return os.WriteFile(dst, data, 0o600)
+		return os.WriteFile(dst, bytes.ReplaceAll(data, []byte("CHART_REPOSITORY"), []byte(chartRepo)), 0o600)
 	})
 	if err != nil {
 		return fmt.Errorf("write the demo manifests: %w", err)

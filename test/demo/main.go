@@ -1,6 +1,7 @@
-// Command demo runs helmflux's demo: a local control plane (kube-apiserver and
-// etcd from ./bin) with the CRDs installed, the samples applied and the operator
-// running against it. It prints how to reach the cluster and runs until
+// Command demo runs helmflux's demo: a local control plane (kube-apiserver,
+// etcd and fake nodes from ./bin) with the CRDs installed, a git server and a
+// Helm chart repository, and the operator keeping the cluster in step with the
+// git repository: plain manifests and a HelmRelease. It prints how to reach the cluster and runs until
 // interrupted (or for -for).
 package main
 
@@ -23,13 +24,14 @@ import (
 )
 
 type options struct {
-	root     string        // repository root
-	stateDir string        // where the kubeconfig and logs go
-	runFor   time.Duration // 0: until interrupted
-	operator string        // the operator binary to start
-	gitAddr  string        // where the demo git server listens
-	hookAddr string        // where the operator's push receiver listens
-	onReady  func(kubeconfig string)
+	root      string        // repository root
+	stateDir  string        // where the kubeconfig and logs go
+	runFor    time.Duration // 0: until interrupted
+	operator  string        // the operator binary to start
+	gitAddr   string        // where the demo git server listens
+	chartAddr string        // where the demo chart repository listens
+	hookAddr  string        // where the operator's push receiver listens
+	onReady   func(kubeconfig string)
 }
 
 func main() {
@@ -39,6 +41,7 @@ func main() {
 	flag.DurationVar(&opts.runFor, "for", 0, "Stop after this long; 0 runs until interrupted.")
 	flag.StringVar(&opts.operator, "operator", opts.operator, "The operator binary to start against the control plane.")
 	flag.StringVar(&opts.gitAddr, "git-addr", "127.0.0.1:3031", "Address of the demo git server (smart HTTP).")
+	flag.StringVar(&opts.chartAddr, "chart-addr", "127.0.0.1:3032", "Address of the demo Helm chart repository.")
 	flag.StringVar(&opts.hookAddr, "hook-addr", "127.0.0.1:3030", "Address of the operator's push receiver.")
 	flag.Parse()
 
@@ -59,11 +62,25 @@ func run(ctx context.Context, opts options, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "Starting the local control plane (kube-apiserver + etcd from ./bin)")
+	fmt.Fprintln(out, "Starting the local control plane (kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok fake nodes from ./bin)")
 	if _, err := env.Start(); err != nil {
 		return fmt.Errorf("start the control plane (run `make controlplane` first): %w", err)
 	}
 	defer func() { err = errors.Join(err, env.Stop()) }()
+	workloads := filepath.Join(opts.stateDir, "workloads")
+	if err := os.MkdirAll(workloads, 0o750); err != nil {
+		return err
+	}
+	stopWorkloads, err := testenv.StartWorkloads(ctx, env, testenv.WorkloadOptions{Dir: workloads})
+	if err != nil {
+		return fmt.Errorf("start the fake nodes: %w", err)
+	}
+	defer func() { err = errors.Join(err, stopWorkloads()) }()
+	chartRepo, stopCharts, err := startChartRepo(filepath.Join(opts.stateDir, "charts"), opts.chartAddr)
+	if err != nil {
+		return err
+	}
+	defer stopCharts()
 
 	user, err := env.AddUser(envtest.User{Name: "demo-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
@@ -84,13 +101,8 @@ func run(ctx context.Context, opts options, out io.Writer) (err error) {
 		cmd.Stdout, cmd.Stderr = out, out
 		return cmd.Run()
 	}
-	for _, ns := range []string{"helmflux-system", "apps"} {
-		if err := kubectl("create", "namespace", ns); err != nil {
-			return fmt.Errorf("create namespace %s: %w", ns, err)
-		}
-	}
-	if err := kubectl("apply", "-f", filepath.Join(opts.root, "config", "samples", "helm_v1_helmrelease.yaml")); err != nil {
-		return fmt.Errorf("apply the sample HelmRelease: %w", err)
+	if err := kubectl("create", "namespace", "helmflux-system"); err != nil {
+		return fmt.Errorf("create namespace helmflux-system: %w", err)
 	}
 
 	logPath := filepath.Join(opts.stateDir, "operator.log")
@@ -101,7 +113,7 @@ func run(ctx context.Context, opts options, out io.Writer) (err error) {
 	defer stopOperator()
 	fmt.Fprintf(out, "helmflux-operator is running; its log: %s\n", logPath)
 
-	repo, err := startGitServer(ctx, opts.stateDir, opts.gitAddr, "http://"+opts.hookAddr+"/hooks/helmflux-system/demo")
+	repo, err := startGitServer(ctx, opts.stateDir, opts.gitAddr, "http://"+opts.hookAddr+"/hooks/helmflux-system/demo", chartRepo)
 	if err != nil {
 		return err
 	}
@@ -115,6 +127,9 @@ func run(ctx context.Context, opts options, out io.Writer) (err error) {
 	}
 	if err := kubectl("wait", "-n", "helmflux-system", "gitsync/demo", "--for=condition=Ready", "--timeout=120s"); err != nil {
 		return fmt.Errorf("the demo GitSync did not become ready (see %s): %w", logPath, err)
+	}
+	if err := kubectl("wait", "-n", "demo", "helmrelease/podinfo", "--for=condition=Ready", "--timeout=120s"); err != nil {
+		return fmt.Errorf("the demo HelmRelease did not become ready (see %s): %w", logPath, err)
 	}
 
 	fmt.Fprintf(out, `
@@ -133,9 +148,17 @@ Change something in git and watch the cluster follow, within a second:
   git commit -qam "Change the greeting" && git push -q
   bin/kubectl get configmap welcome -n demo -o jsonpath='{.data.greeting}'
 
+Upgrade the Helm release the same way: the chart repository at %s
+serves podinfo 6.5.0 and 6.5.1.
+
+  sed -i 's/version: 6.5.0/version: 6.5.1/' apps/podinfo.yaml
+  git commit -qam "Upgrade podinfo" && git push -q
+  bin/kubectl get helmrelease podinfo -n demo
+  bin/kubectl get events -n demo --field-selector involvedObject.name=podinfo
+
 Remove a file and push, and helmflux prunes what left git (prune is on).
 Press Ctrl-C to stop; the control plane runs in temporary directories and is removed.
-`, env.Config.Host, repo.url, repo.workDir, kcPath, repo.workDir)
+`, env.Config.Host, repo.url, repo.workDir, kcPath, repo.workDir, chartRepo)
 	if err := kubectl("get", "gitsyncs,helmreleases", "-A"); err != nil {
 		return err
 	}
