@@ -31,6 +31,9 @@ var benchmarks = []benchmark{
 	commitToApplied,
 	apply1000,
 	noopSync,
+	hr100,
+	hrNoop,
+	hrInstallFloor,
 }
 
 func TestBench(t *testing.T) {
