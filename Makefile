@@ -77,6 +77,10 @@ verify: generate manifests ## Regenerate and fail when generated files are stale
 test: controlplane ## Build what the tests need, then run unit and integration tests.
 	go test $(GO_TEST_FLAGS) ./...
 
+.PHONY: e2e
+e2e: controlplane ## Run the end-to-end user stories only (test/e2e, test/demo); `make test` includes them.
+	go test $(GO_TEST_FLAGS) ./test/e2e/... ./test/demo/...
+
 .PHONY: bench
 bench: controlplane ## Run the benchmarks; BENCH=<regexp> runs only the matching ones.
 	HELMFLUX_BENCH=1 go test ./test/bench -run '^TestBench$$' -count=1 -v -timeout 60m \
