@@ -103,11 +103,24 @@ func TestGitChartAndValuesFileFollowTheCommitThatDeliveredThem(t *testing.T) {
 		t.Errorf("history: %v", h)
 	}
 
+	// So does a commit that changes the inline values of the HelmRelease.
+	repo.CommitFiles("Scale the app", map[string]string{
+		"releases/app.yaml": strings.Replace(gitRelease(ns, repo.URL()), "replicaCount: 1", "replicaCount: 2", 1),
+	})
+	requestSync(t, ns, "apps")
+	eventually(t, time.Minute, "the inline values released", func() (bool, string) {
+		r := *deployment(t, ns, release).Spec.Replicas
+		return r == 2, fmt.Sprint(r)
+	})
+	if h := history(t, ns, release); len(h) != 3 {
+		t.Errorf("history: %v", h)
+	}
+
 	// A commit that touches neither chart nor values makes no new revision.
 	repo.CommitFiles("Unrelated", map[string]string{"README.md": "hello\n"})
 	requestSync(t, ns, "apps")
 	waitPasses(t, ns, "from-git", 5)
-	if h := history(t, ns, release); len(h) != 2 {
+	if h := history(t, ns, release); len(h) != 3 {
 		t.Errorf("an unrelated commit made a revision: %v", h)
 	}
 
