@@ -67,18 +67,11 @@ func StartOperator(t testing.TB, env *envtest.Environment, args ...string) *Oper
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	user, err := env.AddUser(envtest.User{Name: "helmflux-operator", Groups: []string{"system:masters"}}, nil)
+	kubeconfig, err := AdminKubeconfig(env, dir, "helmflux-operator")
 	if err != nil {
 		t.Fatal(err)
 	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := &Operator{t: t, bin: bin, args: args, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig")}
-	if err := os.WriteFile(o.kubeconfig, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	o := &Operator{t: t, bin: bin, args: args, dir: dir, kubeconfig: kubeconfig}
 	t.Cleanup(func() {
 		o.Stop()
 		if t.Failed() {

@@ -120,7 +120,7 @@ func StartWorkloads(ctx context.Context, env *envtest.Environment, opts Workload
 		}
 	}()
 
-	kubeconfig, err := writeKubeconfig(env, dir)
+	kubeconfig, err := AdminKubeconfig(env, dir, "helmflux-workloads")
 	if err != nil {
 		return nil, fmt.Errorf("start workloads: %w", err)
 	}
@@ -392,24 +392,6 @@ func assetsDir(env *envtest.Environment) string {
 		return filepath.Join(root, "bin")
 	}
 	return "bin"
-}
-
-// writeKubeconfig writes a kubeconfig for a system:masters user, which the
-// processes share.
-func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
-	user, err := env.AddUser(envtest.User{Name: "helmflux-workloads", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return "", fmt.Errorf("add user: %w", err)
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return "", fmt.Errorf("kubeconfig: %w", err)
-	}
-	path := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		return "", err
-	}
-	return path, nil
 }
 
 // createNodes registers the fake Nodes, with the capacity the scheduler

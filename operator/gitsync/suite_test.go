@@ -1,13 +1,11 @@
 package gitsync_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,27 +27,9 @@ import (
 
 var (
 	k8s     client.Client
-	logs    syncBuffer // everything the controller logged
-	hookURL string     // base URL of the push receiver
+	logs    testenv.LogBuffer // everything the controller logged
+	hookURL string            // base URL of the push receiver
 )
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))

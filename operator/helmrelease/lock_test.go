@@ -14,7 +14,6 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	"github.com/helmflux/helmflux/internal/testenv"
@@ -66,16 +65,8 @@ func lockRelease(t *testing.T, ns, release, antecedent string, c helmtest.Chart)
 	if err := os.WriteFile(chartPath, tgz, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	user, err := testEnv.AddUser(envtest.User{Name: "locker", Groups: []string{"system:masters"}}, nil)
+	kcPath, err := testenv.AdminKubeconfig(testEnv, dir, "locker")
 	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kcPath := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$") // #nosec G204 -- the test binary itself

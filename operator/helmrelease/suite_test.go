@@ -1,7 +1,6 @@
 package helmrelease_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,29 +38,11 @@ var (
 	k8s     client.Client
 	testEnv *envtest.Environment
 	cfg     *rest.Config
-	logs    syncBuffer // everything the controller logged
+	logs    testenv.LogBuffer // everything the controller logged
 	runner  *helm.Runner
 	// tlsClient trusts the tests' TLS servers (httptest's certificate).
 	tlsClient *http.Client
 )
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
@@ -235,20 +215,11 @@ func update(t *testing.T, ns, name string, change func(*helmv1.HelmRelease)) {
 // history returns the revisions of a release with their statuses, oldest first.
 func history(t *testing.T, ns, release string) []string {
 	t.Helper()
-	list := &corev1.SecretList{}
-	if err := k8s.List(context.Background(), list, client.InNamespace(ns),
-		client.MatchingLabels{"owner": "helm", "name": release}); err != nil {
+	h, err := testenv.ReleaseHistory(context.Background(), k8s, ns, release)
+	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]string, len(list.Items))
-	for _, s := range list.Items {
-		var v int
-		if _, err := fmt.Sscan(s.Labels["version"], &v); err != nil || v < 1 || v > len(out) {
-			t.Fatalf("release record %s has version %q", s.Name, s.Labels["version"])
-		}
-		out[v-1] = s.Labels["status"]
-	}
-	return out
+	return h
 }
 
 // events returns the notes of the Events about an object, oldest first.

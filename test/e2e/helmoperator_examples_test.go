@@ -951,7 +951,7 @@ func dumpDiagnostics(t *testing.T, ns string) {
 			t.Logf("HelmRelease %s/%s generation %d status:\n%s", ns, hr.Name, hr.Generation, b)
 		}
 	}
-	lines := logs.linesWith(`"` + ns + `"`)
+	lines := logs.LinesWith(`"` + ns + `"`)
 	if len(lines) > 40 {
 		lines = lines[len(lines)-40:]
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,10 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"slices"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,33 +39,8 @@ var (
 	// k8s is an uncached client with the operator's scheme.
 	k8s client.Client
 	// logs holds everything the operator logged, for failure reports.
-	logs syncBuffer
+	logs testenv.LogBuffer
 )
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// linesWith returns the logged lines that contain s.
-func (b *syncBuffer) linesWith(s string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, l := range strings.Split(b.buf.String(), "\n") {
-		if strings.Contains(l, s) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -300,19 +270,9 @@ func waitDecided(t *testing.T, ns, name string) *helmv1.HelmRelease {
 // releaseRecords returns the statuses of a release's revisions, oldest first.
 func releaseRecords(t *testing.T, ns, release string) []string {
 	t.Helper()
-	list := &corev1.SecretList{}
-	if err := k8s.List(context.Background(), list, client.InNamespace(ns),
-		client.MatchingLabels{"owner": "helm", "name": release}); err != nil {
+	h, err := testenv.ReleaseHistory(context.Background(), k8s, ns, release)
+	if err != nil {
 		t.Fatal(err)
 	}
-	version := func(s corev1.Secret) int {
-		v, _ := strconv.Atoi(s.Labels["version"])
-		return v
-	}
-	slices.SortFunc(list.Items, func(a, b corev1.Secret) int { return version(a) - version(b) })
-	var out []string
-	for _, s := range list.Items {
-		out = append(out, s.Labels["status"])
-	}
-	return out
+	return h
 }

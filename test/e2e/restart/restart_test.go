@@ -86,20 +86,11 @@ spec:
 // releaseStatuses returns the statuses of a release's revisions, oldest first.
 func releaseStatuses(t *testing.T, ns, release string) []string {
 	t.Helper()
-	list := &corev1.SecretList{}
-	if err := k8s.List(context.Background(), list, client.InNamespace(ns),
-		client.MatchingLabels{"owner": "helm", "name": release}); err != nil {
+	h, err := testenv.ReleaseHistory(context.Background(), k8s, ns, release)
+	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]string, len(list.Items))
-	for _, s := range list.Items {
-		var v int
-		if _, err := fmt.Sscan(s.Labels["version"], &v); err != nil || v < 1 || v > len(out) {
-			t.Fatalf("release record %s has version %q", s.Name, s.Labels["version"])
-		}
-		out[v-1] = s.Labels["status"]
-	}
-	return out
+	return h
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) time.Duration {

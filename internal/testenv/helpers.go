@@ -1,0 +1,86 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// LogBuffer collects what a logger writes from many goroutines, so a test
+// can look for a line or prove a secret never appeared.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// LinesWith returns the lines written so far that contain s.
+func (b *LogBuffer) LinesWith(s string) []string {
+	var out []string
+	for _, l := range strings.Split(b.String(), "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// AdminKubeconfig adds a system:masters user named name to env and writes its
+// kubeconfig into dir, for a process that talks to the control plane.
+func AdminKubeconfig(env *envtest.Environment, dir, name string) (string, error) {
+	user, err := env.AddUser(envtest.User{Name: name, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return "", fmt.Errorf("add user: %w", err)
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return "", fmt.Errorf("kubeconfig: %w", err)
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// ReleaseHistory returns the statuses of a Helm release's revisions, oldest
+// first, read from Helm's storage Secrets the way `helm history` does.
+func ReleaseHistory(ctx context.Context, c client.Reader, namespace, release string) ([]string, error) {
+	list := &corev1.SecretList{}
+	if err := c.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{"owner": "helm", "name": release}); err != nil {
+		return nil, err
+	}
+	version := func(s corev1.Secret) int {
+		v, _ := strconv.Atoi(s.Labels["version"])
+		return v
+	}
+	slices.SortFunc(list.Items, func(a, b corev1.Secret) int { return version(a) - version(b) })
+	out := make([]string, 0, len(list.Items))
+	for _, s := range list.Items {
+		out = append(out, s.Labels["status"])
+	}
+	return out, nil
+}
