@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,7 +20,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
@@ -80,14 +76,14 @@ var apply1000 = benchmark{
 		files := manifests(ns, 999)
 		files["namespace.yaml"] = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + ns + "\n"
 		repo := gittest.NewRepo(t, files)
-		op := startOperatorProcess(t, env)
+		op := testenv.StartOperator(t, env)
 
 		createNamespace(t, c, "helmflux-system")
 		start := time.Now()
 		createGitSync(t, c, "helmflux-system", "cold", helmfluxv1alpha1.GitSyncSpec{URL: repo.URL(), Prune: true})
 		waitApplied(t, c, "helmflux-system", "cold", repo.Head(), 10*time.Minute)
 		report("apply_1000_manifests_s", time.Since(start).Seconds())
-		report("apply_1000_manifests_rss_mib", float64(peakRSS(t, op.Process.Pid))/1024)
+		report("apply_1000_manifests_rss_mib", float64(peakRSS(t, op.Pid()))/1024)
 	},
 }
 
@@ -182,65 +178,6 @@ func startInProcess(t *testing.T, cfg *rest.Config) string {
 	go func() { defer close(done); _ = mgr.Start(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return "http://" + addr
-}
-
-// startOperatorProcess builds bin/helmflux-operator's source into a temporary
-// binary and runs it against env as an admin user.
-func startOperatorProcess(t *testing.T, env *envtest.Environment) *exec.Cmd {
-	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "helmflux-operator")
-	build := exec.Command("go", "build", "-o", bin, "./operator")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the operator: %v\n%s", err, out)
-	}
-	user, err := env.AddUser(envtest.User{Name: "bench-operator", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kcPath := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	probe := freeAddr(t)
-	cmd := exec.Command(bin, "--kubeconfig", kcPath, "--cache-dir", filepath.Join(dir, "cache"),
-		"--listen=", "--metrics-bind-address=0", "--health-probe-bind-address="+probe)
-	logFile, err := os.Create(filepath.Join(dir, "operator.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		_ = logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			lines := strings.Split(string(b), "\n")
-			t.Logf("operator log (last lines):\n%s", strings.Join(lines[max(0, len(lines)-30):], "\n"))
-		}
-	})
-	waitFor(t, time.Minute, 50*time.Millisecond, "the operator to be ready", func() bool {
-		resp, err := http.Get("http://" + probe + "/readyz")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return cmd
 }
 
 // peakRSS returns a process's peak resident set size in KiB (VmHWM).

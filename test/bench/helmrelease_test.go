@@ -58,11 +58,11 @@ var hr100 = benchmark{
 		c := newClient(t, cfg)
 		repo := helmtest.NewRepoServer(t)
 		repo.Add(t, benchChart())
-		op := startOperatorProcess(t, env)
+		op := testenv.StartOperator(t, env)
 		ns := createNamespace(t, c, "bench-hr100")
-		idle := peakRSS(t, op.Process.Pid)
+		idle := peakRSS(t, op.Pid())
 		controlPlane := childProcesses(t, "kube-apiserver", "etcd")
-		cpu0, cpCPU0 := cpuSeconds(t, op.Process.Pid), cpuSeconds(t, controlPlane...)
+		cpu0, cpCPU0 := cpuSeconds(t, op.Pid()), cpuSeconds(t, controlPlane...)
 
 		start := time.Now()
 		for i := range releases {
@@ -71,13 +71,13 @@ var hr100 = benchmark{
 		created := time.Since(start)
 		waitAllReady(t, cfg, ns, releases, 5*time.Minute)
 		elapsed := time.Since(start)
-		rss := peakRSS(t, op.Process.Pid)
-		anon, file := procStatusKiB(t, op.Process.Pid, "RssAnon"), procStatusKiB(t, op.Process.Pid, "RssFile")
-		cpu, cpCPU := cpuSeconds(t, op.Process.Pid)-cpu0, cpuSeconds(t, controlPlane...)-cpCPU0
+		rss := peakRSS(t, op.Pid())
+		anon, file := procStatusKiB(t, op.Pid(), "RssAnon"), procStatusKiB(t, op.Pid(), "RssFile")
+		cpu, cpCPU := cpuSeconds(t, op.Pid())-cpu0, cpuSeconds(t, controlPlane...)-cpCPU0
 		report("hr100_ready_s", elapsed.Seconds())
 		report("hr100_rss_mib", float64(rss)/1024)
 
-		errs, first := operatorLogErrors(op.Process.Pid)
+		errs, first := operatorLogErrors(op.Log())
 		t.Logf("note: hr100: %d HelmReleases Ready in %s (creating them took %s), %.0f ms per release; peak RSS %.1f MiB before the first create, "+
 			"RSS after the last Ready %.1f MiB anonymous (heap) + %.1f MiB file-backed (the binary's pages); "+
 			"CPU per release: %.3f s in the operator, %.3f s in kube-apiserver and etcd; "+
@@ -572,18 +572,10 @@ type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
-// operatorLogErrors counts the error lines in the log of an operator
-// process started by startOperatorProcess (its standard output, a file) and
-// returns the first, for a note.
-func operatorLogErrors(pid int) (int, string) {
-	path, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/1", pid))
-	if err != nil {
-		return 0, " (log not readable: " + err.Error() + ")"
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, " (log not readable: " + err.Error() + ")"
-	}
+// operatorLogErrors counts the error lines in an operator's log and returns
+// the first, for a note.
+func operatorLogErrors(log string) (int, string) {
+	b := []byte(log)
 	n, first := 0, ""
 	for _, line := range strings.Split(string(b), "\n") {
 		if strings.Contains(line, `"level":"error"`) || strings.Contains(line, `"error":`) {
