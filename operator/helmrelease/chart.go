@@ -29,6 +29,11 @@ func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
 		return err
 	}
 	ref, err := r.Charts.Resolve(ctx, src)
+	if errors.Is(err, git.ErrRefNotFound) && src.Ref.Branch != "" {
+		// The Helm Operator's ref names a branch or a tag.
+		src.Ref = git.Ref{Tag: src.Ref.Branch}
+		ref, err = r.Charts.Resolve(ctx, src)
+	}
 	if err != nil {
 		obj.Status.Phase = helmv1.PhaseChartFetchFailed
 		setCondition(obj, helmv1.ChartFetchedCondition, metav1.ConditionFalse, helmv1.ChartFetchFailedReason, err.Error())

@@ -11,6 +11,7 @@ import (
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	"github.com/helmflux/helmflux/pkg/apply"
+	"github.com/helmflux/helmflux/pkg/helm"
 )
 
 // reconcileDrift compares the release's live objects with its manifest by
@@ -24,16 +25,21 @@ func (r *Reconciler) reconcileDrift(ctx context.Context, s *scope) error {
 		return nil
 	}
 	rel, err := r.Runner.Last(ctx, obj.GetTargetNamespace(), obj.GetReleaseName())
-	if err != nil || rel == nil {
-		return retryable(helmv1.DriftDetectedReason, fmt.Errorf("read the release for drift detection: %w", err))
+	if err != nil {
+		return retryable(helmv1.DriftDetectionFailedReason, fmt.Errorf("read the release for drift detection: %w", err))
+	}
+	if rel == nil || rel.Status == helm.StatusUninstalled {
+		// Uninstalled behind helmflux's back: forget it, the next pass installs.
+		obj.Status.ReleaseStatus = ""
+		return retryable(helmv1.DriftDetectedReason, fmt.Errorf("release %s was uninstalled outside helmflux; installing it again", obj.GetReleaseName()))
 	}
 	objs, err := rel.Objects()
 	if err != nil {
-		return retryable(helmv1.DriftDetectedReason, err)
+		return retryable(helmv1.DriftDetectionFailedReason, err)
 	}
 	cs, err := r.Drift.Diff(ctx, objs)
 	if err != nil {
-		return retryable(helmv1.DriftDetectedReason, fmt.Errorf("compare live objects: %w", err))
+		return retryable(helmv1.DriftDetectionFailedReason, fmt.Errorf("compare live objects: %w", err))
 	}
 	var drifted []*unstructured.Unstructured
 	var names []string
@@ -43,7 +49,7 @@ func (r *Reconciler) reconcileDrift(ctx context.Context, s *scope) error {
 			drifted = append(drifted, objs[i])
 			names = append(names, res.ID.Display())
 		case apply.Failed:
-			return retryable(helmv1.DriftDetectedReason, fmt.Errorf("compare %s: %w", res.ID.Display(), res.Err))
+			return retryable(helmv1.DriftDetectionFailedReason, fmt.Errorf("compare %s: %w", res.ID.Display(), res.Err))
 		}
 	}
 	wasDrifted := apimeta.IsStatusConditionTrue(obj.Status.Conditions, helmv1.DriftedCondition)

@@ -341,6 +341,21 @@ func TestHelmTestsRunAndFailuresAreReported(t *testing.T) {
 	if hr.Status.Phase != helmv1.PhaseTestFailed {
 		t.Errorf("phase = %s", hr.Status.Phase)
 	}
+
+	// Failed tests that count, with rollback on, roll the upgrade back.
+	noIgnore := false
+	update(t, ns, "tested", func(hr *helmv1.HelmRelease) {
+		hr.Spec.Values = mustValues("test: {enabled: true, fail: true}\nmessage: failing-tests")
+		hr.Spec.Test.IgnoreFailures = &noIgnore
+		hr.Spec.Rollback = helmv1.Rollback{Enable: true}
+	})
+	hr = waitCondition(t, ns, "tested", helmv1.RolledBackCondition, "True RollbackSucceeded")
+	if c := condition(hr, meta.ReadyCondition); !strings.HasPrefix(c, "False TestFailed") {
+		t.Errorf("Ready: %s", c)
+	}
+	if got := renderedValues(t, ns, ns+"-tested")["message"]; got == "failing-tests" {
+		t.Errorf("the upgrade whose tests failed is still deployed")
+	}
 }
 
 func TestBadInputIsRefusedClearly(t *testing.T) {

@@ -33,7 +33,7 @@ func desiredDigest(chartDigest, valuesChecksum string) string {
 func (r *Reconciler) reconcileRelease(ctx context.Context, s *scope) error {
 	obj := s.obj
 	name, ns := obj.GetReleaseName(), obj.GetTargetNamespace()
-	if len(name) > helmv1.MaxReleaseNameLength {
+	if len(name) > helmv1.MaxReleaseNameLength { // a generated name; a set one is checked by the CRD
 		return stalled(helmv1.InvalidSpecReason, fmt.Errorf("release name %q is longer than %d characters: set spec.releaseName", name, helmv1.MaxReleaseNameLength))
 	}
 	desired := desiredDigest(s.chartRef.Digest, s.checksum)
@@ -56,7 +56,7 @@ func (r *Reconciler) reconcileRelease(ctx context.Context, s *scope) error {
 	if rel != nil {
 		if owner := rel.Owner(); owner != "" && owner != obj.Antecedent() {
 			setCondition(obj, helmv1.ReleasedCondition, metav1.ConditionFalse, helmv1.ReleaseNotOwnedReason, "release belongs to "+owner)
-			return retryable(helmv1.ReleaseNotOwnedReason, fmt.Errorf("release %s in namespace %s belongs to %s (annotation %s); not taking it over",
+			return waitForChange(helmv1.ReleaseNotOwnedReason, fmt.Errorf("release %s in namespace %s belongs to %s (annotation %s); not taking it over",
 				name, ns, owner, helmv1.AntecedentAnnotation))
 		}
 		if rel.Status == helm.StatusDeployed && rel.Labels[DigestLabel] == desired && !s.requested && !r.forced(obj) {
@@ -97,7 +97,7 @@ func (r *Reconciler) refuseRepeat(s *scope, desired string) error {
 		return nil
 	}
 	rb := obj.Spec.Rollback
-	if rb.Enable && rb.Retry && (rb.GetMaxRetries() == 0 || obj.Status.RollbackCount < rb.GetMaxRetries()) {
+	if rb.Enable && rb.Retry && (rb.GetMaxRetries() == 0 || obj.Status.RollbackCount <= rb.GetMaxRetries()) {
 		return nil
 	}
 	return waitForChange(released.Reason, fmt.Errorf("%s; not retried until the chart or values change or a reconcile is requested", released.Message))
@@ -204,7 +204,8 @@ func (r *Reconciler) failed(ctx context.Context, s *scope, install bool, reason 
 	s.action.warn(reason, "%s", err.Error())
 	obj.Status.Phase = helmv1.PhaseDeployFailed
 	if !install && obj.Spec.Rollback.Enable {
-		if rerr := r.rollback(ctx, s); rerr != nil {
+		obj.Status.RollbackCount++
+		if rerr := r.rollback(ctx, s, reason == helmv1.TestFailedReason); rerr != nil {
 			err = fmt.Errorf("%w; then %w", err, rerr)
 		}
 	}
@@ -215,15 +216,16 @@ func (r *Reconciler) failed(ctx context.Context, s *scope, install bool, reason 
 	return waitForChange(reason, err)
 }
 
-// rollback returns a failed upgrade to the newest good revision.
-func (r *Reconciler) rollback(ctx context.Context, s *scope) error {
+// rollback returns a failed upgrade to the newest good revision. After
+// failed tests the upgraded revision is deployed and is rolled back too.
+func (r *Reconciler) rollback(ctx context.Context, s *scope, testsFailed bool) error {
 	obj := s.obj
 	ns, name := obj.GetTargetNamespace(), obj.GetReleaseName()
 	last, err := r.Runner.Last(ctx, ns, name)
 	if err != nil {
 		return err
 	}
-	if last == nil || last.Status == helm.StatusDeployed {
+	if last == nil || (last.Status == helm.StatusDeployed && !testsFailed) {
 		return nil // the upgrade failed before it changed anything
 	}
 	good, err := r.Runner.LastGood(ctx, ns, name, last.Version)
@@ -236,7 +238,6 @@ func (r *Reconciler) rollback(ctx context.Context, s *scope) error {
 	}
 	rb := obj.Spec.Rollback
 	obj.Status.Phase = helmv1.PhaseRollingBack
-	obj.Status.RollbackCount++
 	err = r.Runner.Rollback(ctx, ns, name, helm.RollbackOptions{
 		Version: good.Version, Timeout: rb.GetTimeout(), Wait: rb.Wait, Force: rb.Force, Recreate: rb.Recreate,
 		DisableHooks: rb.DisableHooks, MaxHistory: obj.Spec.GetMaxHistory(),

@@ -87,7 +87,7 @@ func summarize(obj *helmv1.HelmRelease, s *scope, err error) {
 	apimeta.RemoveStatusCondition(&obj.Status.Conditions, meta.ReconcilingCondition)
 	apimeta.RemoveStatusCondition(&obj.Status.Conditions, meta.StalledCondition)
 	if err != nil {
-		reason := helmv1.InstallFailedReason
+		reason := helmv1.ReconcileFailedReason
 		var rerr *reconcileError
 		if errors.As(err, &rerr) {
 			reason = rerr.reason

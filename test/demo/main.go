@@ -137,28 +137,28 @@ The control plane is up at %s; helmflux syncs the git repository
 %s (your clone: %s) into it.
 In another shell:
 
-  export KUBECONFIG=%s
-  bin/kubectl get gitsyncs,helmreleases -A
-  bin/kubectl get deployments,services,configmaps -n demo
+  export KUBECONFIG=%s PATH=%s:$PATH
+  kubectl get gitsyncs,helmreleases -A
+  kubectl get deployments,services,configmaps -n demo
 
 Change something in git and watch the cluster follow, within a second:
 
   cd %s
   sed -i 's/Hello from git/Hello again/' apps/welcome.yaml
   git commit -qam "Change the greeting" && git push -q
-  bin/kubectl get configmap welcome -n demo -o jsonpath='{.data.greeting}'
+  kubectl get configmap welcome -n demo -o jsonpath='{.data.greeting}'
 
 Upgrade the Helm release the same way: the chart repository at %s
 serves podinfo 6.5.0 and 6.5.1.
 
   sed -i 's/version: 6.5.0/version: 6.5.1/' apps/podinfo.yaml
   git commit -qam "Upgrade podinfo" && git push -q
-  bin/kubectl get helmrelease podinfo -n demo
-  bin/kubectl get events -n demo --field-selector involvedObject.name=podinfo
+  kubectl get helmrelease podinfo -n demo
+  kubectl get events -n demo --field-selector involvedObject.name=podinfo
 
 Remove a file and push, and helmflux prunes what left git (prune is on).
 Press Ctrl-C to stop; the control plane runs in temporary directories and is removed.
-`, env.Config.Host, repo.url, repo.workDir, kcPath, repo.workDir, chartRepo)
+`, env.Config.Host, repo.url, repo.workDir, kcPath, bin, repo.workDir, chartRepo)
 	if err := kubectl("get", "gitsyncs,helmreleases", "-A"); err != nil {
 		return err
 	}

@@ -129,7 +129,8 @@ type ChartSource struct {
 	// +optional
 	Git string `json:"git,omitempty"`
 
-	// Ref is the git branch, tag or commit to take the chart from. Default master.
+	// Ref is the git branch or tag to take the chart from (a branch of that
+	// name first, then a tag). Default master.
 	// +kubebuilder:validation:MaxLength=255
 	// +optional
 	Ref string `json:"ref,omitempty"`
@@ -245,7 +246,7 @@ type OptionalKeySelector struct {
 	Optional bool `json:"optional,omitempty"`
 }
 
-// ExternalSourceSelector selects values served at an http(s) URL.
+// ExternalSourceSelector selects values served at an https URL (at most 4 MiB).
 type ExternalSourceSelector struct {
 	// URL of the values YAML.
 	// +kubebuilder:validation:MinLength=1
@@ -258,7 +259,7 @@ type ExternalSourceSelector struct {
 	Optional *bool `json:"optional,omitempty"`
 }
 
-// ChartFileSelector selects a values file inside a git chart.
+// ChartFileSelector selects a values file inside the chart, whatever its source.
 type ChartFileSelector struct {
 	// Path of the file relative to the chart's directory.
 	// +kubebuilder:validation:MinLength=1
@@ -338,8 +339,8 @@ type Test struct {
 	// +optional
 	Timeout *int64 `json:"timeout,omitempty"`
 
-	// Cleanup deletes test pods after the run. Default true. Kept for
-	// compatibility: Helm v3 keeps test pods only on failure.
+	// Cleanup is kept for compatibility and has no effect: with Helm v3 the
+	// chart's helm.sh/hook-delete-policy decides when test pods are deleted.
 	// +optional
 	Cleanup *bool `json:"cleanup,omitempty"`
 }
@@ -441,7 +442,9 @@ type HelmReleaseStatus struct {
 	// +optional
 	ReleaseRevision int `json:"releaseRevision,omitempty"`
 
-	// RollbackCount counts the rollbacks since the last successful release.
+	// RollbackCount counts the failed upgrades (rolled back, or failed before
+	// changing anything) since the last successful release; rollback.retry
+	// retries while it is at most rollback.maxRetries.
 	// +optional
 	RollbackCount int64 `json:"rollbackCount,omitempty"`
 
@@ -476,27 +479,29 @@ const (
 
 // Reasons of the HelmRelease conditions.
 const (
-	ChartFetchFailedReason  = "ChartFetchFailed"
-	ChartFetchedReason      = "ChartFetched"
-	ValuesFailedReason      = "ValuesFailed"
-	InstallSucceededReason  = "InstallSucceeded"
-	InstallFailedReason     = "InstallFailed"
-	UpgradeSucceededReason  = "UpgradeSucceeded"
-	UpgradeFailedReason     = "UpgradeFailed"
-	RollbackSucceededReason = "RollbackSucceeded"
-	RollbackFailedReason    = "RollbackFailed"
-	TestSucceededReason     = "TestSucceeded"
-	TestFailedReason        = "TestFailed"
-	UninstallFailedReason   = "UninstallFailed"
-	ReleaseNotOwnedReason   = "ReleaseNotOwned"
-	ReleaseLockedReason     = "ReleaseLocked"
-	ReleaseUnlockedReason   = "ReleaseUnlocked"
-	InvalidSpecReason       = "InvalidSpec"
-	DriftDetectedReason     = "DriftDetected"
-	DriftCorrectedReason    = "DriftCorrected"
-	NoDriftReason           = "NoDrift"
-	ReleaseUpToDateReason   = "ReleaseUpToDate"
-	ProgressingReason       = "Progressing"
+	ChartFetchFailedReason     = "ChartFetchFailed"
+	ChartFetchedReason         = "ChartFetched"
+	ValuesFailedReason         = "ValuesFailed"
+	InstallSucceededReason     = "InstallSucceeded"
+	InstallFailedReason        = "InstallFailed"
+	UpgradeSucceededReason     = "UpgradeSucceeded"
+	UpgradeFailedReason        = "UpgradeFailed"
+	RollbackSucceededReason    = "RollbackSucceeded"
+	RollbackFailedReason       = "RollbackFailed"
+	TestSucceededReason        = "TestSucceeded"
+	TestFailedReason           = "TestFailed"
+	UninstallFailedReason      = "UninstallFailed"
+	ReleaseNotOwnedReason      = "ReleaseNotOwned"
+	ReleaseLockedReason        = "ReleaseLocked"
+	ReleaseUnlockedReason      = "ReleaseUnlocked"
+	InvalidSpecReason          = "InvalidSpec"
+	ReconcileFailedReason      = "ReconcileFailed"
+	DriftDetectionFailedReason = "DriftDetectionFailed"
+	DriftDetectedReason        = "DriftDetected"
+	DriftCorrectedReason       = "DriftCorrected"
+	NoDriftReason              = "NoDrift"
+	ReleaseUpToDateReason      = "ReleaseUpToDate"
+	ProgressingReason          = "Progressing"
 )
 
 // Annotations that link HelmReleases and their releases.
