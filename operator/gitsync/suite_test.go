@@ -15,10 +15,8 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/internal/testenv"
@@ -69,31 +67,14 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 		return err
 	}
 	go func() { <-ctx.Done(); _ = os.RemoveAll(dir) }()
-	logger := zap.New(zap.WriteTo(&logs), zap.UseDevMode(true))
-	ctrl.SetLogger(logger)
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:  testenv.Scheme(),
-		Logger:  logger,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Client:  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}},
-	})
-	if err != nil {
-		return err
-	}
 	addr, err := testenv.FreeAddr()
 	if err != nil {
 		return err
 	}
-	if err := controllers.Setup(mgr, cfg, controllers.Options{Concurrency: 4, CacheDir: dir, Listen: addr}); err != nil {
-		return err
-	}
 	hookURL = "http://" + addr
-	go func() {
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}()
-	return nil
+	_, err = testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)),
+		controllers.Options{Concurrency: 4, CacheDir: dir, Listen: addr})
+	return err
 }
 
 // newNamespace makes a namespace for one test.

@@ -21,7 +21,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
@@ -93,29 +92,12 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 		return err
 	}
 	go func() { <-ctx.Done(); _ = os.RemoveAll(dir) }()
-	logger := zap.New(zap.WriteTo(&logs), zap.UseDevMode(true))
-	ctrl.SetLogger(logger)
-	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(ctrl.Options{
-		Logger:  logger,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-	}))
-	if err != nil {
-		return err
-	}
-	tlsClient = tlsTrustingClient()
-	err = controllers.Setup(mgr, cfg, controllers.Options{
+	tlsClient = testenv.TLSTrustingClient()
+	_, err = testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)), controllers.Options{
 		Concurrency: 4, CacheDir: dir, HelmInterval: interval,
 		HTTPClient: tlsClient, PlainHTTPRegistries: []string{"127.0.0.1"},
 	})
-	if err != nil {
-		return err
-	}
-	go func() {
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}()
-	return nil
+	return err
 }
 
 // newNamespace makes a namespace for one test.
@@ -263,15 +245,6 @@ func assertNoCanary(t *testing.T, ns, canary string) {
 			t.Errorf("the canary secret appears in the status of HelmRelease %s", hr.Name)
 		}
 	}
-}
-
-// tlsTrustingClient returns a client that trusts httptest's TLS servers,
-// which all share one certificate.
-func tlsTrustingClient() *http.Client {
-	srv := httptest.NewTLSServer(http.NotFoundHandler())
-	defer srv.Close()
-	tr := srv.Client().Transport.(*http.Transport).Clone()
-	return &http.Client{Transport: tr, Timeout: time.Minute}
 }
 
 // mustJSON converts a YAML document to JSON.

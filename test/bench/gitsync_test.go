@@ -16,11 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/internal/testenv"
@@ -34,7 +30,7 @@ var commitToApplied = benchmark{
 	names: []string{"commit_to_applied_p50_ms", "commit_to_applied_p95_ms"},
 	run: func(t *testing.T, report func(string, float64)) {
 		_, cfg := startControlPlane(t)
-		hook := startInProcess(t, cfg)
+		hook := startGitSyncInProcess(t, cfg)
 		c := newClient(t, cfg)
 		ns := createNamespace(t, c, "bench-webhook")
 		files := manifests(ns, 20)
@@ -94,7 +90,7 @@ var noopSync = benchmark{
 	run: func(t *testing.T, report func(string, float64)) {
 		_, cfg := startControlPlane(t)
 		counted, counter := testenv.Counted(cfg)
-		startInProcess(t, counted)
+		startGitSyncInProcess(t, counted)
 		c := newClient(t, cfg)
 		ns := createNamespace(t, c, "bench-noop")
 		const objects = 100
@@ -153,30 +149,28 @@ func valueConfigMap(ns string, v int) string {
 	return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: value\n  namespace: %s\ndata:\n  v: %q\n", ns, strconv.Itoa(v))
 }
 
-// startInProcess runs the operator's controllers in this process and returns
-// the base URL of its push receiver.
-func startInProcess(t *testing.T, cfg *rest.Config) string {
+// startInProcess runs the operator's controllers in this process until the
+// benchmark ends.
+func startInProcess(t *testing.T, cfg *rest.Config, logger logr.Logger, opts controllers.Options) {
 	t.Helper()
-	ctrl.SetLogger(logr.Discard())
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:  testenv.Scheme(),
-		Logger:  logr.Discard(),
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		// Each benchmark runs its own manager in this one process.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-		Client:     client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}},
-	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done, err := testenv.StartInProcess(ctx, cfg, logger, opts)
+	if done != nil {
+		t.Cleanup(func() { cancel(); <-done })
+	} else {
+		cancel()
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startGitSyncInProcess starts the controllers with a push receiver and
+// returns its base URL.
+func startGitSyncInProcess(t *testing.T, cfg *rest.Config) string {
+	t.Helper()
 	addr := freeAddr(t)
-	if err := controllers.Setup(mgr, cfg, controllers.Options{Concurrency: 4, CacheDir: t.TempDir(), Listen: addr}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = mgr.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	startInProcess(t, cfg, logr.Discard(), controllers.Options{Concurrency: 4, CacheDir: t.TempDir(), Listen: addr})
 	return "http://" + addr
 }
 

@@ -21,15 +21,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
-	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/internal/testenv"
 	"github.com/helmflux/helmflux/operator/controllers"
 	"github.com/helmflux/helmflux/operator/helmrelease"
@@ -388,37 +383,8 @@ func notReady(seen map[string]*helmv1.HelmRelease) string {
 func startHelmInProcess(t *testing.T, cfg *rest.Config, interval time.Duration) *errorLog {
 	t.Helper()
 	errs := &errorLog{}
-	logger := funcr.New(errs.add, funcr.Options{})
-	ctrl.SetLogger(logger)
-	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(ctrl.Options{
-		Logger:  logger,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		// Each benchmark runs its own manager in this one process.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := controllers.Setup(mgr, cfg, controllers.Options{Concurrency: 4, CacheDir: t.TempDir(), HelmInterval: interval}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = mgr.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	// Wait for the controllers' informers, so that their list and watch
-	// requests are not counted as a benchmark's.
-	for _, obj := range []client.Object{
-		&helmv1.HelmRelease{}, &helmfluxv1alpha1.GitSync{},
-		&metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}},
-		&metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}},
-	} {
-		informer, err := mgr.GetCache().GetInformer(ctx, obj)
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, time.Minute, 10*time.Millisecond, "the operator's informers", informer.HasSynced)
-	}
+	startInProcess(t, cfg, funcr.New(errs.add, funcr.Options{}),
+		controllers.Options{Concurrency: 4, CacheDir: t.TempDir(), HelmInterval: interval})
 	return errs
 }
 

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
@@ -19,10 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	"github.com/helmflux/helmflux/internal/testenv"
@@ -112,46 +108,14 @@ func run(m *testing.M) int {
 // always allowed them and its documented examples read values and
 // credentials from other namespaces.
 func startOperator(ctx context.Context, cfg *rest.Config, cacheDir string) (stopped <-chan struct{}, err error) {
-	done := make(chan struct{})
-	logger := zap.New(zap.WriteTo(&logs), zap.UseDevMode(true))
-	ctrl.SetLogger(logger)
-	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(ctrl.Options{
-		Logger:  logger,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-	}))
-	if err != nil {
-		close(done)
-		return done, err
-	}
-	err = controllers.Setup(mgr, cfg, controllers.Options{
+	return testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)), controllers.Options{
 		Concurrency:             4,
 		CacheDir:                cacheDir,
 		HelmInterval:            chartsSyncInterval,
-		HTTPClient:              tlsTrustingClient(),
+		HTTPClient:              testenv.TLSTrustingClient(),
 		PlainHTTPRegistries:     []string{"127.0.0.1"},
 		AllowCrossNamespaceRefs: true,
 	})
-	if err != nil {
-		close(done)
-		return done, err
-	}
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}()
-	return done, nil
-}
-
-// tlsTrustingClient returns a client that trusts httptest's TLS servers,
-// which all share one certificate: the chart repositories and the
-// externalSourceRef values server.
-func tlsTrustingClient() *http.Client {
-	srv := httptest.NewTLSServer(http.NotFoundHandler())
-	defer srv.Close()
-	tr := srv.Client().Transport.(*http.Transport).Clone()
-	return &http.Client{Transport: tr, Timeout: time.Minute}
 }
 
 // eventually polls cond every 200ms until it holds, it gives up (done), or
