@@ -159,10 +159,11 @@ func (r *Reconciler) external(ctx context.Context, raw string) ([]byte, error) {
 	if err != nil {
 		return nil, stalled(helmv1.InvalidSpecReason, errors.New("the URL is not valid"))
 	}
-	hc := r.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
+	hc := http.Client{}
+	if r.HTTPClient != nil {
+		hc = *r.HTTPClient
 	}
+	hc.CheckRedirect = httpsOnly
 	resp, err := hc.Do(req) // #nosec G704 -- fetching the URL the HelmRelease names is the feature
 	if err != nil {
 		var uerr *url.Error
@@ -186,6 +187,17 @@ func (r *Reconciler) external(ctx context.Context, raw string) ([]byte, error) {
 		return nil, fmt.Errorf("larger than %d bytes", maxValuesSize)
 	}
 	return b, nil
+}
+
+// httpsOnly follows at most 5 redirects, never to plain HTTP.
+func httpsOnly(req *http.Request, via []*http.Request) error {
+	if req.URL.Scheme != "https" {
+		return errors.New("refused a redirect to a non-https URL")
+	}
+	if len(via) >= 5 {
+		return errors.New("stopped after 5 redirects")
+	}
+	return nil
 }
 
 // chartFile reads a values file from the chart, confined to it.
