@@ -78,7 +78,7 @@ func (e *scrubbedError) Unwrap() []error { return e.kinds }
 var kindsToKeep = []error{
 	ErrAuthentication, ErrRepositoryNotFound, ErrRefNotFound, ErrUnknownHostKey,
 	ErrHostKeyMismatch, ErrInvalidInput, ErrPathEscapes, ErrTooLarge, ErrNotAncestor,
-	ErrUnsafeTree, context.Canceled, context.DeadlineExceeded, fs.ErrNotExist,
+	ErrUnsafeTree, ErrPushRejected, context.Canceled, context.DeadlineExceeded, fs.ErrNotExist,
 }
 
 // userinfoRE matches the userinfo part of any URL in free text.

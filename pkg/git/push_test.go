@@ -1,0 +1,279 @@
+package git
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/helmflux/helmflux/pkg/git/gittest"
+)
+
+var testAuthor = Signature{Name: "helmflux", Email: "helmflux@example.com"}
+
+// bumpEdit rewrites "tag: <anything>" in app/deploy.yaml to tag: want, from
+// what it reads in the checkout, counting its calls.
+func bumpEdit(want string, calls *int) EditFunc {
+	return func(_ context.Context, dir string, head Revision) (Edit, error) {
+		*calls++
+		b, err := os.ReadFile(filepath.Join(dir, "app", "deploy.yaml"))
+		if err != nil {
+			return Edit{}, err
+		}
+		lines := strings.Split(string(b), "\n")
+		for i, l := range lines {
+			if strings.HasPrefix(l, "tag: ") {
+				lines[i] = "tag: " + want
+			}
+		}
+		return Edit{
+			Files:   map[string][]byte{"app/deploy.yaml": []byte(strings.Join(lines, "\n"))},
+			Message: "Set tag to " + want + "\n\nHelmflux-Image: app " + want + "\n",
+		}, nil
+	}
+}
+
+// remoteLog returns the first-parent commits of the bare remote's main,
+// newest first.
+func remoteLog(t *testing.T, repo *gittest.Repo) []*object.Commit {
+	t.Helper()
+	bare, err := gogit.PlainOpen(repo.BareDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := bare.Reference(plumbing.NewBranchReferenceName("main"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*object.Commit
+	for h := ref.Hash(); !h.IsZero(); {
+		cm, err := bare.CommitObject(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, cm)
+		if len(cm.ParentHashes) == 0 {
+			break
+		}
+		h = cm.ParentHashes[0]
+	}
+	return out
+}
+
+func remoteFile(t *testing.T, cm *object.Commit, name string) string {
+	t.Helper()
+	f, err := cm.File(name)
+	if err != nil {
+		t.Fatalf("%s at %s: %v", name, cm.Hash, err)
+	}
+	s, err := f.Contents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestCommitAndPushWritesOneCommitWithOnlyTheEdit(t *testing.T) {
+	repo := gittest.NewRepo(t, map[string]string{
+		"app/deploy.yaml": "# keep me\ntag: 1.0.0\nother: x\n",
+		"README.md":       "hello\n",
+	})
+	before := repo.Head()
+	c := newTestCache(t)
+	calls := 0
+	when := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	res, err := c.CommitAndPush(testCtx(t), repo.URL(), PushOptions{Author: testAuthor, Now: func() time.Time { return when }}, bumpEdit("1.1.0", &calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Attempts != 1 || calls != 1 || res.Base.Hash != before || res.Commit.Ref != "main" {
+		t.Fatalf("result %+v after %d edits", res, calls)
+	}
+	if len(res.Files) != 1 || res.Files[0] != "app/deploy.yaml" {
+		t.Fatalf("files %v", res.Files)
+	}
+	log := remoteLog(t, repo)
+	head := log[0]
+	if head.Hash.String() != res.Commit.Hash || head.ParentHashes[0].String() != before {
+		t.Fatalf("remote head %s (parent %v), want %s on %s", head.Hash, head.ParentHashes, res.Commit.Hash, before)
+	}
+	if got := remoteFile(t, head, "app/deploy.yaml"); got != "# keep me\ntag: 1.1.0\nother: x\n" {
+		t.Fatalf("deploy.yaml = %q", got)
+	}
+	if got := remoteFile(t, head, "README.md"); got != "hello\n" {
+		t.Fatalf("README.md = %q", got)
+	}
+	if head.Author.Name != "helmflux" || head.Author.Email != "helmflux@example.com" || !head.Author.When.Equal(when) || head.Committer.Name != "helmflux" {
+		t.Fatalf("author %+v committer %+v", head.Author, head.Committer)
+	}
+	if !strings.HasPrefix(head.Message, "Set tag to 1.1.0") {
+		t.Fatalf("message %q", head.Message)
+	}
+
+	// The cache already has the pushed commit: the next fetch transfers
+	// nothing and lands on it.
+	if rev := mustFetch(t, c, repo.URL(), Ref{}, nil); rev.Hash != res.Commit.Hash {
+		t.Fatalf("fetch after push: %s", rev.Hash)
+	}
+
+	// Applying the same edit again changes nothing: no empty commit.
+	res, err = c.CommitAndPush(testCtx(t), repo.URL(), PushOptions{Author: testAuthor}, bumpEdit("1.1.0", &calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Commit != (Revision{}) || len(remoteLog(t, repo)) != len(log) {
+		t.Fatalf("a no-op edit committed: %+v", res)
+	}
+}
+
+func TestCommitAndPushRedoesTheEditWhenSomeonePushedFirst(t *testing.T) {
+	repo := gittest.NewRepo(t, map[string]string{"app/deploy.yaml": "tag: 1.0.0\n", "notes.txt": "a\n"})
+	c := newTestCache(t)
+	calls := 0
+	edit := bumpEdit("2.0.0", &calls)
+	var human string
+	racing := func(ctx context.Context, dir string, head Revision) (Edit, error) {
+		if calls == 0 {
+			// A human pushes between our fetch and our push.
+			human = repo.CommitFiles("human", map[string]string{"notes.txt": "b\n"})
+		}
+		return edit(ctx, dir, head)
+	}
+	res, err := c.CommitAndPush(testCtx(t), repo.URL(), PushOptions{Author: testAuthor}, racing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Attempts != 2 || calls != 2 || res.Base.Hash != human {
+		t.Fatalf("result %+v after %d edits, human %s", res, calls, human)
+	}
+	log := remoteLog(t, repo)
+	if log[0].Hash.String() != res.Commit.Hash || log[1].Hash.String() != human {
+		t.Fatalf("remote history %s, %s; want ours on the human commit", log[0].Hash, log[1].Hash)
+	}
+	if got := remoteFile(t, log[0], "notes.txt"); got != "b\n" {
+		t.Fatalf("the human change was lost: %q", got)
+	}
+}
+
+func TestCommitAndPushGivesUpWithoutForcing(t *testing.T) {
+	repo := gittest.NewRepo(t, map[string]string{"app/deploy.yaml": "tag: 1.0.0\n", "n": "0"})
+	c := newTestCache(t)
+	calls := 0
+	edit := bumpEdit("2.0.0", &calls)
+	var humans []string
+	alwaysRacing := func(ctx context.Context, dir string, head Revision) (Edit, error) {
+		humans = append(humans, repo.CommitFiles("human", map[string]string{"n": string(rune('a' + len(humans)))}))
+		return edit(ctx, dir, head)
+	}
+	_, err := c.CommitAndPush(testCtx(t), repo.URL(), PushOptions{Author: testAuthor, MaxAttempts: 3}, alwaysRacing)
+	if !errors.Is(err, ErrPushRejected) {
+		t.Fatalf("got %v, want ErrPushRejected", err)
+	}
+	if calls != 3 {
+		t.Fatalf("%d attempts, want 3", calls)
+	}
+	if head := remoteLog(t, repo)[0].Hash.String(); head != humans[len(humans)-1] {
+		t.Fatalf("remote head %s, want the last human commit %s", head, humans[len(humans)-1])
+	}
+}
+
+func TestCommitAndPushOverHTTPWithAuthAndAPushBranch(t *testing.T) {
+	const user, pass = "flux", "canary-PushPa55-41d2"
+	repo := gittest.NewRepo(t, map[string]string{"app/deploy.yaml": "tag: 1.0.0\n"})
+	srv := gittest.NewHTTPServer(t, repo.Root(), gittest.WithBasicAuth(user, pass))
+	url := srv.URL(gittest.RepoName)
+	c := newTestCache(t)
+	calls := 0
+	auth := &Auth{Username: user, Password: pass}
+	opts := PushOptions{Author: testAuthor, Auth: auth, Branch: "main", PushBranch: "image-updates"}
+
+	res, err := c.CommitAndPush(testCtx(t), url, opts, bumpEdit("1.1.0", &calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Commit.Ref != "image-updates" || res.Base.Ref != "main" {
+		t.Fatalf("result %+v", res)
+	}
+	// A second pass stacks on the push branch.
+	res2, err := c.CommitAndPush(testCtx(t), url, opts, bumpEdit("1.2.0", &calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.Base.Hash != res.Commit.Hash || res2.Base.Ref != "image-updates" {
+		t.Fatalf("second pass based on %+v, want %s", res2.Base, res.Commit.Hash)
+	}
+	if rev := mustFetch(t, newTestCache(t), url, Ref{Branch: "main"}, auth); rev.Hash != repo.Head() {
+		t.Fatalf("main moved to %s", rev.Hash)
+	}
+
+	_, err = newTestCache(t).CommitAndPush(testCtx(t), url, PushOptions{Author: testAuthor, Auth: &Auth{Username: user, Password: "canary-Wrong-88aa"}}, bumpEdit("9", &calls))
+	if !errors.Is(err, ErrAuthentication) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	assertNoSecret(t, err, "canary-Wrong-88aa", pass)
+}
+
+func TestCommitAndPushSignsCommits(t *testing.T) {
+	key := gittest.NewOpenPGPKey(t, "automation")
+	var armored bytes.Buffer
+	w, err := armor.Encode(&armored, "PGP PRIVATE KEY BLOCK", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := key.Entity.SerializePrivate(w, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	repo := gittest.NewRepo(t, map[string]string{"app/deploy.yaml": "tag: 1.0.0\n"})
+	c := newTestCache(t)
+	calls := 0
+	res, err := c.CommitAndPush(testCtx(t), repo.URL(), PushOptions{Author: testAuthor, SigningKey: armored.Bytes()}, bumpEdit("1.1.0", &calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Verify(testCtx(t), repo.URL(), res.Commit, "", key.PublicArmored); err != nil {
+		t.Fatalf("pushed commit does not verify: %v", err)
+	}
+	_, err = c.CommitAndPush(testCtx(t), repo.URL(), PushOptions{Author: testAuthor, SigningKey: []byte("junk")}, bumpEdit("1.2.0", &calls))
+	if !errors.Is(err, ErrInvalidInput) {
+		t.Fatalf("junk signing key: %v", err)
+	}
+}
+
+func TestCommitAndPushRefusesEditsOutsideExistingFiles(t *testing.T) {
+	repo := gittest.NewRepo(t, map[string]string{"app/deploy.yaml": "tag: 1.0.0\n"})
+	repo.Symlink("link.yaml", "app/deploy.yaml")
+	repo.Commit("symlink")
+	before := repo.Head()
+	for _, p := range []string{"../outside.yaml", "/etc/passwd", "app/new.yaml", "link.yaml", "app"} {
+		t.Run(p, func(t *testing.T) {
+			edit := func(context.Context, string, Revision) (Edit, error) {
+				return Edit{Files: map[string][]byte{p: []byte("x")}, Message: "m"}, nil
+			}
+			_, err := newTestCache(t).CommitAndPush(testCtx(t), repo.URL(), PushOptions{Author: testAuthor}, edit)
+			if !errors.Is(err, ErrInvalidInput) && !errors.Is(err, ErrPathEscapes) {
+				t.Fatalf("got %v, want a refusal", err)
+			}
+		})
+	}
+	if repo.Head() != before || remoteLog(t, repo)[0].Hash.String() != before {
+		t.Fatal("a refused edit reached the remote")
+	}
+	for _, a := range []Signature{{}, {Name: "x", Email: "a>b"}} {
+		_, err := newTestCache(t).CommitAndPush(testCtx(t), repo.URL(), PushOptions{Author: a}, nil)
+		if !errors.Is(err, ErrInvalidInput) {
+			t.Fatalf("author %+v: %v", a, err)
+		}
+	}
+}
