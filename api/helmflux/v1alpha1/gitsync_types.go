@@ -222,6 +222,75 @@ type GitSyncStatus struct {
 	// LastHandledForceAt is the last reconcile.fluxcd.io/forceAt value handled.
 	// +optional
 	LastHandledForceAt string `json:"lastHandledForceAt,omitempty"`
+	// ImageAutomation reports the last image automation pass over the
+	// repository. The image automation controller writes it, nothing else.
+	// +optional
+	ImageAutomation *ImageAutomationStatus `json:"imageAutomation,omitempty"`
+}
+
+// ImageAutomationStatus is what the last image automation pass saw and did.
+type ImageAutomationStatus struct {
+	// Conditions: Ready says whether the last pass could scan every automated
+	// image and push (or, for readOnly, report) every update.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// LastRunTime is when the last pass finished.
+	// +optional
+	LastRunTime *metav1.Time `json:"lastRunTime,omitempty"`
+	// LastRevision is the revision the last pass started from.
+	// +optional
+	LastRevision string `json:"lastRevision,omitempty"`
+	// LastPushedCommit is the last commit image automation pushed, as
+	// <branch>@sha1:<hash>.
+	// +optional
+	LastPushedCommit string `json:"lastPushedCommit,omitempty"`
+	// LastPushTime is when LastPushedCommit was pushed.
+	// +optional
+	LastPushTime *metav1.Time `json:"lastPushTime,omitempty"`
+	// AutomatedImages counts the automated containers the last pass considered.
+	// +optional
+	AutomatedImages int `json:"automatedImages,omitempty"`
+	// Pending lists the updates a readOnly GitSync would commit (at most 50).
+	// +kubebuilder:validation:MaxItems=50
+	// +optional
+	Pending []ImageUpdate `json:"pending,omitempty"`
+	// Failures lists the images the last pass could not scan or decide (at
+	// most 50).
+	// +kubebuilder:validation:MaxItems=50
+	// +optional
+	Failures []ImageFailure `json:"failures,omitempty"`
+}
+
+// ImageUpdate is one tag change.
+type ImageUpdate struct {
+	// Workload is "<namespace>:<kind>/<name>", as fluxctl names workloads.
+	Workload string `json:"workload"`
+	// Container is the container name ("chart-image" for a chart's top-level image).
+	Container string `json:"container"`
+	// Image is the repository, without tag.
+	Image string `json:"image"`
+	// From is the tag in git; To is the tag the policy picked.
+	From string `json:"from"`
+	To   string `json:"to"`
+	// File is the path of the file holding the tag.
+	File string `json:"file"`
+}
+
+// ImageFailure says why one automated image was left alone.
+type ImageFailure struct {
+	// Workload is "<namespace>:<kind>/<name>"; empty for a file-level error.
+	// +optional
+	Workload string `json:"workload,omitempty"`
+	// Container is the container name.
+	// +optional
+	Container string `json:"container,omitempty"`
+	// Image is the repository, without tag.
+	// +optional
+	Image string `json:"image,omitempty"`
+	// Message says what went wrong.
+	Message string `json:"message"`
 }
 
 // ObjectFailure says why one object was not applied.
@@ -356,6 +425,22 @@ const (
 	AppliedReason            = "Applied"
 	ProgressingReason        = "Progressing"
 	SuspendedReason          = "Suspended"
+)
+
+// Condition reasons of status.imageAutomation.
+const (
+	// ImagesUpToDateReason: every automated image runs the tag its policy picks.
+	ImagesUpToDateReason = "ImagesUpToDate"
+	// ImagesUpdatedReason: the pass pushed a commit with new tags.
+	ImagesUpdatedReason = "ImagesUpdated"
+	// UpdatesPendingReason: a readOnly GitSync has updates it does not write.
+	UpdatesPendingReason = "UpdatesPending"
+	// ScanFailedReason: some automated images could not be scanned or decided.
+	ScanFailedReason = "ScanFailed"
+	// PushFailedReason: the commit could not be pushed.
+	PushFailedReason = "PushFailed"
+	// AutomationFailedReason: the pass failed before scanning (fetch, template, credentials).
+	AutomationFailedReason = "AutomationFailed"
 )
 
 // Annotations helmflux writes on every object it applies from git, so that
