@@ -1,0 +1,64 @@
+package update
+
+import "strings"
+
+// splitRef splits an image reference as written into its name (everything
+// before the tag: registry, port and path as the user wrote them) and its tag.
+//
+// The tag is the part after the last ':' that comes after the last '/', so
+// "localhost:5000/app" has no tag and "localhost:5000/app:1.0" has tag "1.0".
+// A reference with a digest ("app@sha256:...", also "app:1.0@sha256:...") is
+// pinned and not automatable: ok is false. So is anything that cannot be an
+// image reference at all (empty, whitespace, an empty name, a malformed tag).
+//
+// This is deliberately a splitter, not a parser: the name is returned as
+// written (no "docker.io/library/" is added), because the caller writes it
+// back into the user's file, and the registry layer parses it properly when
+// it lists tags.
+func splitRef(s string) (name, tag string, ok bool) {
+	if s == "" || strings.ContainsAny(s, "@ \t\r\n\"'") || strings.ContainsFunc(s, isControl) {
+		return "", "", false
+	}
+	slash := strings.LastIndexByte(s, '/')
+	colon := strings.LastIndexByte(s, ':')
+	name = s
+	if colon > slash {
+		name, tag = s[:colon], s[colon+1:]
+		if !validTag(tag) {
+			return "", "", false
+		}
+	}
+	if name == "" || strings.HasSuffix(name, "/") {
+		return "", "", false
+	}
+	return name, tag, true
+}
+
+// validTag reports whether s is a tag as the OCI distribution spec defines
+// it: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}.
+func validTag(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_':
+		case (c == '.' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// joinRepository joins a separately written registry and repository the way
+// a chart template would ("{{ .registry }}/{{ .repository }}").
+func joinRepository(registry, repository string) string {
+	if registry == "" {
+		return repository
+	}
+	return strings.TrimSuffix(registry, "/") + "/" + repository
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
