@@ -23,12 +23,14 @@ import (
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/automation"
 	"github.com/helmflux/helmflux/operator/gitsync"
 	"github.com/helmflux/helmflux/operator/helmrelease"
 	"github.com/helmflux/helmflux/operator/webhook"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
 	"github.com/helmflux/helmflux/pkg/helm"
+	"github.com/helmflux/helmflux/pkg/registry"
 )
 
 // NewScheme returns a scheme with the Kubernetes types and helmflux's APIs.
@@ -59,6 +61,18 @@ type Options struct {
 	HTTPClient *http.Client
 	// PlainHTTPRegistries are OCI registry hosts reached over plain HTTP.
 	PlainHTTPRegistries []string
+
+	// AutomationInterval is the time between two image automation passes
+	// over one GitSync; 0 is the default (5m).
+	AutomationInterval time.Duration
+	// Registry configures image scans (rate limits, cache, insecure hosts,
+	// include/exclude). CacheDir defaults to <CacheDir>/registry.
+	Registry registry.Options
+	// DockerConfig is an operator-wide docker config.json (registry logins
+	// for every workload); empty for none.
+	DockerConfig []byte
+	// RegistryWebhookToken, when set, authenticates registry notifications.
+	RegistryWebhookToken []byte
 }
 
 // ManagerOptions returns the manager options the controllers need, on top
@@ -90,6 +104,10 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	if err := setupHelm(mgr, cfg, direct, gitCache, opts); err != nil {
 		return err
 	}
+	automation, err := setupAutomation(mgr, gitCache, triggers, opts)
+	if err != nil {
+		return err
+	}
 	err = (&gitsync.Reconciler{
 		Client:      mgr.GetClient(),
 		Applier:     apply.New(direct, gitsync.FieldManager),
@@ -102,8 +120,43 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	if err != nil || opts.Listen == "" {
 		return err
 	}
-	receiver := &webhook.Receiver{Client: mgr.GetClient(), Trigger: triggers}
-	return mgr.Add(&httpServer{addr: opts.Listen, handler: receiver.Handler()})
+	mux := http.NewServeMux()
+	(&webhook.Receiver{Client: mgr.GetClient(), Trigger: triggers}).Register(mux)
+	(&webhook.RegistryReceiver{Token: opts.RegistryWebhookToken, Rescan: automation.Rescan}).Register(mux)
+	return mgr.Add(&httpServer{addr: opts.Listen, handler: mux})
+}
+
+// setupAutomation registers the image automation controller. After a push it
+// wakes the GitSync controller through synced.
+func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.GenericEvent, opts Options) (*automation.Reconciler, error) {
+	ropts := opts.Registry
+	if ropts.CacheDir == "" {
+		ropts.CacheDir = filepath.Join(opts.CacheDir, "registry")
+	}
+	if ropts.Log.GetSink() == nil {
+		ropts.Log = mgr.GetLogger().WithName("registry")
+	}
+	reg, err := registry.New(ropts)
+	if err != nil {
+		return nil, fmt.Errorf("make the registry client: %w", err)
+	}
+	var docker registry.Credentials
+	if len(opts.DockerConfig) > 0 {
+		if docker, err = registry.ParseDockerConfig(opts.DockerConfig); err != nil {
+			return nil, fmt.Errorf("docker config: %w", err)
+		}
+	}
+	r := &automation.Reconciler{
+		Client:       mgr.GetClient(),
+		Git:          gitCache,
+		Registry:     reg,
+		Events:       mgr.GetEventRecorder("helmflux-automation"),
+		Interval:     opts.AutomationInterval,
+		DockerConfig: docker,
+		Synced:       synced,
+		Concurrency:  opts.Concurrency,
+	}
+	return r, r.SetupWithManager(mgr)
 }
 
 // setupHelm registers the HelmRelease controller.

@@ -111,10 +111,17 @@ func refOf(obj *helmfluxv1alpha1.GitSync) git.Ref {
 
 // auth reads the GitSync's credentials Secret. Its content never leaves pkg/git.
 func (r *Reconciler) auth(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (*git.Auth, error) {
+	return Credentials(ctx, r.Client, obj)
+}
+
+// Credentials reads the git credentials of a GitSync from its secretRef, for
+// every controller that talks to its repository. Errors never hold secret
+// values.
+func Credentials(ctx context.Context, c client.Reader, obj *helmfluxv1alpha1.GitSync) (*git.Auth, error) {
 	if obj.Spec.SecretRef == nil {
 		return &git.Auth{InsecureIgnoreHostKey: obj.Spec.InsecureIgnoreHostKey}, nil
 	}
-	secret, err := r.secret(ctx, obj.Namespace, obj.Spec.SecretRef.Name)
+	secret, err := readSecret(ctx, c, obj.Namespace, obj.Spec.SecretRef.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -149,8 +156,12 @@ func (r *Reconciler) keyRing(ctx context.Context, obj *helmfluxv1alpha1.GitSync)
 }
 
 func (r *Reconciler) secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	return readSecret(ctx, r.Client, namespace, name)
+}
+
+func readSecret(ctx context.Context, c client.Reader, namespace, name string) (*corev1.Secret, error) {
 	secret := &corev1.Secret{}
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err != nil {
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err != nil {
 		return nil, fmt.Errorf("read Secret %s: %w", name, err)
 	}
 	return secret, nil

@@ -51,8 +51,13 @@ type Receiver struct {
 // Handler returns the receiver's HTTP handler.
 func (rc *Receiver) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+PathPrefix+"{namespace}/{name}", rc.serveGitSync)
+	rc.Register(mux)
 	return mux
+}
+
+// Register adds the receiver's route to mux.
+func (rc *Receiver) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST "+PathPrefix+"{namespace}/{name}", rc.serveGitSync)
 }
 
 // errUnknown is answered for a GitSync that does not exist or takes no

@@ -1,0 +1,134 @@
+package automation
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strings"
+	"text/template"
+
+	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+)
+
+// DefaultMessageTemplate is the commit message when writeBack.messageTemplate
+// is unset, in the words Flux v1 used ("Auto-release ...").
+const DefaultMessageTemplate = `{{ if eq (len .Images) 1 }}Auto-release {{ index .Images 0 }}{{ else }}Auto-release multiple ({{ len .Images }}) images{{ end }}
+
+{{ range .Updates }}- {{ .Workload }} ({{ .Container }}): {{ .Image }} {{ .From }} -> {{ .To }}
+{{ end }}`
+
+// Trailer keys appended to every automation commit, one line per change, so
+// tools (and people running git log --grep) can find what a commit did.
+const (
+	ImageTrailer    = "Helmflux-Image"
+	WorkloadTrailer = "Helmflux-Workload"
+)
+
+// maxMessage bounds a rendered commit message.
+const maxMessage = 64 << 10
+
+// MessageData is what a message template sees.
+type MessageData struct {
+	// Updates are the changes, sorted by workload, container and file.
+	Updates []helmfluxv1alpha1.ImageUpdate
+	// Images are the new references ("repo:tag"), distinct and sorted.
+	Images []string
+	// Workloads are the workloads changed, distinct and sorted.
+	Workloads []string
+}
+
+// parseTemplate checks a message template once per pass, so a broken
+// template is reported before any registry is asked.
+func parseTemplate(text string) (*template.Template, error) {
+	if strings.TrimSpace(text) == "" {
+		text = DefaultMessageTemplate
+	}
+	t, err := template.New("message").Option("missingkey=error").Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("writeBack.messageTemplate: %w", err)
+	}
+	return t, nil
+}
+
+// message renders the commit message for updates and appends the trailers.
+func message(t *template.Template, updates []helmfluxv1alpha1.ImageUpdate) (string, error) {
+	data := messageData(updates)
+	var b bytes.Buffer
+	if err := t.Execute(&limitedWriter{w: &b, left: maxMessage}, data); err != nil {
+		return "", fmt.Errorf("writeBack.messageTemplate: %w", err)
+	}
+	body := strings.TrimRight(b.String(), " \n\t")
+	if body == "" {
+		return "", fmt.Errorf("writeBack.messageTemplate rendered an empty message")
+	}
+	return body + "\n\n" + trailers(data), nil
+}
+
+func messageData(updates []helmfluxv1alpha1.ImageUpdate) MessageData {
+	d := MessageData{Updates: append([]helmfluxv1alpha1.ImageUpdate(nil), updates...)}
+	sort.Slice(d.Updates, func(i, j int) bool {
+		a, b := d.Updates[i], d.Updates[j]
+		if a.Workload != b.Workload {
+			return a.Workload < b.Workload
+		}
+		if a.Container != b.Container {
+			return a.Container < b.Container
+		}
+		return a.File < b.File
+	})
+	images, workloads := map[string]bool{}, map[string]bool{}
+	for _, u := range d.Updates {
+		images[u.Image+":"+u.To] = true
+		workloads[u.Workload] = true
+	}
+	d.Images = sortedKeys(images)
+	d.Workloads = sortedKeys(workloads)
+	return d
+}
+
+// trailers names every image change and every workload, one per line.
+func trailers(d MessageData) string {
+	seen := map[string]bool{}
+	var b strings.Builder
+	for _, u := range d.Updates {
+		line := fmt.Sprintf("%s: %s %s -> %s\n", ImageTrailer, u.Image, orNone(u.From), u.To)
+		if !seen[line] {
+			seen[line] = true
+			b.WriteString(line)
+		}
+	}
+	for _, w := range d.Workloads {
+		fmt.Fprintf(&b, "%s: %s\n", WorkloadTrailer, w)
+	}
+	return b.String()
+}
+
+func orNone(tag string) string {
+	if tag == "" {
+		return "<none>"
+	}
+	return tag
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// limitedWriter fails once a template writes more than left bytes.
+type limitedWriter struct {
+	w    *bytes.Buffer
+	left int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if len(p) > l.left {
+		return 0, fmt.Errorf("message longer than %d bytes", maxMessage)
+	}
+	l.left -= len(p)
+	return l.w.Write(p)
+}

@@ -1,0 +1,405 @@
+// Package automation is the image automation controller: for every GitSync it
+// finds the automated workloads and HelmReleases in the repository, asks the
+// registries for their tags, lets the Flux v1 annotations pick a tag and
+// pushes the new tags as one commit. It only orchestrates: scanning is
+// pkg/registry, deciding pkg/policy, rewriting pkg/update and committing
+// pkg/git.
+package automation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/gitsync"
+	"github.com/helmflux/helmflux/pkg/git"
+	"github.com/helmflux/helmflux/pkg/registry"
+)
+
+// Default commit identity, as documented for writeBack.author.
+const (
+	DefaultAuthorName  = "helmflux"
+	DefaultAuthorEmail = "helmflux@users.noreply.helmflux.dev"
+)
+
+// Keys of the writeBack.signingKey Secret.
+const (
+	SigningKeyKey        = "git.asc"
+	SigningPassphraseKey = "passphrase"
+)
+
+// Reconciler runs image automation passes over GitSyncs.
+type Reconciler struct {
+	// Client reads GitSyncs (cached), Secrets and ServiceAccounts, and
+	// writes status.imageAutomation.
+	Client client.Client
+	// Git is the repository cache shared with the GitSync controller.
+	Git *git.Cache
+	// Registry scans image repositories.
+	Registry *registry.Client
+	// Events records commits and failures on the GitSync.
+	Events events.EventRecorder
+	// Interval is the time between two passes over one GitSync
+	// (--automation-interval).
+	Interval time.Duration
+	// DockerConfig holds operator-wide registry logins, used after a
+	// workload's own pull secrets.
+	DockerConfig registry.Credentials
+	// Synced receives a GitSync after a push, so the commit is applied at
+	// once instead of at the next fetch.
+	Synced chan<- event.GenericEvent
+	// Concurrency is the number of GitSyncs processed in parallel.
+	Concurrency int
+
+	rescans chan event.GenericEvent
+	mu      sync.Mutex
+	users   map[string]map[types.NamespacedName]bool // repository -> GitSyncs using it
+}
+
+// SetupWithManager registers the controller under its own name, beside the
+// GitSync controller, for GitSyncs whose spec changes and for rescans.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.rescans = make(chan event.GenericEvent, 1024)
+	r.users = map[string]map[types.NamespacedName]bool{}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("imageautomation").
+		For(&helmfluxv1alpha1.GitSync{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesRawSource(source.Channel(r.rescans, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Concurrency)}).
+		Complete(r)
+}
+
+// Rescan forgets the cached tags of image and runs a pass over every GitSync
+// whose last pass used it: what a registry webhook asks for. It reports how
+// many GitSyncs were queued.
+func (r *Reconciler) Rescan(image string) (int, error) {
+	repo, err := registry.Normalize(image)
+	if err != nil {
+		return 0, err
+	}
+	r.Registry.Forget(image)
+	r.mu.Lock()
+	var keys []types.NamespacedName
+	for k := range r.users[repo] {
+		keys = append(keys, k)
+	}
+	r.mu.Unlock()
+	for _, k := range keys {
+		gs := &helmfluxv1alpha1.GitSync{ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Name}}
+		select {
+		case r.rescans <- event.GenericEvent{Object: gs}:
+		default: // a full queue already holds passes that will scan it
+		}
+	}
+	return len(keys), nil
+}
+
+// remember records which repositories key's pass used.
+func (r *Reconciler) remember(key types.NamespacedName, repos []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for repo, users := range r.users {
+		delete(users, key)
+		if len(users) == 0 {
+			delete(r.users, repo)
+		}
+	}
+	for _, repo := range repos {
+		if r.users[repo] == nil {
+			r.users[repo] = map[types.NamespacedName]bool{}
+		}
+		r.users[repo][key] = true
+	}
+}
+
+// Reconcile runs one automation pass over a GitSync's repository.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
+	obj := &helmfluxv1alpha1.GitSync{}
+	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
+		if client.IgnoreNotFound(err) == nil {
+			r.remember(req.NamespacedName, nil)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !obj.DeletionTimestamp.IsZero() {
+		r.remember(req.NamespacedName, nil)
+		return ctrl.Result{}, nil
+	}
+	if obj.Spec.Suspend {
+		log.V(1).Info("Image automation is suspended", "gitsync", klog.KObj(obj))
+		return ctrl.Result{}, nil
+	}
+	base := obj.DeepCopy()
+	p, pushed, err := r.run(ctx, obj)
+	if p != nil {
+		r.remember(req.NamespacedName, p.repositories)
+	}
+	r.report(obj, p, pushed, err)
+	if perr := r.patchStatus(ctx, base, obj); perr != nil {
+		return ctrl.Result{}, perr
+	}
+	if pushed != nil && r.Synced != nil {
+		select {
+		case r.Synced <- event.GenericEvent{Object: obj}:
+		default:
+		}
+	}
+	if err != nil && errors.Is(err, errRetry) {
+		return ctrl.Result{RequeueAfter: min(r.interval(), time.Minute)}, nil
+	}
+	return ctrl.Result{RequeueAfter: jitter(r.interval())}, nil
+}
+
+// errRetry marks failures worth a sooner retry than the interval (a lost
+// push race, the remote unreachable).
+var errRetry = errors.New("retry")
+
+func (r *Reconciler) interval() time.Duration {
+	if r.Interval <= 0 {
+		return 5 * time.Minute
+	}
+	return r.Interval
+}
+
+// run plans the pass on a fresh checkout of the branch head and, unless the
+// GitSync is readOnly, commits and pushes the changes. It returns the plan
+// of the last attempt and the pushed commit, if any.
+func (r *Reconciler) run(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (*plan, *git.Revision, error) {
+	if ref := obj.Spec.Ref; ref != nil && (ref.Tag != "" || ref.SemVer != "") {
+		return nil, nil, errors.New("image automation needs a branch: spec.ref follows a tag")
+	}
+	auth, err := gitsync.Credentials(ctx, r.Client, obj)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, tmpl, err := r.pushOptions(ctx, obj, auth)
+	if err != nil {
+		return nil, nil, err
+	}
+	pl := &planner{registry: r.Registry, creds: newCredentials(r.Client, r.DockerConfig), paths: obj.Spec.Paths}
+	ctx, cancel := context.WithTimeout(ctx, 4*obj.GetTimeout())
+	defer cancel()
+
+	var last *plan
+	var msgErr error
+	edit := func(ctx context.Context, dir string, head git.Revision) (git.Edit, error) {
+		p, err := pl.plan(ctx, dir)
+		if err != nil {
+			return git.Edit{}, err
+		}
+		last = p
+		if obj.Spec.ReadOnly || len(p.files) == 0 {
+			return git.Edit{}, nil
+		}
+		msg, err := message(tmpl, p.updates)
+		if err != nil {
+			msgErr = err
+			return git.Edit{}, nil
+		}
+		return git.Edit{Files: p.files, Message: msg}, nil
+	}
+	res, err := r.Git.CommitAndPush(ctx, obj.Spec.URL, opts, edit)
+	if err != nil {
+		if errors.Is(err, git.ErrPushRejected) || !errors.Is(err, git.ErrInvalidInput) {
+			err = fmt.Errorf("%w: %w", errRetry, err)
+		}
+		return last, nil, err
+	}
+	if last != nil {
+		obj.Status.ImageAutomation = ensureStatus(obj)
+		obj.Status.ImageAutomation.LastRevision = res.Base.String()
+	}
+	if msgErr != nil {
+		return last, nil, msgErr
+	}
+	if res.Commit.Hash == "" {
+		return last, nil, nil
+	}
+	return last, &res.Commit, nil
+}
+
+// pushOptions reads the commit identity, signing key and message template.
+func (r *Reconciler) pushOptions(ctx context.Context, obj *helmfluxv1alpha1.GitSync, auth *git.Auth) (git.PushOptions, *template.Template, error) {
+	opts := git.PushOptions{
+		Auth:   auth,
+		Author: git.Signature{Name: DefaultAuthorName, Email: DefaultAuthorEmail},
+	}
+	if obj.Spec.Ref != nil {
+		opts.Branch = obj.Spec.Ref.Branch
+	}
+	wb := obj.Spec.WriteBack
+	if wb == nil {
+		t, err := parseTemplate("")
+		return opts, t, err
+	}
+	opts.PushBranch = wb.PushBranch
+	if wb.Author != nil {
+		opts.Author = git.Signature{Name: wb.Author.Name, Email: wb.Author.Email}
+	}
+	if wb.SigningKey != nil && !obj.Spec.ReadOnly {
+		s := &corev1.Secret{}
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: obj.Namespace, Name: wb.SigningKey.Name}, s); err != nil {
+			return opts, nil, fmt.Errorf("read signing key Secret %s: %w", wb.SigningKey.Name, err)
+		}
+		opts.SigningKey, opts.SigningPassphrase = s.Data[SigningKeyKey], s.Data[SigningPassphraseKey]
+		if len(opts.SigningKey) == 0 {
+			return opts, nil, fmt.Errorf("signing key Secret %s has no key %q", wb.SigningKey.Name, SigningKeyKey)
+		}
+	}
+	t, err := parseTemplate(wb.MessageTemplate)
+	return opts, t, err
+}
+
+func ensureStatus(obj *helmfluxv1alpha1.GitSync) *helmfluxv1alpha1.ImageAutomationStatus {
+	if obj.Status.ImageAutomation == nil {
+		return &helmfluxv1alpha1.ImageAutomationStatus{}
+	}
+	return obj.Status.ImageAutomation
+}
+
+// report writes the outcome of a pass into status.imageAutomation and
+// records events for what changed.
+func (r *Reconciler) report(obj *helmfluxv1alpha1.GitSync, p *plan, pushed *git.Revision, err error) {
+	st := ensureStatus(obj)
+	obj.Status.ImageAutomation = st
+	before := apimeta.FindStatusCondition(st.Conditions, "Ready")
+	var beforeMsg string
+	if before != nil {
+		beforeMsg = before.Message
+	}
+	summarize(obj, p, pushed, err)
+	after := apimeta.FindStatusCondition(st.Conditions, "Ready")
+	if r.Events == nil || after == nil {
+		return
+	}
+	switch {
+	case pushed != nil:
+		r.Events.Eventf(obj, nil, corev1.EventTypeNormal, helmfluxv1alpha1.ImagesUpdatedReason, "Commit", "%s", after.Message)
+	case after.Status != metav1.ConditionTrue && after.Message != beforeMsg:
+		r.Events.Eventf(obj, nil, corev1.EventTypeWarning, after.Reason, "Automate", "%s", after.Message)
+	case after.Reason == helmfluxv1alpha1.UpdatesPendingReason && after.Message != beforeMsg:
+		r.Events.Eventf(obj, nil, corev1.EventTypeNormal, after.Reason, "Automate", "%s", after.Message)
+	}
+}
+
+// summarize sets status.imageAutomation from a pass's outcome. Pure.
+func summarize(obj *helmfluxv1alpha1.GitSync, p *plan, pushed *git.Revision, err error) {
+	st := ensureStatus(obj)
+	obj.Status.ImageAutomation = st
+	set := func(status metav1.ConditionStatus, reason, msg string) {
+		apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: "Ready", Status: status, Reason: reason, Message: msg, ObservedGeneration: obj.Generation,
+		})
+	}
+	st.Pending = nil
+	if p != nil {
+		updates, failures := p.report()
+		st.AutomatedImages = p.automated
+		st.Failures = failures
+		if obj.Spec.ReadOnly {
+			st.Pending = updates
+		}
+	}
+	switch {
+	case err != nil && errors.Is(err, errRetry):
+		set(metav1.ConditionFalse, helmfluxv1alpha1.PushFailedReason, strings.TrimPrefix(err.Error(), errRetry.Error()+": "))
+	case err != nil:
+		set(metav1.ConditionFalse, helmfluxv1alpha1.AutomationFailedReason, err.Error())
+	case pushed != nil:
+		now := metav1.Now()
+		st.LastPushedCommit = pushed.String()
+		st.LastPushTime = &now
+		set(metav1.ConditionTrue, helmfluxv1alpha1.ImagesUpdatedReason, pushedMessage(pushed, p))
+	case len(st.Failures) > 0:
+		set(metav1.ConditionFalse, helmfluxv1alpha1.ScanFailedReason, failureMessage(st.Failures))
+	case len(st.Pending) > 0:
+		set(metav1.ConditionTrue, helmfluxv1alpha1.UpdatesPendingReason, pendingMessage(st.Pending))
+	default:
+		set(metav1.ConditionTrue, helmfluxv1alpha1.ImagesUpToDateReason,
+			fmt.Sprintf("%d automated images run the tags their policies pick", st.AutomatedImages))
+	}
+}
+
+func pushedMessage(rev *git.Revision, p *plan) string {
+	short := rev.Hash
+	if len(short) > 7 {
+		short = short[:7]
+	}
+	return fmt.Sprintf("Committed %s to %s: %s", short, rev.Ref, updateList(p.updates))
+}
+
+func pendingMessage(u []helmfluxv1alpha1.ImageUpdate) string {
+	return "readOnly: would commit " + updateList(u)
+}
+
+// updateList says "a 1.0 → 1.1, b 2 → 3 and 4 more".
+func updateList(u []helmfluxv1alpha1.ImageUpdate) string {
+	const show = 3
+	parts := make([]string, 0, show)
+	for i, x := range u {
+		if i == show {
+			parts = append(parts, fmt.Sprintf("and %d more", len(u)-show))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %s → %s", x.Image, orNone(x.From), x.To))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func failureMessage(f []helmfluxv1alpha1.ImageFailure) string {
+	first := f[0]
+	where := first.Workload
+	if first.Container != "" {
+		where += " (" + first.Container + ")"
+	}
+	if where != "" {
+		where += ": "
+	}
+	msg := where + first.Message
+	if len(f) > 1 {
+		msg += fmt.Sprintf(" (and %d more failures)", len(f)-1)
+	}
+	return msg
+}
+
+// patchStatus writes status.imageAutomation when it changed. A pass that
+// changed nothing writes nothing: lastRunTime moves only with a change.
+func (r *Reconciler) patchStatus(ctx context.Context, base, obj *helmfluxv1alpha1.GitSync) error {
+	if equality.Semantic.DeepEqual(base.Status.ImageAutomation, obj.Status.ImageAutomation) {
+		return nil
+	}
+	now := metav1.Now()
+	obj.Status.ImageAutomation.LastRunTime = &now
+	if err := r.Client.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil {
+		return client.IgnoreNotFound(fmt.Errorf("patch status: %w", err))
+	}
+	return nil
+}
+
+// jitter spreads passes over many GitSyncs by up to a tenth of the interval.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration(rand.Int64N(int64(d/10)+1)) // #nosec G404 -- spreading load, not a secret
+}

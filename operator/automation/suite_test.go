@@ -1,0 +1,207 @@
+package automation_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/internal/testenv"
+	"github.com/helmflux/helmflux/operator/controllers"
+	"github.com/helmflux/helmflux/operator/webhook"
+	"github.com/helmflux/helmflux/pkg/registry"
+)
+
+var (
+	k8s       client.Client
+	logs      testenv.LogBuffer // everything the controllers logged
+	hookURL   string            // base URL of the operator's HTTP endpoints
+	tlsClient *http.Client      // trusts the tests' TLS servers
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	env, err := testenv.New()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start the control plane:", err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop, err := testenv.StartWorkloads(ctx, env, testenv.WorkloadOptions{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = stop() }()
+	if k8s, err = client.New(cfg, client.Options{Scheme: testenv.Scheme()}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := startOperator(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// startOperator runs every controller the way operator/main.go wires them.
+// Tag lists are reused for an hour, so only a registry notification makes a
+// pass see a new tag: the tests decide when that happens.
+func startOperator(ctx context.Context, cfg *rest.Config) error {
+	dir, err := os.MkdirTemp("", "automation-test-")
+	if err != nil {
+		return err
+	}
+	go func() { <-ctx.Done(); _ = os.RemoveAll(dir) }()
+	addr, err := testenv.FreeAddr()
+	if err != nil {
+		return err
+	}
+	hookURL = "http://" + addr
+	tlsClient = testenv.TLSTrustingClient()
+	_, err = testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)), controllers.Options{
+		Concurrency: 4, CacheDir: dir, Listen: addr, HelmInterval: time.Minute,
+		HTTPClient:         tlsClient,
+		AutomationInterval: 2 * time.Second,
+		Registry:           registry.Options{TagTTL: time.Hour, Transport: tlsClient.Transport},
+	})
+	return err
+}
+
+// newNamespace makes a namespace for one test, with its default
+// ServiceAccount (the kubelet's pull secrets live there).
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "auto-"}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), ns) })
+	return ns.Name
+}
+
+// eventually polls cond until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		var ok bool
+		if ok, last = cond(); ok {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s; last: %s", what, last)
+}
+
+func getGitSync(t *testing.T, ns, name string) *helmfluxv1alpha1.GitSync {
+	t.Helper()
+	gs := &helmfluxv1alpha1.GitSync{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, gs); err != nil {
+		t.Fatal(err)
+	}
+	return gs
+}
+
+// automationReady returns status.imageAutomation's Ready as "Status Reason: message".
+func automationReady(gs *helmfluxv1alpha1.GitSync) string {
+	if gs.Status.ImageAutomation == nil {
+		return "no imageAutomation status"
+	}
+	c := apimeta.FindStatusCondition(gs.Status.ImageAutomation.Conditions, "Ready")
+	if c == nil {
+		return "no Ready condition"
+	}
+	return fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message)
+}
+
+// notify sends a registry notification naming images, the way a registry's
+// webhook would.
+func notify(t *testing.T, images ...string) {
+	t.Helper()
+	var events []map[string]any
+	for _, img := range images {
+		host, repo, _ := strings.Cut(img, "/")
+		events = append(events, map[string]any{
+			"action": "push", "target": map[string]any{"repository": repo}, "request": map[string]any{"host": host},
+		})
+	}
+	body, _ := json.Marshal(map[string]any{"events": events})
+	resp, err := http.Post(hookURL+webhook.RegistryPath, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("registry notification: %s", resp.Status)
+	}
+}
+
+// pullSecret creates a kubernetes.io/dockerconfigjson Secret for host.
+func pullSecret(t *testing.T, ns, name, host, user, pass string) {
+	t.Helper()
+	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
+	cfg, _ := json.Marshal(map[string]any{"auths": map[string]any{host: map[string]string{"auth": auth}}})
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Type:       corev1.SecretTypeDockerConfigJson,
+		Data:       map[string][]byte{corev1.DockerConfigJsonKey: cfg},
+	}
+	if err := k8s.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// assertNoCanary checks that a secret value appears in no log line, Event or
+// GitSync status.
+func assertNoCanary(t *testing.T, ns, canary string) {
+	t.Helper()
+	if strings.Contains(logs.String(), canary) {
+		t.Errorf("the canary secret appears in the controllers' logs")
+	}
+	evs := &eventsv1.EventList{}
+	if err := k8s.List(context.Background(), evs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs.Items {
+		if strings.Contains(e.Note, canary) {
+			t.Errorf("the canary secret appears in Event %s: %s", e.Name, e.Note)
+		}
+	}
+	list := &helmfluxv1alpha1.GitSyncList{}
+	if err := k8s.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, gs := range list.Items {
+		b, _ := json.Marshal(gs.Status)
+		if strings.Contains(string(b), canary) {
+			t.Errorf("the canary secret appears in the status of GitSync %s", gs.Name)
+		}
+	}
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/helmflux/helmflux/operator/controllers"
+)
+
+// automationFlags are the image automation flags, named as fluxd named them
+// where fluxd had them.
+type automationFlags struct {
+	interval      time.Duration
+	pollInterval  time.Duration
+	rps           float64
+	burst         int
+	insecure      string
+	include       string
+	exclude       string
+	dockerConfig  string
+	webhookSecret string
+}
+
+func (a *automationFlags) bind(fs *flag.FlagSet) {
+	fs.DurationVar(&a.interval, "automation-interval", 5*time.Minute, "Time between two image automation passes over one GitSync.")
+	fs.DurationVar(&a.pollInterval, "registry-poll-interval", 5*time.Minute, "How long a repository's tag list is reused before the registry is asked again; 0 asks on every pass. A registry webhook rescans at once.")
+	fs.Float64Var(&a.rps, "registry-rps", 200, "Requests per second to each registry host.")
+	fs.IntVar(&a.burst, "registry-burst", 125, "Burst of requests to each registry host.")
+	fs.StringVar(&a.insecure, "registry-insecure-host", "", "Comma-separated registry hosts (host or host:port) reached over plain HTTP.")
+	fs.StringVar(&a.include, "registry-include-image", "", "Comma-separated globs of image repositories to scan (default: all automated images).")
+	fs.StringVar(&a.exclude, "registry-exclude-image", "", "Comma-separated globs of image repositories never to scan.")
+	fs.StringVar(&a.dockerConfig, "docker-config", "", "Path to a docker config.json with registry logins for every workload (mount a kubernetes.io/dockerconfigjson Secret).")
+	fs.StringVar(&a.webhookSecret, "registry-webhook-token-file", "", "File holding the token registry notifications to /registry-hooks must carry; empty accepts any.")
+}
+
+// apply copies the flags into the controllers' options, reading the files
+// they name.
+func (a *automationFlags) apply(o *controllers.Options) error {
+	o.AutomationInterval = a.interval
+	o.Registry.TagTTL = a.pollInterval
+	if a.pollInterval <= 0 {
+		o.Registry.TagTTL = -1 // list on every pass
+	}
+	o.Registry.RPS, o.Registry.Burst = a.rps, a.burst
+	o.Registry.Insecure = splitList(a.insecure)
+	o.Registry.Include = splitList(a.include)
+	o.Registry.Exclude = splitList(a.exclude)
+	if a.dockerConfig != "" {
+		b, err := os.ReadFile(a.dockerConfig)
+		if err != nil {
+			return fmt.Errorf("--docker-config: %w", err)
+		}
+		o.DockerConfig = b
+	}
+	if a.webhookSecret != "" {
+		b, err := os.ReadFile(a.webhookSecret)
+		if err != nil {
+			return fmt.Errorf("--registry-webhook-token-file: %w", err)
+		}
+		o.RegistryWebhookToken = []byte(strings.TrimSpace(string(b)))
+	}
+	return nil
+}
