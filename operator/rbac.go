@@ -11,6 +11,7 @@ package main
 // +kubebuilder:rbac:groups=helmflux.dev,resources=gitsyncs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=helmflux.dev,resources=gitsyncs/status;gitsyncs/finalizers,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get

@@ -76,11 +76,14 @@ type Options struct {
 }
 
 // ManagerOptions returns the manager options the controllers need, on top
-// of base: helmflux's scheme, and a client that reads Secrets and ConfigMaps
-// live instead of caching every one of them in the cluster.
+// of base: helmflux's scheme, and a client that reads Secrets, ConfigMaps and
+// ServiceAccounts (for image pull secrets) live instead of caching every one
+// of them in the cluster.
 func ManagerOptions(base ctrl.Options) ctrl.Options {
 	base.Scheme = NewScheme()
-	base.Client = client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}}
+	base.Client = client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{
+		&corev1.Secret{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{},
+	}}}
 	return base
 }
 
