@@ -11,6 +11,7 @@ import (
 	"helm.sh/helm/v3/pkg/engine"
 	"helm.sh/helm/v3/pkg/lint"
 	"helm.sh/helm/v3/pkg/lint/support"
+	appsv1 "k8s.io/api/apps/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -64,4 +65,52 @@ func grants(role rbacv1.ClusterRole, group, resource, verb string) bool {
 		}
 	}
 	return false
+}
+
+// The automation settings become flags, and the docker config and webhook
+// token Secrets are mounted where those flags point.
+func TestChartRendersAutomationSettings(t *testing.T) {
+	chrt, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]any{
+		"automation": map[string]any{"interval": "1m"},
+		"registry": map[string]any{
+			"insecureHosts": []any{"registry.local:5000"}, "excludeImages": []any{"docker.io/library/*"},
+			"dockerConfigSecret": "regcreds", "webhookTokenSecret": "hooktoken",
+		},
+	}
+	vals, err := chartutil.ToRenderValues(chrt, values,
+		chartutil.ReleaseOptions{Name: "hf", Namespace: "helmflux-system", IsInstall: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := engine.Render(chrt, vals)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	var d appsv1.Deployment
+	if err := yaml.UnmarshalStrict([]byte(out["helmflux/templates/deployment.yaml"]), &d); err != nil {
+		t.Fatalf("decode Deployment: %v", err)
+	}
+	args := strings.Join(d.Spec.Template.Spec.Containers[0].Args, " ")
+	for _, want := range []string{
+		"--cache-dir=/var/cache/helmflux", "--automation-interval=1m", "--registry-poll-interval=5m",
+		"--registry-insecure-host=registry.local:5000", "--registry-exclude-image=docker.io/library/*",
+		"--docker-config=/etc/helmflux/docker/config.json", "--registry-webhook-token-file=/etc/helmflux/registry-webhook/token",
+	} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args %q lack %q", args, want)
+		}
+	}
+	secrets := map[string]bool{}
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Secret != nil {
+			secrets[v.Secret.SecretName] = true
+		}
+	}
+	if !secrets["regcreds"] || !secrets["hooktoken"] || len(d.Spec.Template.Spec.Containers[0].VolumeMounts) != 3 {
+		t.Errorf("volumes %+v, mounts %+v", d.Spec.Template.Spec.Volumes, d.Spec.Template.Spec.Containers[0].VolumeMounts)
+	}
 }
