@@ -324,10 +324,10 @@ func summarize(obj *helmfluxv1alpha1.GitSync, p *plan, pushed *git.Revision, err
 		}
 	}
 	switch {
-	case err != nil && errors.Is(err, errRetry):
+	case err != nil && errors.Is(err, git.ErrPushRejected):
 		set(metav1.ConditionFalse, helmfluxv1alpha1.PushFailedReason, strings.TrimPrefix(err.Error(), errRetry.Error()+": "))
 	case err != nil:
-		set(metav1.ConditionFalse, helmfluxv1alpha1.AutomationFailedReason, err.Error())
+		set(metav1.ConditionFalse, helmfluxv1alpha1.AutomationFailedReason, strings.TrimPrefix(err.Error(), errRetry.Error()+": "))
 	case pushed != nil:
 		now := metav1.Now()
 		st.LastPushedCommit = pushed.String()
