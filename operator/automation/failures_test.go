@@ -83,6 +83,7 @@ func TestBadInputIsReportedAndTheRestStillUpdates(t *testing.T) {
 		"apps/badfilter.yaml": plainDeploy(ns, host, "badfilter", "regex:([unclosed"),
 		"apps/broken.yaml":    plainDeploy(ns, host, "broken", "semver:~1.0"),
 		"apps/zz-bad.yaml":    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [oops\n",
+		"apps/manual.yaml":    strings.Replace(plainDeploy(ns, host, "manual", "semver:~1.0"), `fluxcd.io/automated: "true"`, `fluxcd.io/automated: "false"`, 1),
 	})
 	createGitSync(t, ns, "apps", repo.URL(), nil)
 
@@ -117,6 +118,15 @@ func TestBadInputIsReportedAndTheRestStillUpdates(t *testing.T) {
 		}
 	}
 	waitEvent(t, ns, helmfluxv1alpha1.ScanFailedReason, "")
+	// Only automated workloads' images are scanned.
+	for _, r := range reg.Requests() {
+		if strings.Contains(r.Path, "/team/manual/") {
+			t.Fatalf("the image of a workload that is not automated was scanned: %s", r.Path)
+		}
+	}
+	if gs.Status.ImageAutomation.AutomatedImages != 3 {
+		t.Errorf("automatedImages = %d, want 3", gs.Status.ImageAutomation.AutomatedImages)
+	}
 }
 
 // waitEvent waits for an Event with reason whose note contains text.

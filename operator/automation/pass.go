@@ -77,12 +77,14 @@ func (p *planner) plan(ctx context.Context, dir string) (*plan, error) {
 		if !pol.Automated || pol.Locked || pol.Ignored {
 			continue
 		}
+		out.automated++
 		cp, err := pol.Container(img.Container)
 		if err != nil {
 			out.fail(failure(img, err))
 			continue
 		}
 		if !p.registry.Allowed(img.Repository) {
+			out.automated--
 			continue
 		}
 		pc, ok := pulls[img.Object]
@@ -91,7 +93,6 @@ func (p *planner) plan(ctx context.Context, dir string) (*plan, error) {
 		}
 		cands = append(cands, candidate{img: img, policy: cp, pull: pc})
 	}
-	out.automated = len(cands)
 
 	changes, err := p.decide(ctx, cands, out)
 	if err != nil {
