@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	gogit "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -137,7 +135,7 @@ func TestNewTagIsCommittedOnceAndRuns(t *testing.T) {
 
 	var head *object.Commit
 	eventually(t, time.Minute, "the automation commit", func() (bool, string) {
-		head = remoteHead(t, repo)
+		head = repo.RemoteHead("main")
 		return head.Hash.String() != before, head.Hash.String()
 	})
 	if len(head.ParentHashes) != 1 || head.ParentHashes[0].String() != before {
@@ -153,7 +151,7 @@ func TestNewTagIsCommittedOnceAndRuns(t *testing.T) {
 		t.Fatalf("the commit changed %v", changed)
 	}
 	for name, w := range want {
-		if got := fileAt(t, head, name); got != w {
+		if got := repo.FileAt(head, name); got != w {
 			t.Errorf("%s after the commit:\n%q\nwant\n%q", name, got, w)
 		}
 	}
@@ -183,7 +181,7 @@ func TestNewTagIsCommittedOnceAndRuns(t *testing.T) {
 	// Later passes find nothing to do: still exactly one commit.
 	notify(t, host+"/team/app", host+"/team/rel", host+"/team/vf")
 	time.Sleep(3 * time.Second)
-	if h := remoteHead(t, repo).Hash; h != head.Hash {
+	if h := repo.RemoteHead("main").Hash; h != head.Hash {
 		t.Fatalf("a second commit %s appeared", h)
 	}
 	assertNoCanary(t, ns, canary)
@@ -239,24 +237,6 @@ func waitImage(t *testing.T, ns, name, image string) {
 	})
 }
 
-// remoteHead reads the bare remote's main.
-func remoteHead(t *testing.T, repo *gittest.Repo) *object.Commit {
-	t.Helper()
-	bare, err := gogit.PlainOpen(repo.BareDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := bare.Reference(plumbing.NewBranchReferenceName("main"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm, err := bare.CommitObject(ref.Hash())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cm
-}
-
 // changedFiles lists the paths cm changes against its first parent.
 func changedFiles(t *testing.T, repo *gittest.Repo, cm *object.Commit) []string {
 	t.Helper()
@@ -279,17 +259,4 @@ func changedFiles(t *testing.T, repo *gittest.Repo, cm *object.Commit) []string 
 		}
 	}
 	return out
-}
-
-func fileAt(t *testing.T, cm *object.Commit, name string) string {
-	t.Helper()
-	f, err := cm.File(name)
-	if err != nil {
-		t.Fatalf("%s at %s: %v", name, cm.Hash, err)
-	}
-	s, err := f.Contents()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }

@@ -30,17 +30,6 @@ type pullConfig struct {
 	serviceAccount string
 }
 
-// podSpecPaths are where each workload kind keeps its pod spec.
-var podSpecPaths = map[string][]string{
-	"Deployment":  {"spec", "template", "spec"},
-	"StatefulSet": {"spec", "template", "spec"},
-	"DaemonSet":   {"spec", "template", "spec"},
-	"ReplicaSet":  {"spec", "template", "spec"},
-	"Job":         {"spec", "template", "spec"},
-	"CronJob":     {"spec", "jobTemplate", "spec", "template", "spec"},
-	"Pod":         {"spec"},
-}
-
 // pullConfigs reads the pull configuration of every workload in files,
 // keyed by update.ObjectRef. HelmReleases use their target namespace's
 // default ServiceAccount. Unreadable documents are skipped: update.Find
@@ -69,7 +58,7 @@ func pullConfigs(files []update.File) map[update.ObjectRef]pullConfig {
 				out[ref] = pullConfig{namespace: ns, serviceAccount: "default"}
 				continue
 			}
-			p, ok := podSpecPaths[u.GetKind()]
+			p, ok := update.PodSpecPath(u.GetKind())
 			if !ok {
 				continue
 			}

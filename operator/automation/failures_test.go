@@ -57,7 +57,7 @@ func TestReadOnlyReportsWithoutWriting(t *testing.T) {
 	}
 	waitEvent(t, ns, helmfluxv1alpha1.UpdatesPendingReason, "would commit")
 	time.Sleep(3 * time.Second) // more passes
-	if remoteHead(t, repo).Hash.String() != before {
+	if repo.RemoteHead("main").Hash.String() != before {
 		t.Fatal("a readOnly GitSync pushed a commit")
 	}
 }
@@ -91,7 +91,7 @@ func TestBadInputIsReportedAndTheRestStillUpdates(t *testing.T) {
 	// automation still works on the files it can read.
 	var gs *helmfluxv1alpha1.GitSync
 	eventually(t, time.Minute, "the good workload bumped", func() (bool, string) {
-		s := fileAt(t, remoteHead(t, repo), "apps/good.yaml")
+		s := repo.FileAt(repo.RemoteHead("main"), "apps/good.yaml")
 		return strings.Contains(s, "good:1.0.1"), s
 	})
 	eventually(t, time.Minute, "the failures reported", func() (bool, string) {
@@ -113,7 +113,7 @@ func TestBadInputIsReportedAndTheRestStillUpdates(t *testing.T) {
 		t.Errorf("file failure %q does not name the file", m)
 	}
 	for _, f := range []string{"apps/badfilter.yaml", "apps/broken.yaml"} {
-		if s := fileAt(t, remoteHead(t, repo), f); !strings.Contains(s, ":1.0.0\n") {
+		if s := repo.FileAt(repo.RemoteHead("main"), f); !strings.Contains(s, ":1.0.0\n") {
 			t.Errorf("%s changed:\n%s", f, s)
 		}
 	}

@@ -10,10 +10,6 @@ import (
 	"testing"
 	"time"
 
-	gogit "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
-
 	"github.com/helmflux/helmflux/pkg/git/gittest"
 	"github.com/helmflux/helmflux/pkg/registry/registrytest"
 )
@@ -68,14 +64,14 @@ func TestHumanAndAutomationPushesRaceWithoutLoss(t *testing.T) {
 			t.Fatalf("race %d: the human push failed: %v", i, err)
 		}
 		eventually(t, time.Minute, "race "+strconv.Itoa(i)+" settled", func() (bool, string) {
-			head := remoteHead(t, repo)
-			return strings.Contains(fileAt(t, head, "apps/deploy.yaml"), "app:"+tag+`"`) &&
-				fileAt(t, head, "notes/human.txt") == strconv.Itoa(i)+"\n", head.Hash.String()
+			head := repo.RemoteHead("main")
+			return strings.Contains(repo.FileAt(head, "apps/deploy.yaml"), "app:"+tag+`"`) &&
+				repo.FileAt(head, "notes/human.txt") == strconv.Itoa(i)+"\n", head.Hash.String()
 		})
 	}
 
 	humans, automation := map[string]bool{}, 0
-	for _, cm := range history(t, repo) {
+	for _, cm := range repo.RemoteLog("main") {
 		switch {
 		case strings.HasPrefix(cm.Message, "human "):
 			humans[strings.TrimSpace(cm.Message)] = true
@@ -151,28 +147,6 @@ func (h *humanClone) commitAndPush(i int) error {
 		}
 	}
 	return err
-}
-
-// history returns every commit reachable from the remote's main.
-func history(t *testing.T, repo *gittest.Repo) []*object.Commit {
-	t.Helper()
-	bare, err := gogit.PlainOpen(repo.BareDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := bare.Reference(plumbing.NewBranchReferenceName("main"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	iter, err := bare.Log(&gogit.LogOptions{From: ref.Hash()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*object.Commit
-	if err := iter.ForEach(func(c *object.Commit) error { out = append(out, c); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // assertNoForcedUpdates checks every update the server logged was a

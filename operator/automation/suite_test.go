@@ -13,7 +13,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -178,30 +177,8 @@ func pullSecret(t *testing.T, ns, name, host, user, pass string) {
 	}
 }
 
-// assertNoCanary checks that a secret value appears in no log line, Event or
-// GitSync status.
+// assertNoCanary checks that a secret value appears in no log line, Event or status.
 func assertNoCanary(t *testing.T, ns, canary string) {
 	t.Helper()
-	if strings.Contains(logs.String(), canary) {
-		t.Errorf("the canary secret appears in the controllers' logs")
-	}
-	evs := &eventsv1.EventList{}
-	if err := k8s.List(context.Background(), evs, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range evs.Items {
-		if strings.Contains(e.Note, canary) {
-			t.Errorf("the canary secret appears in Event %s: %s", e.Name, e.Note)
-		}
-	}
-	list := &helmfluxv1alpha1.GitSyncList{}
-	if err := k8s.List(context.Background(), list, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
-	for _, gs := range list.Items {
-		b, _ := json.Marshal(gs.Status)
-		if strings.Contains(string(b), canary) {
-			t.Errorf("the canary secret appears in the status of GitSync %s", gs.Name)
-		}
-	}
+	testenv.AssertNoCanary(t, k8s, ns, canary, logs.String())
 }

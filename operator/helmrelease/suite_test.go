@@ -2,7 +2,6 @@ package helmrelease_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -223,28 +222,7 @@ func events(t *testing.T, ns, name string) []string {
 // assertNoCanary checks that a secret value appears in no log line, Event or status.
 func assertNoCanary(t *testing.T, ns, canary string) {
 	t.Helper()
-	if strings.Contains(logs.String(), canary) {
-		t.Errorf("the canary secret appears in the controller's logs")
-	}
-	evs := &eventsv1.EventList{}
-	if err := k8s.List(context.Background(), evs, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range evs.Items {
-		if strings.Contains(e.Note, canary) {
-			t.Errorf("the canary secret appears in Event %s: %s", e.Name, e.Note)
-		}
-	}
-	list := &helmv1.HelmReleaseList{}
-	if err := k8s.List(context.Background(), list, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
-	for _, hr := range list.Items {
-		b, _ := json.Marshal(hr.Status)
-		if strings.Contains(string(b), canary) {
-			t.Errorf("the canary secret appears in the status of HelmRelease %s", hr.Name)
-		}
-	}
+	testenv.AssertNoCanary(t, k8s, ns, canary, logs.String())
 }
 
 // mustJSON converts a YAML document to JSON.

@@ -11,9 +11,6 @@ import (
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
-	gogit "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/helmflux/helmflux/pkg/git/gittest"
 )
@@ -42,46 +39,6 @@ func bumpEdit(want string, calls *int) EditFunc {
 	}
 }
 
-// remoteLog returns the first-parent commits of the bare remote's main,
-// newest first.
-func remoteLog(t *testing.T, repo *gittest.Repo) []*object.Commit {
-	t.Helper()
-	bare, err := gogit.PlainOpen(repo.BareDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := bare.Reference(plumbing.NewBranchReferenceName("main"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*object.Commit
-	for h := ref.Hash(); !h.IsZero(); {
-		cm, err := bare.CommitObject(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, cm)
-		if len(cm.ParentHashes) == 0 {
-			break
-		}
-		h = cm.ParentHashes[0]
-	}
-	return out
-}
-
-func remoteFile(t *testing.T, cm *object.Commit, name string) string {
-	t.Helper()
-	f, err := cm.File(name)
-	if err != nil {
-		t.Fatalf("%s at %s: %v", name, cm.Hash, err)
-	}
-	s, err := f.Contents()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func TestCommitAndPushWritesOneCommitWithOnlyTheEdit(t *testing.T) {
 	repo := gittest.NewRepo(t, map[string]string{
 		"app/deploy.yaml": "# keep me\ntag: 1.0.0\nother: x\n",
@@ -101,15 +58,15 @@ func TestCommitAndPushWritesOneCommitWithOnlyTheEdit(t *testing.T) {
 	if len(res.Files) != 1 || res.Files[0] != "app/deploy.yaml" {
 		t.Fatalf("files %v", res.Files)
 	}
-	log := remoteLog(t, repo)
+	log := repo.RemoteLog("main")
 	head := log[0]
 	if head.Hash.String() != res.Commit.Hash || head.ParentHashes[0].String() != before {
 		t.Fatalf("remote head %s (parent %v), want %s on %s", head.Hash, head.ParentHashes, res.Commit.Hash, before)
 	}
-	if got := remoteFile(t, head, "app/deploy.yaml"); got != "# keep me\ntag: 1.1.0\nother: x\n" {
+	if got := repo.FileAt(head, "app/deploy.yaml"); got != "# keep me\ntag: 1.1.0\nother: x\n" {
 		t.Fatalf("deploy.yaml = %q", got)
 	}
-	if got := remoteFile(t, head, "README.md"); got != "hello\n" {
+	if got := repo.FileAt(head, "README.md"); got != "hello\n" {
 		t.Fatalf("README.md = %q", got)
 	}
 	if head.Author.Name != "helmflux" || head.Author.Email != "helmflux@example.com" || !head.Author.When.Equal(when) || head.Committer.Name != "helmflux" {
@@ -130,7 +87,7 @@ func TestCommitAndPushWritesOneCommitWithOnlyTheEdit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Commit != (Revision{}) || len(remoteLog(t, repo)) != len(log) {
+	if res.Commit != (Revision{}) || len(repo.RemoteLog("main")) != len(log) {
 		t.Fatalf("a no-op edit committed: %+v", res)
 	}
 }
@@ -155,11 +112,11 @@ func TestCommitAndPushRedoesTheEditWhenSomeonePushedFirst(t *testing.T) {
 	if res.Attempts != 2 || calls != 2 || res.Base.Hash != human {
 		t.Fatalf("result %+v after %d edits, human %s", res, calls, human)
 	}
-	log := remoteLog(t, repo)
+	log := repo.RemoteLog("main")
 	if log[0].Hash.String() != res.Commit.Hash || log[1].Hash.String() != human {
 		t.Fatalf("remote history %s, %s; want ours on the human commit", log[0].Hash, log[1].Hash)
 	}
-	if got := remoteFile(t, log[0], "notes.txt"); got != "b\n" {
+	if got := repo.FileAt(log[0], "notes.txt"); got != "b\n" {
 		t.Fatalf("the human change was lost: %q", got)
 	}
 }
@@ -181,7 +138,7 @@ func TestCommitAndPushGivesUpWithoutForcing(t *testing.T) {
 	if calls != 3 {
 		t.Fatalf("%d attempts, want 3", calls)
 	}
-	if head := remoteLog(t, repo)[0].Hash.String(); head != humans[len(humans)-1] {
+	if head := repo.RemoteLog("main")[0].Hash.String(); head != humans[len(humans)-1] {
 		t.Fatalf("remote head %s, want the last human commit %s", head, humans[len(humans)-1])
 	}
 }
@@ -267,7 +224,7 @@ func TestCommitAndPushRefusesEditsOutsideExistingFiles(t *testing.T) {
 			}
 		})
 	}
-	if repo.Head() != before || remoteLog(t, repo)[0].Hash.String() != before {
+	if repo.Head() != before || repo.RemoteLog("main")[0].Hash.String() != before {
 		t.Fatal("a refused edit reached the remote")
 	}
 	for _, a := range []Signature{{}, {Name: "x", Email: "a>b"}} {

@@ -318,3 +318,12 @@ func scalarValue(n *yaml.Node) string {
 func appendPath(base []string, elems ...string) []string {
 	return append(slices.Clip(base), elems...)
 }
+
+// PodSpecPath returns where a workload kind keeps its pod spec (mapping keys
+// from the object's root), and false for kinds that are not workloads. It
+// lets callers read the rest of the pod spec (pull secrets, service
+// account) of the workloads Find reports.
+func PodSpecPath(kind string) ([]string, bool) {
+	p, ok := podSpecPaths[kind]
+	return append([]string(nil), p...), ok
+}

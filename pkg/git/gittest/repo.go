@@ -386,3 +386,56 @@ func (r *Repo) SetRemoteHEAD(ref string) {
 		r.t.Fatalf("set remote HEAD: %v", err)
 	}
 }
+
+// RemoteHead returns the commit the bare remote's branch points at: what a
+// test expects a writer (a human, the operator) to have pushed.
+func (r *Repo) RemoteHead(branch string) *object.Commit {
+	r.t.Helper()
+	bare, err := gogit.PlainOpen(r.bare)
+	if err != nil {
+		r.t.Fatalf("open bare: %v", err)
+	}
+	ref, err := bare.Reference(plumbing.NewBranchReferenceName(branch), true)
+	if err != nil {
+		r.t.Fatalf("read remote %s: %v", branch, err)
+	}
+	cm, err := bare.CommitObject(ref.Hash())
+	if err != nil {
+		r.t.Fatalf("read remote %s commit: %v", branch, err)
+	}
+	return cm
+}
+
+// RemoteLog returns every commit reachable from the remote's branch, newest
+// first (git log order).
+func (r *Repo) RemoteLog(branch string) []*object.Commit {
+	r.t.Helper()
+	head := r.RemoteHead(branch)
+	bare, err := gogit.PlainOpen(r.bare)
+	if err != nil {
+		r.t.Fatalf("open bare: %v", err)
+	}
+	iter, err := bare.Log(&gogit.LogOptions{From: head.Hash})
+	if err != nil {
+		r.t.Fatalf("log: %v", err)
+	}
+	var out []*object.Commit
+	if err := iter.ForEach(func(c *object.Commit) error { out = append(out, c); return nil }); err != nil {
+		r.t.Fatalf("log: %v", err)
+	}
+	return out
+}
+
+// FileAt returns the contents of name in commit cm.
+func (r *Repo) FileAt(cm *object.Commit, name string) string {
+	r.t.Helper()
+	f, err := cm.File(name)
+	if err != nil {
+		r.t.Fatalf("%s at %s: %v", name, cm.Hash, err)
+	}
+	s, err := f.Contents()
+	if err != nil {
+		r.t.Fatalf("read %s at %s: %v", name, cm.Hash, err)
+	}
+	return s
+}

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	gogit "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -93,14 +91,14 @@ func TestRestartWithAWarmCacheNeverDowngradesNorCommitsEarly(t *testing.T) {
 		}
 		return 0, nil, "", false
 	})
-	head := remoteHeadHash(t, repo)
+	head := repo.RemoteHead("main").Hash.String()
 	op.Start()
 	waitFor(t, time.Minute, "a failed scan reported", func() (bool, string) {
 		got := automationStatus(t, ns.Name, "apps")
 		return strings.HasPrefix(got, "False ScanFailed"), got
 	})
 	time.Sleep(3 * time.Second) // three more passes
-	if h := remoteHeadHash(t, repo); h != head {
+	if h := repo.RemoteHead("main").Hash.String(); h != head {
 		t.Fatalf("a commit %s was pushed from an incomplete scan", h)
 	}
 	for _, r := range reg.Requests() {
@@ -118,38 +116,9 @@ func TestRestartWithAWarmCacheNeverDowngradesNorCommitsEarly(t *testing.T) {
 func waitTag(t *testing.T, repo *gittest.Repo, tag string) {
 	t.Helper()
 	waitFor(t, time.Minute, "a commit setting "+tag, func() (bool, string) {
-		bare, err := gogit.PlainOpen(repo.BareDir())
-		if err != nil {
-			return false, err.Error()
-		}
-		ref, err := bare.Reference(plumbing.NewBranchReferenceName("main"), true)
-		if err != nil {
-			return false, err.Error()
-		}
-		cm, err := bare.CommitObject(ref.Hash())
-		if err != nil {
-			return false, err.Error()
-		}
-		f, err := cm.File("apps/app.yaml")
-		if err != nil {
-			return false, err.Error()
-		}
-		s, _ := f.Contents()
+		s := repo.FileAt(repo.RemoteHead("main"), "apps/app.yaml")
 		return strings.Contains(s, "app:"+tag+"\n"), s
 	})
-}
-
-func remoteHeadHash(t *testing.T, repo *gittest.Repo) string {
-	t.Helper()
-	bare, err := gogit.PlainOpen(repo.BareDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := bare.Reference(plumbing.NewBranchReferenceName("main"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ref.Hash().String()
 }
 
 func automationStatus(t *testing.T, ns, name string) string {
