@@ -37,9 +37,10 @@ type gitServer struct {
 }
 
 // startGitServer makes the bare repository and the user's clone in stateDir,
-// commits the demo manifests and serves the repository on addr. hook is the
-// URL push notifications go to.
-func startGitServer(ctx context.Context, stateDir, addr, hook, chartRepo string) (*gitServer, error) {
+// commits the demo manifests (with fill's replacements: the chart
+// repository's URL, the registry's address) and serves the repository on
+// addr. hook is the URL push notifications go to.
+func startGitServer(ctx context.Context, stateDir, addr, hook string, fill *strings.Replacer) (*gitServer, error) {
 	root := filepath.Join(stateDir, "git")
 	work := filepath.Join(stateDir, "work")
 	for _, d := range []string{root, work} {
@@ -64,7 +65,7 @@ func startGitServer(ctx context.Context, stateDir, addr, hook, chartRepo string)
 	go func() { _ = srv.Serve(l) }()
 	s.shutdown = func() { _ = srv.Close() }
 
-	if err := s.seed(ctx, chartRepo); err != nil {
+	if err := s.seed(ctx, fill); err != nil {
 		s.shutdown()
 		return nil, err
 	}
@@ -104,9 +105,9 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.ResponseWriter.WriteHeader(code)
 }
 
-// seed writes the demo manifests into the user's clone, with the chart
-// repository's URL filled in, commits them and pushes.
-func (s *gitServer) seed(ctx context.Context, chartRepo string) error {
+// seed writes the demo manifests into the user's clone, filled in by fill,
+// commits them and pushes.
+func (s *gitServer) seed(ctx context.Context, fill *strings.Replacer) error {
 	repo, err := gogit.PlainInitWithOptions(s.workDir, &gogit.PlainInitOptions{
 		InitOptions: gogit.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName("main")}})
 	if err != nil {
@@ -137,7 +138,7 @@ func (s *gitServer) seed(ctx context.Context, chartRepo string) error {
 		if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
 			return err
 		}
-		return os.WriteFile(dst, bytes.ReplaceAll(data, []byte("CHART_REPOSITORY"), []byte(chartRepo)), 0o600)
+		return os.WriteFile(dst, []byte(fill.Replace(string(data))), 0o600)
 	})
 	if err != nil {
 		return fmt.Errorf("write the demo manifests: %w", err)

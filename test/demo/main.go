@@ -1,8 +1,13 @@
 // Command demo runs helmflux's demo: a local control plane (kube-apiserver,
-// etcd and fake nodes from ./bin) with the CRDs installed, a git server and a
-// Helm chart repository, and the operator keeping the cluster in step with the
-// git repository: plain manifests and a HelmRelease. It prints how to reach the cluster and runs until
-// interrupted (or for -for).
+// etcd and fake nodes from ./bin) with the CRDs installed, a git server, a
+// Helm chart repository and an image registry, and the operator keeping the
+// cluster in step with the git repository (plain manifests and a HelmRelease)
+// and the repository in step with the registry (image automation). It prints
+// how to reach the cluster and runs until interrupted (or for -for).
+//
+// `demo push-tag <tag>...` pushes new tags of the demo image to the running
+// demo's registry and notifies the operator, as a CI pipeline and a
+// registry's webhook would.
 package main
 
 import (
@@ -15,6 +20,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,15 +29,20 @@ import (
 	"github.com/helmflux/helmflux/internal/testenv"
 )
 
+// defaultHookAddr is where the operator's receivers listen unless -hook-addr
+// says otherwise.
+const defaultHookAddr = "127.0.0.1:3030"
+
 type options struct {
-	root      string        // repository root
-	stateDir  string        // where the kubeconfig and logs go
-	runFor    time.Duration // 0: until interrupted
-	operator  string        // the operator binary to start
-	gitAddr   string        // where the demo git server listens
-	chartAddr string        // where the demo chart repository listens
-	hookAddr  string        // where the operator's push receiver listens
-	onReady   func(kubeconfig string)
+	root         string        // repository root
+	stateDir     string        // where the kubeconfig and logs go
+	runFor       time.Duration // 0: until interrupted
+	operator     string        // the operator binary to start
+	gitAddr      string        // where the demo git server listens
+	chartAddr    string        // where the demo chart repository listens
+	registryAddr string        // where the demo image registry listens
+	hookAddr     string        // where the operator's git push and registry receivers listen
+	onReady      func(kubeconfig string)
 }
 
 func main() {
@@ -42,12 +53,32 @@ func main() {
 	flag.StringVar(&opts.operator, "operator", opts.operator, "The operator binary to start against the control plane.")
 	flag.StringVar(&opts.gitAddr, "git-addr", "127.0.0.1:3031", "Address of the demo git server (smart HTTP).")
 	flag.StringVar(&opts.chartAddr, "chart-addr", "127.0.0.1:3032", "Address of the demo Helm chart repository.")
-	flag.StringVar(&opts.hookAddr, "hook-addr", "127.0.0.1:3030", "Address of the operator's push receiver.")
+	flag.StringVar(&opts.registryAddr, "registry-addr", defaultRegistryAddr, "Address of the demo image registry (plain HTTP).")
+	flag.StringVar(&opts.hookAddr, "hook-addr", defaultHookAddr, "Address of the operator's receivers of git push and registry notifications.")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), `Usage:
+  go run ./test/demo [flags]                    start the demo
+  go run ./test/demo [flags] push-tag <tag>...  push tags of the demo image to the running demo's registry
+
+Flags:
+`)
+		flag.PrintDefaults()
+	}
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, opts, os.Stdout); err != nil {
+	var err error
+	switch flag.Arg(0) {
+	case "":
+		err = run(ctx, opts, os.Stdout)
+	case "push-tag":
+		err = pushTags(ctx, opts, os.Stdout, flag.Args()[1:])
+	default:
+		flag.Usage()
+		err = fmt.Errorf("unknown command %q", flag.Arg(0))
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -81,6 +112,11 @@ func run(ctx context.Context, opts options, out io.Writer) (err error) {
 		return err
 	}
 	defer stopCharts()
+	registryHost, stopRegistry, err := startRegistry(ctx, opts.registryAddr, filepath.Join(opts.stateDir, "registry.log"))
+	if err != nil {
+		return err
+	}
+	defer stopRegistry()
 
 	user, err := env.AddUser(envtest.User{Name: "demo-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
@@ -105,15 +141,27 @@ func run(ctx context.Context, opts options, out io.Writer) (err error) {
 		return fmt.Errorf("create namespace helmflux-system: %w", err)
 	}
 
+	// The registry's notifications carry a token, as the git server's do.
+	tokenPath := filepath.Join(opts.stateDir, registryTokenFile)
+	if err := os.WriteFile(tokenPath, []byte(randomToken()), 0o600); err != nil {
+		return err
+	}
 	logPath := filepath.Join(opts.stateDir, "operator.log")
-	stopOperator, err := startOperator(opts.operator, kcPath, logPath, opts.hookAddr)
+	stopOperator, err := startOperator(opts.operator, logPath,
+		"--kubeconfig", kcPath, "--listen", opts.hookAddr,
+		// Image automation: a pass every 10s so the demo reacts quickly; tag
+		// lists are reused for 5m, as against a real registry, but
+		// `push-tag` notifies the receiver, which rescans at once.
+		"--automation-interval=10s", "--registry-poll-interval=5m",
+		"--registry-insecure-host="+registryHost, "--registry-webhook-token-file="+tokenPath)
 	if err != nil {
 		return err
 	}
 	defer stopOperator()
 	fmt.Fprintf(out, "helmflux-operator is running; its log: %s\n", logPath)
 
-	repo, err := startGitServer(ctx, opts.stateDir, opts.gitAddr, "http://"+opts.hookAddr+"/hooks/helmflux-system/demo", chartRepo)
+	fill := strings.NewReplacer("CHART_REPOSITORY", chartRepo, defaultRegistryAddr+"/", registryHost+"/")
+	repo, err := startGitServer(ctx, opts.stateDir, opts.gitAddr, "http://"+opts.hookAddr+"/hooks/helmflux-system/demo", fill)
 	if err != nil {
 		return err
 	}
@@ -156,9 +204,24 @@ serves podinfo 6.5.0 and 6.5.1.
   kubectl get helmrelease podinfo -n demo
   kubectl get events -n demo --field-selector involvedObject.name=podinfo
 
+Let helmflux write to git: the registry at %s holds
+%s/%s:6.5.0, the image values/podinfo.yaml pins, and apps/podinfo.yaml
+automates that tag (fluxcd.io/automated, filter semver:~6.5). Push a newer
+image, as a CI pipeline would:
+
+  %s
+
+Within seconds helmflux commits the new tag to values/podinfo.yaml as
+"helmflux", and the release upgrades to it:
+
+  git pull -q && git log -1 --stat
+  kubectl get helmrelease podinfo -n demo
+  kubectl get deployment demo-podinfo -n demo -o jsonpath='{.spec.template.spec.containers[0].image}'
+
 Remove a file and push, and helmflux prunes what left git (prune is on).
 Press Ctrl-C to stop; the control plane runs in temporary directories and is removed.
-`, env.Config.Host, repo.url, repo.workDir, kcPath, bin, repo.workDir, chartRepo)
+`, env.Config.Host, repo.url, repo.workDir, kcPath, bin, repo.workDir, chartRepo,
+		registryHost, registryHost, demoImage, pushTagCommand(opts, registryHost, "6.5.1"))
 	if err := kubectl("get", "gitsyncs,helmreleases", "-A"); err != nil {
 		return err
 	}
@@ -181,16 +244,33 @@ Press Ctrl-C to stop; the control plane runs in temporary directories and is rem
 	return nil
 }
 
-// startOperator runs the operator binary with the demo kubeconfig and returns a
-// function that stops it (SIGTERM, then SIGKILL after 10s).
-func startOperator(path, kubeconfig, logPath, listen string) (func(), error) {
+// pushTagCommand is the shell command that runs `push-tag tag` against this
+// demo, whose registry listens on registryHost, naming only the flags that
+// differ from their defaults.
+func pushTagCommand(opts options, registryHost, tag string) string {
+	cmd := []string{"go", "run", "./test/demo"}
+	if opts.stateDir != filepath.Join(opts.root, ".demo") {
+		cmd = append(cmd, "-state-dir", opts.stateDir)
+	}
+	if registryHost != defaultRegistryAddr {
+		cmd = append(cmd, "-registry-addr", registryHost)
+	}
+	if opts.hookAddr != defaultHookAddr {
+		cmd = append(cmd, "-hook-addr", opts.hookAddr)
+	}
+	return fmt.Sprintf("(cd %s && %s push-tag %s)", opts.root, strings.Join(cmd, " "), tag)
+}
+
+// startOperator runs the operator binary with args (and a cache next to its
+// log) and returns a function that stops it (SIGTERM, then SIGKILL after 10s).
+func startOperator(path, logPath string, args ...string) (func(), error) {
 	logFile, err := os.Create(logPath) // #nosec G304 -- our own state directory
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(path, "--kubeconfig", kubeconfig, "--listen", listen, // #nosec G204 -- our own binary
-		"--cache-dir", filepath.Join(filepath.Dir(logPath), "cache"),
+	args = append(args, "--cache-dir", filepath.Join(filepath.Dir(logPath), "cache"),
 		"--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0")
+	cmd := exec.Command(path, args...) // #nosec G204 -- our own binary
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		_ = logFile.Close()
