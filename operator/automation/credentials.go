@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -134,11 +133,10 @@ func (cr *credentials) account(ctx context.Context, key client.ObjectKey) ([]str
 	if err != nil {
 		return nil, fmt.Errorf("read ServiceAccount %s: %w", key, err)
 	}
-	var names []string
+	var names []string // in the listed order, as the kubelet tries them
 	for _, s := range sa.ImagePullSecrets {
 		names = append(names, s.Name)
 	}
-	sort.Strings(names)
 	cr.accounts[key] = names
 	return names, nil
 }

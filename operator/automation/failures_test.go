@@ -7,8 +7,12 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fluxcd/pkg/apis/meta"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/pkg/git/gittest"
@@ -146,4 +150,31 @@ func waitEvent(t *testing.T, ns, reason, text string) {
 		}
 		return false, strings.Join(seen, " | ")
 	})
+}
+
+// TestNothingIsBuiltOnAnUnverifiedHead: with signature verification on, a
+// signed automation commit must not vouch for an unsigned commit below it,
+// so automation leaves an unverified head alone.
+func TestNothingIsBuiltOnAnUnverifiedHead(t *testing.T) {
+	ns := newNamespace(t)
+	reg := registrytest.NewServer(t)
+	reg.PushTags(t, "team/app", "1.0.0", "1.0.1")
+	key := gittest.NewOpenPGPKey(t, "trusted")
+	repo := gittest.NewRepo(t, map[string]string{"apps/app.yaml": plainDeploy(ns, reg.Host(), "app", "semver:~1.0")})
+	repo.CommitFiles("unsigned", map[string]string{"README.md": "not signed\n"})
+	before := repo.Head()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "keys"}, StringData: map[string]string{"trusted.asc": key.PublicArmored}}
+	if err := k8s.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	createGitSync(t, ns, "apps", repo.URL(), func(gs *helmfluxv1alpha1.GitSync) {
+		gs.Spec.Verify = &helmfluxv1alpha1.GitVerification{Mode: helmfluxv1alpha1.VerifyHead, SecretRef: &meta.LocalObjectReference{Name: "keys"}}
+	})
+	eventually(t, time.Minute, "the refusal reported", func() (bool, string) {
+		gs := getGitSync(t, ns, "apps")
+		return strings.Contains(automationReady(gs), "not verified"), automationReady(gs)
+	})
+	if repo.RemoteHead("main").Hash.String() != before {
+		t.Fatal("automation pushed a commit on an unverified head")
+	}
 }

@@ -52,6 +52,8 @@ func (r *reader) yamlUnder(paths []string) ([]update.File, []error) {
 			switch {
 			case err != nil:
 				return err
+			case d.IsDir() && name != p && skipDir(r.root, name, d):
+				return fs.SkipDir
 			case d.Type()&fs.ModeSymlink != 0, d.IsDir():
 				return nil
 			case !d.Type().IsRegular() || !isYAML(name):
@@ -130,6 +132,16 @@ func (r *reader) withValuesFiles(files []update.File) ([]update.File, []error) {
 		}
 	}
 	return files, errs
+}
+
+// skipDir skips what the GitSync controller does not apply either: hidden
+// directories and Helm chart directories (those holding Chart.yaml).
+func skipDir(root *os.Root, name string, d fs.DirEntry) bool {
+	if strings.HasPrefix(d.Name(), ".") {
+		return true
+	}
+	fi, err := root.Lstat(path.Join(name, "Chart.yaml"))
+	return err == nil && fi.Mode().IsRegular()
 }
 
 func isYAML(name string) bool {

@@ -70,21 +70,18 @@ func (p *planner) plan(ctx context.Context, dir string) (*plan, error) {
 		out.fail(helmfluxv1alpha1.ImageFailure{Message: err.Error()})
 	}
 
+	out.failures = append(out.failures, strayAnnotations(images)...)
 	pulls := pullConfigs(files)
 	var cands []candidate
 	for _, img := range images {
 		pol := policy.FromAnnotations(img.Annotations)
-		if !pol.Automated || pol.Locked || pol.Ignored {
+		if !pol.Automated || pol.Locked || pol.Ignored || !p.registry.Allowed(img.Repository) {
 			continue
 		}
 		out.automated++
 		cp, err := pol.Container(img.Container)
 		if err != nil {
 			out.fail(failure(img, err))
-			continue
-		}
-		if !p.registry.Allowed(img.Repository) {
-			out.automated--
 			continue
 		}
 		pc, ok := pulls[img.Object]
@@ -133,7 +130,7 @@ func (p *planner) decide(ctx context.Context, cands []candidate, out *plan) ([]u
 	for i, c := range cands {
 		g.Go(func() error {
 			credMu.Lock()
-			creds, _ := p.creds.forWorkload(gctx, c.pull)
+			creds, credErrs := p.creds.forWorkload(gctx, c.pull)
 			credMu.Unlock()
 			opts := registry.ScanOptions{Credentials: creds}
 			if c.policy.NeedsCreated() {
@@ -144,6 +141,10 @@ func (p *planner) decide(ctx context.Context, cands []candidate, out *plan) ([]u
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
+				}
+				if len(credErrs) > 0 {
+					// Say why the login may be missing, not just what the registry answered.
+					err = fmt.Errorf("%w (pull secrets: %w)", err, errors.Join(credErrs...))
 				}
 				f := failure(c.img, fmt.Errorf("scan %s: %w", c.img.Repository, err))
 				results[i].fail = &f
@@ -228,4 +229,36 @@ func namespaceOf(o update.ObjectRef) string {
 		return apply.DefaultNamespace
 	}
 	return o.Namespace
+}
+
+// strayAnnotations reports per-container annotations that name no container
+// of their object: a typo there would silently leave the real container on
+// the default policy (any tag).
+func strayAnnotations(images []update.Image) []helmfluxv1alpha1.ImageFailure {
+	containers := map[update.ObjectRef]map[string]bool{}
+	annotations := map[update.ObjectRef]map[string]string{}
+	for _, img := range images {
+		if containers[img.Object] == nil {
+			containers[img.Object] = map[string]bool{}
+			annotations[img.Object] = img.Annotations
+		}
+		containers[img.Object][img.Container] = true
+	}
+	var out []helmfluxv1alpha1.ImageFailure
+	for obj, names := range containers {
+		pol := policy.FromAnnotations(annotations[obj])
+		if !pol.Automated {
+			continue
+		}
+		for _, c := range pol.Containers() {
+			if !names[c] {
+				out = append(out, helmfluxv1alpha1.ImageFailure{
+					Workload: workloadID(obj), Container: c,
+					Message: fmt.Sprintf("a tag policy annotation names container %q, which %s does not have", c, workloadID(obj)),
+				})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Workload+out[i].Container < out[j].Workload+out[j].Container })
+	return out
 }

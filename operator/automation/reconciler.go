@@ -203,9 +203,20 @@ func (r *Reconciler) run(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (*p
 	ctx, cancel := context.WithTimeout(ctx, 4*obj.GetTimeout())
 	defer cancel()
 
+	keyRing, err := r.keyRing(ctx, obj)
+	if err != nil {
+		return nil, nil, err
+	}
 	var last *plan
 	var msgErr error
 	edit := func(ctx context.Context, dir string, head git.Revision) (git.Edit, error) {
+		if keyRing != "" {
+			// A signed automation commit must not vouch for an unsigned
+			// one below it (verify.mode head checks only the head).
+			if err := r.Git.Verify(ctx, obj.Spec.URL, head, "", keyRing); err != nil {
+				return git.Edit{}, fmt.Errorf("the branch head is not verified, so nothing is built on it: %w", err)
+			}
+		}
 		p, err := pl.plan(ctx, dir)
 		if err != nil {
 			return git.Edit{}, err
@@ -239,6 +250,15 @@ func (r *Reconciler) run(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (*p
 		return last, nil, nil
 	}
 	return last, &res.Commit, nil
+}
+
+// keyRing returns the keys that must have signed the head automation builds
+// on, "" when the GitSync verifies nothing.
+func (r *Reconciler) keyRing(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (string, error) {
+	if v := obj.Spec.Verify; v == nil || v.Mode == helmfluxv1alpha1.VerifyNone {
+		return "", nil
+	}
+	return gitsync.KeyRing(ctx, r.Client, obj)
 }
 
 // pushOptions reads the commit identity, signing key and message template.

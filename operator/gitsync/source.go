@@ -135,10 +135,16 @@ func Credentials(ctx context.Context, c client.Reader, obj *helmfluxv1alpha1.Git
 
 // keyRing concatenates the armored public keys of the verification Secret.
 func (r *Reconciler) keyRing(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (string, error) {
-	if obj.Spec.Verify.SecretRef == nil {
+	return KeyRing(ctx, r.Client, obj)
+}
+
+// KeyRing concatenates the armored public keys of a GitSync's verification
+// Secret, for every controller that must trust only signed commits.
+func KeyRing(ctx context.Context, c client.Reader, obj *helmfluxv1alpha1.GitSync) (string, error) {
+	if obj.Spec.Verify == nil || obj.Spec.Verify.SecretRef == nil {
 		return "", errors.New("verify.secretRef is not set")
 	}
-	secret, err := r.secret(ctx, obj.Namespace, obj.Spec.Verify.SecretRef.Name)
+	secret, err := readSecret(ctx, c, obj.Namespace, obj.Spec.Verify.SecretRef.Name)
 	if err != nil {
 		return "", err
 	}

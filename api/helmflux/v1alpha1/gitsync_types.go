@@ -236,7 +236,8 @@ type ImageAutomationStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
-	// LastRunTime is when the last pass finished.
+	// LastRunTime is when the last pass that changed this status finished; a
+	// pass that finds everything as before writes nothing.
 	// +optional
 	LastRunTime *metav1.Time `json:"lastRunTime,omitempty"`
 	// LastRevision is the revision the last pass started from.
