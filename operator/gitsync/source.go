@@ -161,10 +161,6 @@ func KeyRing(ctx context.Context, c client.Reader, obj *helmfluxv1alpha1.GitSync
 	return b.String(), nil
 }
 
-func (r *Reconciler) secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
-	return readSecret(ctx, r.Client, namespace, name)
-}
-
 func readSecret(ctx context.Context, c client.Reader, namespace, name string) (*corev1.Secret, error) {
 	secret := &corev1.Secret{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err != nil {
