@@ -11,7 +11,7 @@ import (
 // Every ```yaml block of the API reference is a whole object that applies as
 // written, so the docs cannot drift from the CRDs.
 func TestDocExamplesApply(t *testing.T) {
-	for _, doc := range []string{"helmrelease.md", "gitsync.md"} {
+	for _, doc := range []string{"helmrelease.md", "gitsync.md", "automation.md"} {
 		data, err := os.ReadFile(filepath.Join(repoRoot, "docs", doc))
 		if err != nil {
 			t.Fatal(err)
