@@ -395,7 +395,7 @@ func (a *Applier) waitEstablished(ctx context.Context, entries []*entry) error {
 			conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
 			for _, c := range conds {
 				if m, ok := c.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
-					return true, nil
+					return a.mapped(e.obj), nil
 				}
 			}
 			return false, nil
@@ -405,6 +405,17 @@ func (a *Applier) waitEstablished(ctx context.Context, entries []*entry) error {
 		}
 	}
 	return nil
+}
+
+// mapped reports whether the REST mapper knows the kind a CRD defines. The
+// API server's discovery can lag behind Established for a moment, and the
+// mapper reloads discovery on a miss, so a kind applied right after its CRD
+// would otherwise fail with "no matches for kind".
+func (a *Applier) mapped(crd *unstructured.Unstructured) bool {
+	group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
+	kind, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "kind")
+	_, err := a.client.RESTMapper().RESTMapping(schema.GroupKind{Group: group, Kind: kind})
+	return err == nil
 }
 
 // Diff dry-runs objs and reports, without writing anything, which of them
