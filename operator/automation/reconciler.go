@@ -10,11 +10,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"text/template"
 	"time"
+
+	"github.com/helmflux/helmflux/operator/requeue"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -170,7 +171,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil && errors.Is(err, errRetry) {
 		return ctrl.Result{RequeueAfter: min(r.interval(), time.Minute)}, nil
 	}
-	return ctrl.Result{RequeueAfter: jitter(r.interval())}, nil
+	return ctrl.Result{RequeueAfter: requeue.Jitter(r.interval())}, nil
 }
 
 // errRetry marks failures worth a sooner retry than the interval (a lost
@@ -417,9 +418,4 @@ func (r *Reconciler) patchStatus(ctx context.Context, base, obj *helmfluxv1alpha
 		return client.IgnoreNotFound(fmt.Errorf("patch status: %w", err))
 	}
 	return nil
-}
-
-// jitter spreads passes over many GitSyncs by up to a tenth of the interval.
-func jitter(d time.Duration) time.Duration {
-	return d + time.Duration(rand.Int64N(int64(d/10)+1)) // #nosec G404 -- spreading load, not a secret
 }

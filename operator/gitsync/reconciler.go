@@ -7,8 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
+
+	"github.com/helmflux/helmflux/operator/requeue"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
@@ -127,7 +128,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 			return ctrl.Result{RequeueAfter: retryAfter(err, obj.GetInterval())}, err
 		}
 	}
-	return ctrl.Result{RequeueAfter: jitter(obj.GetInterval())}, nil
+	return ctrl.Result{RequeueAfter: requeue.Jitter(obj.GetInterval())}, nil
 }
 
 // markReconciling shows at once that a new generation or revision is being
@@ -191,16 +192,11 @@ func (r *Reconciler) patchStatus(ctx context.Context, base, obj *helmfluxv1alpha
 	return nil
 }
 
-// jitter spreads requeues of many GitSyncs by up to a tenth of the interval.
-func jitter(d time.Duration) time.Duration {
-	return d + time.Duration(rand.Int64N(int64(d/10)+1)) // #nosec G404 -- spreading load, not a secret
-}
-
 // retryAfter waits the interval for errors that a retry will not fix.
 func retryAfter(err error, interval time.Duration) time.Duration {
 	var rerr *reconcileError
 	if errors.As(err, &rerr) && !rerr.retry {
-		return jitter(interval)
+		return requeue.Jitter(interval)
 	}
 	return 0
 }

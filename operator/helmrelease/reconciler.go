@@ -7,9 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"time"
+
+	"github.com/helmflux/helmflux/operator/requeue"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"helm.sh/helm/v3/pkg/chart"
@@ -115,7 +116,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 			return ctrl.Result{RequeueAfter: retryAfter(err, r.interval())}, err
 		}
 	}
-	return ctrl.Result{RequeueAfter: jitter(r.interval())}, nil
+	return ctrl.Result{RequeueAfter: requeue.Jitter(r.interval())}, nil
 }
 
 func (r *Reconciler) interval() time.Duration {
@@ -180,11 +181,6 @@ func (r *Reconciler) patchStatus(ctx context.Context, base, obj *helmv1.HelmRele
 	return nil
 }
 
-// jitter spreads requeues of many HelmReleases by up to a tenth of the interval.
-func jitter(d time.Duration) time.Duration {
-	return d + time.Duration(rand.Int64N(int64(d/10)+1)) // #nosec G404 -- spreading load, not a secret
-}
-
 // retryAfter waits the interval for errors that a retry will not fix, and
 // the given time for a lock that expires.
 func retryAfter(err error, interval time.Duration) time.Duration {
@@ -194,7 +190,7 @@ func retryAfter(err error, interval time.Duration) time.Duration {
 			return rerr.after
 		}
 		if !rerr.retry {
-			return jitter(interval)
+			return requeue.Jitter(interval)
 		}
 	}
 	return 0
