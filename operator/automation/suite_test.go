@@ -92,31 +92,16 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 	return err
 }
 
-// newNamespace makes a namespace for one test, with its default
-// ServiceAccount (the kubelet's pull secrets live there).
+// newNamespace makes a namespace for one test.
 func newNamespace(t *testing.T) string {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "auto-"}}
-	if err := k8s.Create(context.Background(), ns); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k8s.Delete(context.Background(), ns) })
-	return ns.Name
+	return testenv.NewNamespace(t, k8s, "auto-")
 }
 
 // eventually polls cond until it holds or the timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		var ok bool
-		if ok, last = cond(); ok {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; last: %s", what, last)
+	testenv.Eventually(t, timeout, what, cond)
 }
 
 func getGitSync(t *testing.T, ns, name string) *helmfluxv1alpha1.GitSync {
