@@ -15,10 +15,8 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/helmflux/helmflux/operator/requeue"
-
+	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -34,7 +32,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
-	"github.com/helmflux/helmflux/operator/gitsync"
+	"github.com/helmflux/helmflux/operator/gitcreds"
+	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/git"
 	"github.com/helmflux/helmflux/pkg/registry"
 )
@@ -159,8 +158,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.remember(req.NamespacedName, p.repositories)
 	}
 	r.report(obj, p, pushed, err)
-	if perr := r.patchStatus(ctx, base, obj); perr != nil {
-		return ctrl.Result{}, perr
+	if err := r.patchStatus(ctx, base, obj); err != nil {
+		return ctrl.Result{}, err
 	}
 	if pushed != nil && r.Synced != nil {
 		select {
@@ -168,10 +167,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		default:
 		}
 	}
-	if err != nil && errors.Is(err, errRetry) {
-		return ctrl.Result{RequeueAfter: min(r.interval(), time.Minute)}, nil
+	return outcome.Result(classify(err, r.interval()), r.interval())
+}
+
+// classify maps a failed pass to when the next one runs: within a minute
+// after a lost push race or an unreachable remote, at the interval otherwise
+// (its status says what failed either way).
+func classify(err error, interval time.Duration) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errRetry):
+		return outcome.RetryAfter(helmfluxv1alpha1.AutomationFailedReason, min(interval, time.Minute), err)
 	}
-	return ctrl.Result{RequeueAfter: requeue.Jitter(r.interval())}, nil
+	return outcome.WaitForChange(helmfluxv1alpha1.AutomationFailedReason, err)
 }
 
 // errRetry marks failures worth a sooner retry than the interval (a lost
@@ -192,7 +201,7 @@ func (r *Reconciler) run(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (*p
 	if ref := obj.Spec.Ref; ref != nil && (ref.Tag != "" || ref.SemVer != "") {
 		return nil, nil, errors.New("image automation needs a branch: spec.ref follows a tag")
 	}
-	auth, err := gitsync.Credentials(ctx, r.Client, obj)
+	auth, err := gitcreds.Credentials(ctx, r.Client, obj)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -259,7 +268,7 @@ func (r *Reconciler) keyRing(ctx context.Context, obj *helmfluxv1alpha1.GitSync)
 	if v := obj.Spec.Verify; v == nil || v.Mode == helmfluxv1alpha1.VerifyNone {
 		return "", nil
 	}
-	return gitsync.KeyRing(ctx, r.Client, obj)
+	return gitcreds.KeyRing(ctx, r.Client, obj)
 }
 
 // pushOptions reads the commit identity, signing key and message template.
@@ -306,13 +315,13 @@ func ensureStatus(obj *helmfluxv1alpha1.GitSync) *helmfluxv1alpha1.ImageAutomati
 func (r *Reconciler) report(obj *helmfluxv1alpha1.GitSync, p *plan, pushed *git.Revision, err error) {
 	st := ensureStatus(obj)
 	obj.Status.ImageAutomation = st
-	before := apimeta.FindStatusCondition(st.Conditions, "Ready")
+	before := apimeta.FindStatusCondition(st.Conditions, meta.ReadyCondition)
 	var beforeMsg string
 	if before != nil {
 		beforeMsg = before.Message
 	}
 	summarize(obj, p, pushed, err)
-	after := apimeta.FindStatusCondition(st.Conditions, "Ready")
+	after := apimeta.FindStatusCondition(st.Conditions, meta.ReadyCondition)
 	if r.Events == nil || after == nil {
 		return
 	}
@@ -330,10 +339,9 @@ func (r *Reconciler) report(obj *helmfluxv1alpha1.GitSync, p *plan, pushed *git.
 func summarize(obj *helmfluxv1alpha1.GitSync, p *plan, pushed *git.Revision, err error) {
 	st := ensureStatus(obj)
 	obj.Status.ImageAutomation = st
+	c := outcome.Conditions{List: &st.Conditions, Generation: obj.Generation}
 	set := func(status metav1.ConditionStatus, reason, msg string) {
-		apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{
-			Type: "Ready", Status: status, Reason: reason, Message: msg, ObservedGeneration: obj.Generation,
-		})
+		c.Set(meta.ReadyCondition, status, reason, msg)
 	}
 	st.Pending = nil
 	if p != nil {
@@ -409,13 +417,9 @@ func failureMessage(f []helmfluxv1alpha1.ImageFailure) string {
 // patchStatus writes status.imageAutomation when it changed. A pass that
 // changed nothing writes nothing: lastRunTime moves only with a change.
 func (r *Reconciler) patchStatus(ctx context.Context, base, obj *helmfluxv1alpha1.GitSync) error {
-	if equality.Semantic.DeepEqual(base.Status.ImageAutomation, obj.Status.ImageAutomation) {
-		return nil
-	}
-	now := metav1.Now()
-	obj.Status.ImageAutomation.LastRunTime = &now
-	if err := r.Client.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil {
-		return client.IgnoreNotFound(fmt.Errorf("patch status: %w", err))
-	}
-	return nil
+	_, err := outcome.PatchStatus(ctx, r.Client, base, obj, func() {
+		now := metav1.Now()
+		obj.Status.ImageAutomation.LastRunTime = &now
+	})
+	return err
 }

@@ -7,13 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
-
-	"github.com/helmflux/helmflux/operator/requeue"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -29,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
 	"github.com/helmflux/helmflux/pkg/manifest"
@@ -88,47 +85,47 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // Reconcile fetches the GitSync's revision, renders it and applies it.
-func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	log := ctrl.LoggerFrom(ctx)
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	obj := &helmfluxv1alpha1.GitSync{}
 	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	base := obj.DeepCopy()
-	if token, ok := meta.ReconcileAnnotationValue(obj.GetAnnotations()); ok {
-		obj.Status.LastHandledReconcileAt = token
-	}
 	s := &scope{obj: obj}
 	s.markReconciling = func() error { return r.markReconciling(ctx, base, obj) }
-	defer func() {
-		retErr = r.finish(ctx, base, s, retErr)
-	}()
+	err := r.reconcile(ctx, base, s)
+	return outcome.Result(r.finish(ctx, base, s, err), obj.GetInterval())
+}
 
+// reconcile runs the sub-reconcilers in order, stopping at the first error.
+func (r *Reconciler) reconcile(ctx context.Context, base *helmfluxv1alpha1.GitSync, s *scope) error {
+	obj := s.obj
 	if !obj.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.reconcileDelete(ctx, obj)
+		return r.reconcileDelete(ctx, obj)
 	}
 	if controllerutil.AddFinalizer(obj, Finalizer) {
 		if err := r.Client.Patch(ctx, obj, client.MergeFrom(base)); err != nil {
-			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
+			return outcome.Retry(helmfluxv1alpha1.ApplyFailedReason, fmt.Errorf("add finalizer: %w", err))
 		}
-		base = obj.DeepCopy()
+		*base = *obj.DeepCopy()
 	}
+	// After the finalizer patch, whose response replaces the status.
+	outcome.HandleRequest(obj.GetAnnotations(), &obj.Status.LastHandledReconcileAt)
 	if obj.Spec.Suspend {
-		log.V(1).Info("Reconciliation is suspended", "gitsync", klog.KObj(obj))
-		return ctrl.Result{}, nil
+		ctrl.LoggerFrom(ctx).V(1).Info("Reconciliation is suspended", "gitsync", klog.KObj(obj))
+		return nil
 	}
-
 	if obj.Generation != obj.Status.ObservedGeneration {
 		if err := r.markReconciling(ctx, base, obj); err != nil {
-			return ctrl.Result{}, err
+			return outcome.Retry(helmfluxv1alpha1.ApplyFailedReason, err)
 		}
 	}
 	for _, step := range []func(context.Context, *scope) error{r.reconcileSource, r.reconcileManifests, r.reconcileApply} {
 		if err := step(ctx, s); err != nil {
-			return ctrl.Result{RequeueAfter: retryAfter(err, obj.GetInterval())}, err
+			return err
 		}
 	}
-	return ctrl.Result{RequeueAfter: requeue.Jitter(obj.GetInterval())}, nil
+	return nil
 }
 
 // markReconciling shows at once that a new generation or revision is being
@@ -137,8 +134,8 @@ func (r *Reconciler) markReconciling(ctx context.Context, base, obj *helmfluxv1a
 	if apimeta.IsStatusConditionTrue(obj.Status.Conditions, meta.ReconcilingCondition) {
 		return nil
 	}
-	setReconciling(obj)
-	if err := r.patchStatus(ctx, base, obj); err != nil {
+	conds(obj).Reconciling(helmfluxv1alpha1.ProgressingReason, outcome.Processing(obj.Generation))
+	if _, err := outcome.PatchStatus(ctx, r.Client, base, obj); err != nil {
 		return err
 	}
 	*base = *obj.DeepCopy()
@@ -146,8 +143,8 @@ func (r *Reconciler) markReconciling(ctx context.Context, base, obj *helmfluxv1a
 }
 
 // finish sets Ready from the outcome (here and nowhere else), records events,
-// and patches the status. Errors that only a new commit or spec can fix are
-// not returned, so the request is not retried faster than the interval.
+// and patches the status. It returns the pass's error for outcome.Result, or
+// a transient one when the status could not be written.
 func (r *Reconciler) finish(ctx context.Context, base *helmfluxv1alpha1.GitSync, s *scope, err error) error {
 	obj := s.obj
 	if !obj.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(obj, Finalizer) {
@@ -158,14 +155,10 @@ func (r *Reconciler) finish(ctx context.Context, base *helmfluxv1alpha1.GitSync,
 	after := apimeta.FindStatusCondition(obj.Status.Conditions, meta.ReadyCondition)
 	r.recordEvents(obj, s, before, after)
 
-	if perr := r.patchStatus(ctx, base, obj); perr != nil {
-		return errors.Join(err, perr)
+	if _, perr := outcome.PatchStatus(ctx, r.Client, base, obj); perr != nil {
+		return outcome.Retry(helmfluxv1alpha1.ApplyFailedReason, errors.Join(err, perr))
 	}
-	var rerr *reconcileError
-	if errors.As(err, &rerr) && !rerr.retry {
-		ctrl.LoggerFrom(ctx).Info("Reconciliation stopped until the next change", "reason", rerr.reason, "error", err.Error())
-		return nil
-	}
+	outcome.LogWaiting(ctx, err)
 	return err
 }
 
@@ -177,26 +170,5 @@ func (r *Reconciler) recordEvents(obj *helmfluxv1alpha1.GitSync, s *scope, befor
 		r.Events.Eventf(obj, nil, corev1.EventTypeNormal, helmfluxv1alpha1.AppliedReason, "Apply",
 			"%s", changeMessage(s))
 	}
-	if after.Status != "True" && (before == nil || before.Message != after.Message) {
-		r.Events.Eventf(obj, nil, corev1.EventTypeWarning, after.Reason, "Reconcile", "%s", after.Message)
-	}
-}
-
-func (r *Reconciler) patchStatus(ctx context.Context, base, obj *helmfluxv1alpha1.GitSync) error {
-	if equality.Semantic.DeepEqual(base.Status, obj.Status) {
-		return nil
-	}
-	if err := r.Client.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil {
-		return client.IgnoreNotFound(fmt.Errorf("patch status: %w", err))
-	}
-	return nil
-}
-
-// retryAfter waits the interval for errors that a retry will not fix.
-func retryAfter(err error, interval time.Duration) time.Duration {
-	var rerr *reconcileError
-	if errors.As(err, &rerr) && !rerr.retry {
-		return requeue.Jitter(interval)
-	}
-	return 0
+	outcome.WarnOnChange(r.Events, obj, "Reconcile", before, after)
 }

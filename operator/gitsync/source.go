@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 
-	corev1 "k8s.io/api/core/v1"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/gitcreds"
+	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/git"
 )
 
@@ -23,7 +20,7 @@ func (r *Reconciler) reconcileSource(ctx context.Context, s *scope) error {
 	obj := s.obj
 	auth, err := r.auth(ctx, obj)
 	if err != nil {
-		return retryable(helmfluxv1alpha1.CredentialsReason, err)
+		return outcome.Retry(helmfluxv1alpha1.CredentialsReason, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
 	defer cancel()
@@ -31,24 +28,24 @@ func (r *Reconciler) reconcileSource(ctx context.Context, s *scope) error {
 	rev, err := r.Git.Fetch(ctx, obj.Spec.URL, refOf(obj), auth)
 	switch {
 	case errors.Is(err, git.ErrInvalidInput):
-		return stalled(helmfluxv1alpha1.FetchFailedReason, err)
+		return outcome.Stall(helmfluxv1alpha1.FetchFailedReason, err)
 	case errors.Is(err, git.ErrAuthentication), errors.Is(err, git.ErrUnknownHostKey), errors.Is(err, git.ErrHostKeyMismatch):
-		return retryable(helmfluxv1alpha1.CredentialsReason, err)
+		return outcome.Retry(helmfluxv1alpha1.CredentialsReason, err)
 	case err != nil:
-		return retryable(helmfluxv1alpha1.FetchFailedReason, err)
+		return outcome.Retry(helmfluxv1alpha1.FetchFailedReason, err)
 	}
 	obj.Status.LastFetchedRevision = rev.String()
 	s.revision = rev
 	if rev.String() != obj.Status.LastAppliedRevision {
 		if err := s.markReconciling(); err != nil {
-			return retryable(helmfluxv1alpha1.FetchFailedReason, err)
+			return outcome.Retry(helmfluxv1alpha1.FetchFailedReason, err)
 		}
 	}
 
 	if v := obj.Spec.Verify; v != nil && v.Mode != helmfluxv1alpha1.VerifyNone {
 		return r.verify(ctx, s, rev)
 	}
-	apimeta.RemoveStatusCondition(&obj.Status.Conditions, helmfluxv1alpha1.SourceVerifiedCondition)
+	conds(obj).Remove(helmfluxv1alpha1.SourceVerifiedCondition)
 	return nil
 }
 
@@ -58,7 +55,7 @@ func (r *Reconciler) verify(ctx context.Context, s *scope, rev git.Revision) err
 	obj := s.obj
 	keyRing, err := r.keyRing(ctx, obj)
 	if err != nil {
-		return retryable(helmfluxv1alpha1.VerificationFailedReason, err)
+		return outcome.Retry(helmfluxv1alpha1.VerificationFailedReason, err)
 	}
 	since := ""
 	if obj.Spec.Verify.Mode == helmfluxv1alpha1.VerifyAll {
@@ -73,18 +70,18 @@ func (r *Reconciler) verify(ctx context.Context, s *scope, rev git.Revision) err
 	var unverified *git.UnverifiedCommitError
 	switch {
 	case errors.As(err, &unverified):
-		setVerified(obj, metav1.ConditionFalse, helmfluxv1alpha1.VerificationFailedReason, err.Error())
+		conds(obj).Set(helmfluxv1alpha1.SourceVerifiedCondition, metav1.ConditionFalse, helmfluxv1alpha1.VerificationFailedReason, err.Error())
 		if last.Hash == "" || last.Hash == since {
-			return waitForChange(helmfluxv1alpha1.VerificationFailedReason,
+			return outcome.WaitForChange(helmfluxv1alpha1.VerificationFailedReason,
 				fmt.Errorf("nothing applied past %s: %w", orNone(obj.Status.LastAppliedRevision), err))
 		}
 		s.revision = last
 		s.unverified = err
 		return nil
 	case err != nil:
-		return retryable(helmfluxv1alpha1.VerificationFailedReason, err)
+		return outcome.Retry(helmfluxv1alpha1.VerificationFailedReason, err)
 	}
-	setVerified(obj, metav1.ConditionTrue, "Verified", fmt.Sprintf("verified signatures of %s", rev))
+	conds(obj).Set(helmfluxv1alpha1.SourceVerifiedCondition, metav1.ConditionTrue, helmfluxv1alpha1.VerifiedReason, fmt.Sprintf("verified signatures of %s", rev))
 	return nil
 }
 
@@ -93,13 +90,6 @@ func orNone(s string) string {
 		return "the start"
 	}
 	return s
-}
-
-func setVerified(obj *helmfluxv1alpha1.GitSync, status metav1.ConditionStatus, reason, msg string) {
-	apimeta.SetStatusCondition(&obj.Status.Conditions, metav1.Condition{
-		Type: helmfluxv1alpha1.SourceVerifiedCondition, Status: status, Reason: reason, Message: msg,
-		ObservedGeneration: obj.Generation,
-	})
 }
 
 func refOf(obj *helmfluxv1alpha1.GitSync) git.Ref {
@@ -111,60 +101,10 @@ func refOf(obj *helmfluxv1alpha1.GitSync) git.Ref {
 
 // auth reads the GitSync's credentials Secret. Its content never leaves pkg/git.
 func (r *Reconciler) auth(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (*git.Auth, error) {
-	return Credentials(ctx, r.Client, obj)
-}
-
-// Credentials reads the git credentials of a GitSync from its secretRef, for
-// every controller that talks to its repository. Errors never hold secret
-// values.
-func Credentials(ctx context.Context, c client.Reader, obj *helmfluxv1alpha1.GitSync) (*git.Auth, error) {
-	if obj.Spec.SecretRef == nil {
-		return &git.Auth{InsecureIgnoreHostKey: obj.Spec.InsecureIgnoreHostKey}, nil
-	}
-	secret, err := readSecret(ctx, c, obj.Namespace, obj.Spec.SecretRef.Name)
-	if err != nil {
-		return nil, err
-	}
-	auth, err := git.AuthFromSecret(secret.Data)
-	if err != nil {
-		return nil, fmt.Errorf("credentials Secret %s: %w", secret.Name, err)
-	}
-	auth.InsecureIgnoreHostKey = obj.Spec.InsecureIgnoreHostKey
-	return auth, nil
+	return gitcreds.Credentials(ctx, r.Client, obj)
 }
 
 // keyRing concatenates the armored public keys of the verification Secret.
 func (r *Reconciler) keyRing(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (string, error) {
-	return KeyRing(ctx, r.Client, obj)
-}
-
-// KeyRing concatenates the armored public keys of a GitSync's verification
-// Secret, for every controller that must trust only signed commits.
-func KeyRing(ctx context.Context, c client.Reader, obj *helmfluxv1alpha1.GitSync) (string, error) {
-	if obj.Spec.Verify == nil || obj.Spec.Verify.SecretRef == nil {
-		return "", errors.New("verify.secretRef is not set")
-	}
-	secret, err := readSecret(ctx, c, obj.Namespace, obj.Spec.Verify.SecretRef.Name)
-	if err != nil {
-		return "", err
-	}
-	keys := make([]string, 0, len(secret.Data))
-	for k := range secret.Data {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		b.Write(secret.Data[k])
-		b.WriteString("\n")
-	}
-	return b.String(), nil
-}
-
-func readSecret(ctx context.Context, c client.Reader, namespace, name string) (*corev1.Secret, error) {
-	secret := &corev1.Secret{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err != nil {
-		return nil, fmt.Errorf("read Secret %s: %w", name, err)
-	}
-	return secret, nil
+	return gitcreds.KeyRing(ctx, r.Client, obj)
 }

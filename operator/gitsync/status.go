@@ -1,7 +1,6 @@
 package gitsync
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -10,89 +9,48 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/apply"
 )
 
 // maxFailures bounds the per-object failures kept in status.
 const maxFailures = 50
 
-// reconcileError is a failed step: the Ready reason it sets, and whether a
-// retry may help (a network error) or only a change will (a bad commit).
-type reconcileError struct {
-	reason  string
-	retry   bool
-	stalled bool // only a spec change helps
-	err     error
-}
-
-func (e *reconcileError) Error() string { return e.err.Error() }
-func (e *reconcileError) Unwrap() error { return e.err }
-
-func retryable(reason string, err error) error {
-	return &reconcileError{reason: reason, retry: true, err: err}
-}
-
-func waitForChange(reason string, err error) error {
-	return &reconcileError{reason: reason, err: err}
-}
-
-func stalled(reason string, err error) error {
-	return &reconcileError{reason: reason, stalled: true, err: err}
-}
-
-// setReconciling says the controller is working on the current generation.
-func setReconciling(obj *helmfluxv1alpha1.GitSync) {
-	apimeta.SetStatusCondition(&obj.Status.Conditions, metav1.Condition{
-		Type: meta.ReconcilingCondition, Status: metav1.ConditionTrue, Reason: helmfluxv1alpha1.ProgressingReason,
-		Message: fmt.Sprintf("processing generation %d", obj.Generation), ObservedGeneration: obj.Generation,
-	})
+// conds sets the GitSync's conditions for its generation.
+func conds(obj *helmfluxv1alpha1.GitSync) outcome.Conditions {
+	return outcome.Conditions{List: &obj.Status.Conditions, Generation: obj.Generation}
 }
 
 // summarize writes Ready (and Stalled, Reconciling, failures, observedGeneration)
 // from the outcome of a reconcile.
 func summarize(obj *helmfluxv1alpha1.GitSync, s *scope, err error) {
-	set := func(t string, status metav1.ConditionStatus, reason, msg string) {
-		apimeta.SetStatusCondition(&obj.Status.Conditions, metav1.Condition{
-			Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: obj.Generation,
-		})
-	}
-	apimeta.RemoveStatusCondition(&obj.Status.Conditions, meta.ReconcilingCondition)
-	apimeta.RemoveStatusCondition(&obj.Status.Conditions, meta.StalledCondition)
+	c := conds(obj)
 	if s.changes != nil {
 		obj.Status.Failures = failures(s.changes, s.pruned)
 	}
-
 	switch {
 	case obj.Spec.Suspend && err == nil:
-		set(meta.ReadyCondition, metav1.ConditionFalse, helmfluxv1alpha1.SuspendedReason, "reconciliation is suspended")
+		c.Done(metav1.ConditionFalse, helmfluxv1alpha1.SuspendedReason, "reconciliation is suspended")
+		return // observedGeneration stays: nothing was reconciled
 	case err != nil:
-		reason := helmfluxv1alpha1.ApplyFailedReason
-		var rerr *reconcileError
-		if errors.As(err, &rerr) {
-			reason = rerr.reason
-			if rerr.stalled {
-				set(meta.StalledCondition, metav1.ConditionTrue, reason, err.Error())
-				obj.Status.ObservedGeneration = obj.Generation
-			} else if !rerr.retry {
-				obj.Status.ObservedGeneration = obj.Generation
-			}
-		}
-		set(meta.ReadyCondition, metav1.ConditionFalse, reason, err.Error())
+		c.Failed(err, helmfluxv1alpha1.ApplyFailedReason)
 	case s.unverified != nil:
-		set(meta.ReadyCondition, metav1.ConditionFalse, helmfluxv1alpha1.VerificationFailedReason,
+		c.Done(metav1.ConditionFalse, helmfluxv1alpha1.VerificationFailedReason,
 			fmt.Sprintf("applied revision %s, the last verified one: %v", s.revision, s.unverified))
-		obj.Status.ObservedGeneration = obj.Generation
 	case s.changes != nil && len(allFailures(s)) > 0:
 		f := allFailures(s)
-		set(meta.ReadyCondition, metav1.ConditionFalse, helmfluxv1alpha1.PartialApplyReason,
+		c.Done(metav1.ConditionFalse, helmfluxv1alpha1.PartialApplyReason,
 			fmt.Sprintf("applied revision %s except %d object(s): %s", s.revision, len(f), firstFailure(f)))
-		obj.Status.ObservedGeneration = obj.Generation
 	case s.changes != nil:
 		msg := fmt.Sprintf("applied revision %s: %s", s.revision, summaryLine(s))
 		if !changed(s) && strings.HasPrefix(readyMessage(obj), fmt.Sprintf("applied revision %s:", s.revision)) {
 			msg = readyMessage(obj) // a pass that changed nothing keeps the message of the pass that did
 		}
-		set(meta.ReadyCondition, metav1.ConditionTrue, helmfluxv1alpha1.AppliedReason, msg)
+		c.Done(metav1.ConditionTrue, helmfluxv1alpha1.AppliedReason, msg)
+	default:
+		return
+	}
+	if outcome.Observed(err) {
 		obj.Status.ObservedGeneration = obj.Generation
 	}
 }

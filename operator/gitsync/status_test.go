@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
 )
@@ -45,11 +46,11 @@ func TestSummarize(t *testing.T) {
 			{ID: apply.ObjectID{Kind: "Secret", Namespace: "a", Name: "old"}, Action: apply.Failed, Err: errors.New("delete: forbidden")}}}},
 			wantReady:    "False PartiallyApplied: applied revision " + rev.String() + " except 1 object(s): Secret/a/old: delete: forbidden",
 			wantObserved: true, wantFailures: 1},
-		{name: "retryable", err: retryable(helmfluxv1alpha1.FetchFailedReason, errors.New("connection refused")),
+		{name: "retryable", err: outcome.Retry(helmfluxv1alpha1.FetchFailedReason, errors.New("connection refused")),
 			wantReady: "False FetchFailed: connection refused"},
-		{name: "bad commit", err: waitForChange(helmfluxv1alpha1.BuildFailedReason, errors.New("a.yaml:3: yaml: bad")),
+		{name: "bad commit", err: outcome.WaitForChange(helmfluxv1alpha1.BuildFailedReason, errors.New("a.yaml:3: yaml: bad")),
 			wantReady: "False BuildFailed: a.yaml:3: yaml: bad", wantObserved: true},
-		{name: "stalled", err: stalled(helmfluxv1alpha1.FetchFailedReason, errors.New("invalid semver range")),
+		{name: "stalled", err: outcome.Stall(helmfluxv1alpha1.FetchFailedReason, errors.New("invalid semver range")),
 			wantReady: "False FetchFailed: invalid semver range", wantStalled: true, wantObserved: true},
 		{name: "verification stopped early", scope: scope{revision: rev, changes: created, unverified: errors.New("commit bbbbbbb is not signed")},
 			wantReady: "False VerificationFailed: applied revision " + rev.String() + ", the last verified one", wantObserved: true},
@@ -57,7 +58,7 @@ func TestSummarize(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			obj := &helmfluxv1alpha1.GitSync{ObjectMeta: metav1.ObjectMeta{Generation: 3}}
-			setReconciling(obj)
+			conds(obj).Reconciling(helmfluxv1alpha1.ProgressingReason, "processing")
 			if tt.readyBefore != "" {
 				apimeta.SetStatusCondition(&obj.Status.Conditions, metav1.Condition{Type: meta.ReadyCondition,
 					Status: metav1.ConditionTrue, Reason: helmfluxv1alpha1.AppliedReason, Message: tt.readyBefore})

@@ -14,6 +14,7 @@ import (
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/manifest"
 )
@@ -25,16 +26,16 @@ import (
 func (r *Reconciler) reconcileManifests(ctx context.Context, s *scope) error {
 	dir, err := os.MkdirTemp(r.WorkDir, "checkout-")
 	if err != nil {
-		return retryable(helmfluxv1alpha1.BuildFailedReason, fmt.Errorf("make checkout directory: %w", err))
+		return outcome.Retry(helmfluxv1alpha1.BuildFailedReason, fmt.Errorf("make checkout directory: %w", err))
 	}
 	defer os.RemoveAll(dir)
 
 	if err := r.Git.Checkout(ctx, s.obj.Spec.URL, s.revision, dir); err != nil {
-		return retryable(helmfluxv1alpha1.BuildFailedReason, fmt.Errorf("check out %s: %w", s.revision, err))
+		return outcome.Retry(helmfluxv1alpha1.BuildFailedReason, fmt.Errorf("check out %s: %w", s.revision, err))
 	}
 	objs, err := manifest.Load(ctx, dir, s.obj.Spec.Paths, r.Manifests)
 	if err != nil {
-		return waitForChange(helmfluxv1alpha1.BuildFailedReason, fmt.Errorf("revision %s: %w", s.revision, err))
+		return outcome.WaitForChange(helmfluxv1alpha1.BuildFailedReason, fmt.Errorf("revision %s: %w", s.revision, err))
 	}
 	owner := s.obj.Namespace + "/" + s.obj.Name
 	for _, o := range objs {
@@ -84,15 +85,15 @@ func (r *Reconciler) reconcileApply(ctx context.Context, s *scope) error {
 	var invalid *apply.InvalidError
 	switch {
 	case errors.As(err, &invalid):
-		return waitForChange(helmfluxv1alpha1.ValidationFailedReason, fmt.Errorf("revision %s: %w", s.revision, err))
+		return outcome.WaitForChange(helmfluxv1alpha1.ValidationFailedReason, fmt.Errorf("revision %s: %w", s.revision, err))
 	case err != nil:
-		return retryable(helmfluxv1alpha1.ApplyFailedReason, fmt.Errorf("apply revision %s: %w", s.revision, err))
+		return outcome.Retry(helmfluxv1alpha1.ApplyFailedReason, fmt.Errorf("apply revision %s: %w", s.revision, err))
 	}
 	s.changes = cs
 
 	previous, err := r.loadInventory(ctx, obj)
 	if err != nil {
-		return retryable(helmfluxv1alpha1.ApplyFailedReason, err)
+		return outcome.Retry(helmfluxv1alpha1.ApplyFailedReason, err)
 	}
 	current := inventoryOf(cs, s.objects)
 	next := current
@@ -101,7 +102,7 @@ func (r *Reconciler) reconcileApply(ctx context.Context, s *scope) error {
 		next, pruneErr = r.prune(ctx, s, previous, current)
 	}
 	if err := r.storeInventory(ctx, obj, next); err != nil {
-		return retryable(helmfluxv1alpha1.ApplyFailedReason, err)
+		return outcome.Retry(helmfluxv1alpha1.ApplyFailedReason, err)
 	}
 	if pruneErr != nil {
 		return pruneErr
@@ -128,9 +129,9 @@ func (r *Reconciler) prune(ctx context.Context, s *scope, previous, current []it
 	var guard *apply.PruneGuardError
 	switch {
 	case errors.As(err, &guard):
-		return union(current, previous), waitForChange(helmfluxv1alpha1.PruneRefusedReason, err)
+		return union(current, previous), outcome.WaitForChange(helmfluxv1alpha1.PruneRefusedReason, err)
 	case err != nil:
-		return union(current, previous), retryable(helmfluxv1alpha1.PruneFailedReason, fmt.Errorf("prune: %w", err))
+		return union(current, previous), outcome.Retry(helmfluxv1alpha1.PruneFailedReason, fmt.Errorf("prune: %w", err))
 	}
 	s.pruned = pruned
 	var kept []item

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/git"
 	"github.com/helmflux/helmflux/pkg/helm"
 )
@@ -25,7 +26,7 @@ func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
 	obj := s.obj
 	src, err := r.chartSource(ctx, obj)
 	if err != nil {
-		setCondition(obj, helmv1.ChartFetchedCondition, metav1.ConditionFalse, helmv1.ChartFetchFailedReason, err.Error())
+		conds(obj).Set(helmv1.ChartFetchedCondition, metav1.ConditionFalse, helmv1.ChartFetchFailedReason, err.Error())
 		return err
 	}
 	ref, err := r.Charts.Resolve(ctx, src)
@@ -36,7 +37,7 @@ func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
 	}
 	if err != nil {
 		obj.Status.Phase = helmv1.PhaseChartFetchFailed
-		setCondition(obj, helmv1.ChartFetchedCondition, metav1.ConditionFalse, helmv1.ChartFetchFailedReason, err.Error())
+		conds(obj).Set(helmv1.ChartFetchedCondition, metav1.ConditionFalse, helmv1.ChartFetchFailedReason, err.Error())
 		return chartError(err)
 	}
 	s.chartRef = ref
@@ -50,12 +51,12 @@ func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
 		if lerr != nil {
 			err := fmt.Errorf("load chart %s %s: %w", ref.Name, ref.Version, lerr)
 			obj.Status.Phase = helmv1.PhaseChartFetchFailed
-			setCondition(obj, helmv1.ChartFetchedCondition, metav1.ConditionFalse, helmv1.ChartFetchFailedReason, err.Error())
+			conds(obj).Set(helmv1.ChartFetchedCondition, metav1.ConditionFalse, helmv1.ChartFetchFailedReason, err.Error())
 			return nil, chartError(err)
 		}
 		return loaded, nil
 	}
-	setCondition(obj, helmv1.ChartFetchedCondition, metav1.ConditionTrue, helmv1.ChartFetchedReason,
+	conds(obj).Set(helmv1.ChartFetchedCondition, metav1.ConditionTrue, helmv1.ChartFetchedReason,
 		fmt.Sprintf("chart %s %s (%s)", ref.Name, ref.Version, ref.Revision))
 	return nil
 }
@@ -66,12 +67,12 @@ func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
 func chartError(err error) error {
 	switch {
 	case errors.Is(err, helm.ErrInvalidSource), errors.Is(err, git.ErrInvalidInput), errors.Is(err, git.ErrPathEscapes):
-		return stalled(helmv1.ChartFetchFailedReason, err)
+		return outcome.Stall(helmv1.ChartFetchFailedReason, err)
 	case errors.Is(err, helm.ErrChartNotFound), errors.Is(err, helm.ErrHostileChart), errors.Is(err, helm.ErrTooLarge),
 		errors.Is(err, helm.ErrInvalidChart), errors.Is(err, helm.ErrDigestMismatch):
-		return waitForChange(helmv1.ChartFetchFailedReason, err)
+		return outcome.WaitForChange(helmv1.ChartFetchFailedReason, err)
 	}
-	return retryable(helmv1.ChartFetchFailedReason, err)
+	return outcome.Retry(helmv1.ChartFetchFailedReason, err)
 }
 
 // chartSource turns the spec's chart into pkg/helm's source, with credentials.
@@ -82,15 +83,15 @@ func (r *Reconciler) chartSource(ctx context.Context, obj *helmv1.HelmRelease) (
 		if c.SecretRef != nil {
 			ns, err := r.refNamespace(obj, c.SecretRef.Namespace)
 			if err != nil {
-				return src, stalled(helmv1.InvalidSpecReason, fmt.Errorf("chart.secretRef: %w", err))
+				return src, outcome.Stall(helmv1.InvalidSpecReason, fmt.Errorf("chart.secretRef: %w", err))
 			}
 			secret := &corev1.Secret{}
 			if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: c.SecretRef.Name}, secret); err != nil {
-				return src, retryable(helmv1.ChartFetchFailedReason, fmt.Errorf("read chart.secretRef Secret %s: %w", c.SecretRef.Name, err))
+				return src, outcome.Retry(helmv1.ChartFetchFailedReason, fmt.Errorf("read chart.secretRef Secret %s: %w", c.SecretRef.Name, err))
 			}
 			auth, err := git.AuthFromSecret(secret.Data)
 			if err != nil {
-				return src, waitForChange(helmv1.ChartFetchFailedReason, fmt.Errorf("chart.secretRef Secret %s: %w", c.SecretRef.Name, err))
+				return src, outcome.WaitForChange(helmv1.ChartFetchFailedReason, fmt.Errorf("chart.secretRef Secret %s: %w", c.SecretRef.Name, err))
 			}
 			src.GitAuth = auth
 		}
@@ -100,11 +101,11 @@ func (r *Reconciler) chartSource(ctx context.Context, obj *helmv1.HelmRelease) (
 	if c.ChartPullSecret != nil {
 		secret := &corev1.Secret{}
 		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: obj.Namespace, Name: c.ChartPullSecret.Name}, secret); err != nil {
-			return src, retryable(helmv1.ChartFetchFailedReason, fmt.Errorf("read chartPullSecret %s: %w", c.ChartPullSecret.Name, err))
+			return src, outcome.Retry(helmv1.ChartFetchFailedReason, fmt.Errorf("read chartPullSecret %s: %w", c.ChartPullSecret.Name, err))
 		}
 		auth, err := repoAuth(secret, c.Repository)
 		if err != nil {
-			return src, waitForChange(helmv1.ChartFetchFailedReason, fmt.Errorf("chartPullSecret %s: %w", c.ChartPullSecret.Name, err))
+			return src, outcome.WaitForChange(helmv1.ChartFetchFailedReason, fmt.Errorf("chartPullSecret %s: %w", c.ChartPullSecret.Name, err))
 		}
 		src.RepoAuth = auth
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -11,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	"github.com/helmflux/helmflux/operator/outcome"
 )
 
 // crdName is the name of the HelmRelease CustomResourceDefinition.
@@ -27,7 +29,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, obj *helmv1.HelmReleas
 	log := ctrl.LoggerFrom(ctx)
 	crdGoing, err := r.crdDeleting(ctx)
 	if err != nil {
-		return retryable(helmv1.UninstallFailedReason, err)
+		return outcome.Retry(helmv1.UninstallFailedReason, err)
 	}
 	ns, name := obj.GetTargetNamespace(), obj.GetReleaseName()
 	if crdGoing {
@@ -48,7 +50,7 @@ func (r *Reconciler) uninstall(ctx context.Context, obj *helmv1.HelmRelease) err
 	ns, name := obj.GetTargetNamespace(), obj.GetReleaseName()
 	rel, err := r.Runner.Last(ctx, ns, name)
 	if err != nil {
-		return retryable(helmv1.UninstallFailedReason, err)
+		return outcome.Retry(helmv1.UninstallFailedReason, err)
 	}
 	if rel == nil {
 		return nil
@@ -58,10 +60,10 @@ func (r *Reconciler) uninstall(ctx context.Context, obj *helmv1.HelmRelease) err
 		return nil
 	}
 	if err := r.Runner.Uninstall(ctx, ns, name, obj.Spec.GetTimeout(), false); err != nil {
-		return retryable(helmv1.UninstallFailedReason, err)
+		return outcome.Retry(helmv1.UninstallFailedReason, err)
 	}
 	if r.Events != nil {
-		r.Events.Eventf(obj, nil, "Normal", "Uninstalled", "Delete", "Uninstalled release %s from namespace %s", name, ns)
+		r.Events.Eventf(obj, nil, corev1.EventTypeNormal, helmv1.UninstalledReason, "Delete", "Uninstalled release %s from namespace %s", name, ns)
 	}
 	return nil
 }

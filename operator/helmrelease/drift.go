@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/helm"
 )
@@ -20,26 +21,26 @@ import (
 func (r *Reconciler) reconcileDrift(ctx context.Context, s *scope) error {
 	obj := s.obj
 	mode := obj.Spec.GetDriftDetectionMode()
-	if mode == helmv1.DriftDetectionDisabled || obj.Status.ReleaseStatus != "deployed" {
-		apimeta.RemoveStatusCondition(&obj.Status.Conditions, helmv1.DriftedCondition)
+	if mode == helmv1.DriftDetectionDisabled || obj.Status.ReleaseStatus != helm.StatusDeployed {
+		conds(obj).Remove(helmv1.DriftedCondition)
 		return nil
 	}
 	rel, err := r.Runner.Last(ctx, obj.GetTargetNamespace(), obj.GetReleaseName())
 	if err != nil {
-		return retryable(helmv1.DriftDetectionFailedReason, fmt.Errorf("read the release for drift detection: %w", err))
+		return outcome.Retry(helmv1.DriftDetectionFailedReason, fmt.Errorf("read the release for drift detection: %w", err))
 	}
 	if rel == nil || rel.Status == helm.StatusUninstalled {
 		// Uninstalled behind helmflux's back: forget it, the next pass installs.
 		obj.Status.ReleaseStatus = ""
-		return retryable(helmv1.DriftDetectedReason, fmt.Errorf("release %s was uninstalled outside helmflux; installing it again", obj.GetReleaseName()))
+		return outcome.Retry(helmv1.DriftDetectedReason, fmt.Errorf("release %s was uninstalled outside helmflux; installing it again", obj.GetReleaseName()))
 	}
 	objs, err := rel.Objects()
 	if err != nil {
-		return retryable(helmv1.DriftDetectionFailedReason, err)
+		return outcome.Retry(helmv1.DriftDetectionFailedReason, err)
 	}
 	cs, err := r.Drift.Diff(ctx, objs)
 	if err != nil {
-		return retryable(helmv1.DriftDetectionFailedReason, fmt.Errorf("compare live objects: %w", err))
+		return outcome.Retry(helmv1.DriftDetectionFailedReason, fmt.Errorf("compare live objects: %w", err))
 	}
 	var drifted []*unstructured.Unstructured
 	var names []string
@@ -49,12 +50,12 @@ func (r *Reconciler) reconcileDrift(ctx context.Context, s *scope) error {
 			drifted = append(drifted, objs[i])
 			names = append(names, res.ID.Display())
 		case apply.Failed:
-			return retryable(helmv1.DriftDetectionFailedReason, fmt.Errorf("compare %s: %w", res.ID.Display(), res.Err))
+			return outcome.Retry(helmv1.DriftDetectionFailedReason, fmt.Errorf("compare %s: %w", res.ID.Display(), res.Err))
 		}
 	}
 	wasDrifted := apimeta.IsStatusConditionTrue(obj.Status.Conditions, helmv1.DriftedCondition)
 	if len(drifted) == 0 {
-		setCondition(obj, helmv1.DriftedCondition, metav1.ConditionFalse, helmv1.NoDriftReason, "live objects match the release")
+		conds(obj).Set(helmv1.DriftedCondition, metav1.ConditionFalse, helmv1.NoDriftReason, "live objects match the release")
 		return nil
 	}
 	list := strings.Join(names, ", ")
@@ -63,18 +64,18 @@ func (r *Reconciler) reconcileDrift(ctx context.Context, s *scope) error {
 		if c := apimeta.FindStatusCondition(obj.Status.Conditions, helmv1.DriftedCondition); !wasDrifted || c.Message != msg {
 			s.action.warn(helmv1.DriftDetectedReason, "%s", msg)
 		}
-		setCondition(obj, helmv1.DriftedCondition, metav1.ConditionTrue, helmv1.DriftDetectedReason, msg)
+		conds(obj).Set(helmv1.DriftedCondition, metav1.ConditionTrue, helmv1.DriftDetectedReason, msg)
 		return nil
 	}
 	applied, err := r.Drift.Apply(ctx, drifted)
 	if err != nil {
-		return retryable(helmv1.DriftDetectedReason, fmt.Errorf("correct drift of %s: %w", list, err))
+		return outcome.Retry(helmv1.DriftDetectedReason, fmt.Errorf("correct drift of %s: %w", list, err))
 	}
 	if f := applied.Failures(); len(f) > 0 {
-		return retryable(helmv1.DriftDetectedReason, fmt.Errorf("correct drift of %s: %w", f[0].ID.Display(), f[0].Err))
+		return outcome.Retry(helmv1.DriftDetectedReason, fmt.Errorf("correct drift of %s: %w", f[0].ID.Display(), f[0].Err))
 	}
 	msg := fmt.Sprintf("Corrected drift of %d object(s) of release %s: %s", len(drifted), rel.Name, list)
 	s.action.normal(helmv1.DriftCorrectedReason, "%s", msg)
-	setCondition(obj, helmv1.DriftedCondition, metav1.ConditionFalse, helmv1.DriftCorrectedReason, msg)
+	conds(obj).Set(helmv1.DriftedCondition, metav1.ConditionFalse, helmv1.DriftCorrectedReason, msg)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,15 +122,22 @@ func deployment(t *testing.T, ns, name string) *appsv1.Deployment {
 	return d
 }
 
-// passes waits until the controller has handled n more passes over a
-// HelmRelease, counted by its reconcile requests in the logs.
-func waitPasses(t *testing.T, ns, name string, n int) {
-	t.Helper()
+// passCounter returns a function counting the passes over a HelmRelease
+// since passCounter was called, by its reconcile requests in the logs.
+func passCounter(ns, name string) func() int {
 	key := fmt.Sprintf(`"helmrelease": {"name":"%s","namespace":"%s"}`, name, ns)
 	count := func() int { return strings.Count(logs.String(), key) }
 	start := count()
+	return func() int { return count() - start }
+}
+
+// waitPasses waits until the controller has handled n more passes over a
+// HelmRelease.
+func waitPasses(t *testing.T, ns, name string, n int) {
+	t.Helper()
+	passes := passCounter(ns, name)
 	eventually(t, time.Minute, fmt.Sprintf("%d passes", n), func() (bool, string) {
-		c := count() - start
+		c := passes()
 		return c >= n, fmt.Sprintf("%d passes", c)
 	})
 }
@@ -327,10 +335,19 @@ func TestHelmTestsRunAndFailuresAreReported(t *testing.T) {
 	repo.Add(t, appChart("1.0.0"))
 	hr := repoRelease(ns, "tested", repo.URL(), "1.0.0", "test: {enabled: true}")
 	hr.Spec.Test = helmv1.Test{Enable: true, Timeout: ptrTo(int64(30))}
+	phases := watchPhases(t, ns, "tested")
 	mustCreateHR(t, hr)
 	hr = waitReady(t, ns, "tested")
 	if c := condition(hr, helmv1.TestedCondition); !strings.HasPrefix(c, "True") {
 		t.Errorf("Tested: %s", c)
+	}
+	// status.phase shows each step while it happens, as the Helm Operator's did.
+	eventually(t, 10*time.Second, "phases ending with Installing Testing Tested Succeeded", func() (bool, string) {
+		got := phases()
+		return strings.HasSuffix(got, "Installing Testing Tested Succeeded"), got
+	})
+	if c := condition(hr, helmv1.DeployedCondition); !strings.HasPrefix(c, "True Deployed") {
+		t.Errorf("Deployed: %s", c)
 	}
 	ignore := true
 	update(t, ns, "tested", func(hr *helmv1.HelmRelease) {
@@ -353,6 +370,10 @@ func TestHelmTestsRunAndFailuresAreReported(t *testing.T) {
 	if c := condition(hr, meta.ReadyCondition); !strings.HasPrefix(c, "False TestFailed") {
 		t.Errorf("Ready: %s", c)
 	}
+	eventually(t, 10*time.Second, "phases ending with Upgrading Testing TestFailed RollingBack RolledBack", func() (bool, string) {
+		got := phases()
+		return strings.HasSuffix(got, "Upgrading Testing TestFailed RollingBack RolledBack"), got
+	})
 	if got := renderedValues(t, ns, ns+"-tested")["message"]; got == "failing-tests" {
 		t.Errorf("the upgrade whose tests failed is still deployed")
 	}
@@ -447,6 +468,42 @@ func mustCreate(t *testing.T, obj client.Object) {
 func mustCreateHR(t *testing.T, hr *helmv1.HelmRelease) { t.Helper(); mustCreate(t, hr) }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// watchPhases records every status.phase a HelmRelease shows, from a watch
+// of the API server, and returns them space-separated, repeats dropped.
+func watchPhases(t *testing.T, ns, name string) func() string {
+	t.Helper()
+	wc, err := client.NewWithWatch(cfg, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(context.Background(), &helmv1.HelmReleaseList{}, client.InNamespace(ns),
+		client.MatchingFields{"metadata.name": name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	var mu sync.Mutex
+	var seen []string
+	go func() {
+		for e := range w.ResultChan() {
+			hr, ok := e.Object.(*helmv1.HelmRelease)
+			if !ok {
+				continue
+			}
+			mu.Lock()
+			if p := string(hr.Status.Phase); p != "" && (len(seen) == 0 || seen[len(seen)-1] != p) {
+				seen = append(seen, p)
+			}
+			mu.Unlock()
+		}
+	}()
+	return func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Join(seen, " ")
+	}
+}
 
 func TestDriftIsReportedOrCorrected(t *testing.T) {
 	ns := newNamespace(t)

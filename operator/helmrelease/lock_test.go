@@ -111,6 +111,12 @@ func TestStaleLockIsClearedButAYoungOneIsLeftAlone(t *testing.T) {
 	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, "pending-upgrade") {
 		t.Errorf("Ready: %s", c)
 	}
+	// ... and tried again once, when the lock would expire (in ten minutes),
+	// not in a backoff that starts at milliseconds: over the next 30 s (in
+	// which the stale release below is unlocked and upgraded) it is not
+	// reconciled again.
+	youngPasses := passCounter(ns, "young")
+	window := time.Now().Add(30 * time.Second)
 
 	// The stale one is unlocked once older than its timeout, then upgraded.
 	hr = waitReady(t, ns, "stale")
@@ -125,5 +131,12 @@ func TestStaleLockIsClearedButAYoungOneIsLeftAlone(t *testing.T) {
 	}
 	if h := history(t, ns, ns+"-young"); h[len(h)-1] != helm.StatusPendingUpgrade {
 		t.Errorf("the young lock was touched: %v", h)
+	}
+	time.Sleep(time.Until(window)) // the window the count is over, not a wait for an outcome
+	if n := youngPasses(); n > 1 {
+		t.Errorf("the young lock was reconciled %d times in 30 s; want it left until the lock expires", n)
+	}
+	if c := condition(getHR(t, ns, "young"), meta.ReadyCondition); !strings.HasPrefix(c, "False ReleaseLocked") {
+		t.Errorf("Ready after the window: %s", c)
 	}
 }

@@ -10,11 +10,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/helmflux/helmflux/operator/requeue"
-
 	"github.com/fluxcd/pkg/apis/meta"
 	"helm.sh/helm/v3/pkg/chart"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -23,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
 	"github.com/helmflux/helmflux/pkg/helm"
@@ -50,6 +48,9 @@ type Reconciler struct {
 	Charts *helm.Charts
 	// Git reads values files (gitFileRef) from the GitSyncs' repository cache.
 	Git *git.Cache
+	// Records watches Helm's storage records, to notice a release changed
+	// outside helmflux; nil trusts the status alone.
+	Records *Records
 	// Drift compares and corrects live objects (uncached client).
 	Drift *apply.Applier
 	// Events records what changed and what failed.
@@ -76,47 +77,54 @@ type scope struct {
 	requested bool
 	// action is what the pass did, for events and the Ready message.
 	action actionResult
+	// failure is the failed action the pass gives up on, and its reason.
+	failure       error
+	failureReason string
 	// markReconciling sets and patches Reconciling once there is work to do.
 	markReconciling func(phase helmv1.HelmReleasePhase) error
 }
 
 // Reconcile resolves the chart and values of a HelmRelease and installs,
 // upgrades, tests or rolls back its release when they changed.
-func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	log := ctrl.LoggerFrom(ctx)
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	obj := &helmv1.HelmRelease{}
 	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if r.Records != nil {
+		r.Records.begin(obj)
+		defer func() { r.Records.end(obj, obj.Status.ReleaseRevision) }()
+	}
 	base := obj.DeepCopy()
 	s := &scope{obj: obj}
-	if token, ok := meta.ReconcileAnnotationValue(obj.GetAnnotations()); ok {
-		s.requested = token != obj.Status.LastHandledReconcileAt
-		obj.Status.LastHandledReconcileAt = token
-	}
 	s.markReconciling = func(phase helmv1.HelmReleasePhase) error { return r.markReconciling(ctx, base, obj, phase) }
-	defer func() {
-		retErr = r.finish(ctx, base, s, retErr)
-	}()
+	err := r.reconcile(ctx, base, s)
+	return outcome.Result(r.finish(ctx, base, s, err), r.interval())
+}
 
+// reconcile runs the sub-reconcilers in order, stopping at the first error.
+func (r *Reconciler) reconcile(ctx context.Context, base *helmv1.HelmRelease, s *scope) error {
+	obj := s.obj
 	if !obj.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.reconcileDelete(ctx, obj)
+		return r.reconcileDelete(ctx, obj)
 	}
 	if controllerutil.AddFinalizer(obj, Finalizer) {
 		if err := r.Client.Patch(ctx, obj, client.MergeFrom(base)); err != nil {
-			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
+			return outcome.Retry(helmv1.ReconcileFailedReason, fmt.Errorf("add finalizer: %w", err))
 		}
-		base = obj.DeepCopy()
+		*base = *obj.DeepCopy()
 	}
-	log.V(1).Info("Reconciling", "helmrelease", klog.KObj(obj))
+	// After the finalizer patch, whose response replaces the status.
+	s.requested = outcome.HandleRequest(obj.GetAnnotations(), &obj.Status.LastHandledReconcileAt)
+	ctrl.LoggerFrom(ctx).V(1).Info("Reconciling", "helmrelease", klog.KObj(obj))
 	for _, step := range []func(context.Context, *scope) error{
 		r.reconcileChart, r.reconcileValues, r.reconcileRelease, r.reconcileDrift,
 	} {
 		if err := step(ctx, s); err != nil {
-			return ctrl.Result{RequeueAfter: retryAfter(err, r.interval())}, err
+			return err
 		}
 	}
-	return ctrl.Result{RequeueAfter: requeue.Jitter(r.interval())}, nil
+	return nil
 }
 
 func (r *Reconciler) interval() time.Duration {
@@ -134,7 +142,7 @@ func (r *Reconciler) markReconciling(ctx context.Context, base, obj *helmv1.Helm
 		obj.Status.Phase = phase
 	}
 	setReconciling(obj, phase)
-	if err := r.patchStatus(ctx, base, obj); err != nil {
+	if _, err := outcome.PatchStatus(ctx, r.Client, base, obj); err != nil {
 		return err
 	}
 	*base = *obj.DeepCopy()
@@ -142,8 +150,8 @@ func (r *Reconciler) markReconciling(ctx context.Context, base, obj *helmv1.Helm
 }
 
 // finish sets Ready from the outcome (here and nowhere else), records events
-// and patches the status. Errors that only a change can fix are not returned,
-// so the request is not retried faster than the interval.
+// and patches the status. It returns the pass's error for outcome.Result,
+// or a transient one when the status could not be written.
 func (r *Reconciler) finish(ctx context.Context, base *helmv1.HelmRelease, s *scope, err error) error {
 	obj := s.obj
 	if !obj.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(obj, Finalizer) {
@@ -160,38 +168,9 @@ func (r *Reconciler) finish(ctx context.Context, base *helmv1.HelmRelease, s *sc
 	after := apimeta.FindStatusCondition(obj.Status.Conditions, meta.ReadyCondition)
 	r.recordEvents(obj, s, before, after)
 
-	if perr := r.patchStatus(ctx, base, obj); perr != nil {
-		return errors.Join(err, perr)
+	if _, perr := outcome.PatchStatus(ctx, r.Client, base, obj); perr != nil {
+		return outcome.Retry(helmv1.ReconcileFailedReason, errors.Join(err, perr))
 	}
-	var rerr *reconcileError
-	if errors.As(err, &rerr) && !rerr.retry {
-		ctrl.LoggerFrom(ctx).Info("Reconciliation stopped until the next change", "reason", rerr.reason, "error", err.Error())
-		return nil
-	}
+	outcome.LogWaiting(ctx, err)
 	return err
-}
-
-func (r *Reconciler) patchStatus(ctx context.Context, base, obj *helmv1.HelmRelease) error {
-	if equality.Semantic.DeepEqual(base.Status, obj.Status) {
-		return nil
-	}
-	if err := r.Client.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil {
-		return client.IgnoreNotFound(fmt.Errorf("patch status: %w", err))
-	}
-	return nil
-}
-
-// retryAfter waits the interval for errors that a retry will not fix, and
-// the given time for a lock that expires.
-func retryAfter(err error, interval time.Duration) time.Duration {
-	var rerr *reconcileError
-	if errors.As(err, &rerr) {
-		if rerr.after > 0 {
-			return rerr.after
-		}
-		if !rerr.retry {
-			return requeue.Jitter(interval)
-		}
-	}
-	return 0
 }

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/helm"
 )
 
@@ -26,55 +27,102 @@ func desiredDigest(chartDigest, valuesChecksum string) string {
 	return hex.EncodeToString(sum[:])[:40]
 }
 
-// reconcileRelease installs or upgrades the release when its chart or values
-// changed (or a reconcile was requested), runs the tests and rolls back a
-// failed upgrade. An unchanged release costs no storage read. It writes
-// Released, RolledBack and Tested, and the release fields of the status.
+// maxSteps bounds the actions of one pass: an upgrade, its tests and a rollback.
+const maxSteps = 6
+
+// reconcileRelease brings the release to what the HelmRelease declares: it
+// asks decide what to do next and carries it out until nothing is left. An
+// unchanged pass costs no storage read. It writes Released, Deployed,
+// RolledBack and Tested, and the release fields of the status.
 func (r *Reconciler) reconcileRelease(ctx context.Context, s *scope) error {
 	obj := s.obj
 	name, ns := obj.GetReleaseName(), obj.GetTargetNamespace()
 	if len(name) > helmv1.MaxReleaseNameLength { // a generated name; a set one is checked by the CRD
-		return stalled(helmv1.InvalidSpecReason, fmt.Errorf("release name %q is longer than %d characters: set spec.releaseName", name, helmv1.MaxReleaseNameLength))
+		return outcome.Stall(helmv1.InvalidSpecReason, fmt.Errorf("release name %q is longer than %d characters: set spec.releaseName", name, helmv1.MaxReleaseNameLength))
 	}
-	desired := desiredDigest(s.chartRef.Digest, s.checksum)
-	if r.upToDate(s) {
+	if r.upToDate(ctx, s) {
 		return nil
 	}
-	if err := r.refuseRepeat(s, desired); err != nil {
-		return err
+	sit := situation{
+		desired: desiredDigest(s.chartRef.Digest, s.checksum), chart: s.chartRef, checksum: s.checksum,
+		antecedent: obj.Antecedent(), requested: s.requested, forced: r.forced(obj), now: time.Now(),
+		spec: obj.Spec, status: obj.Status, released: s.conds().Get(helmv1.ReleasedCondition),
 	}
-
-	rel, err := r.Runner.Last(ctx, ns, name)
-	if err != nil {
-		return retryable(helmv1.UpgradeFailedReason, err)
+	if repeatRefused(sit) && r.recordsUnchanged(ctx, obj) {
+		return giveUp(s, sit) // as a read of the release would decide, without one
 	}
-	if rel != nil && rel.Pending() {
-		if rel, err = r.unlock(ctx, s, rel); err != nil {
+	var err error
+	if sit.last, err = r.Runner.Last(ctx, ns, name); err != nil {
+		return outcome.Retry(helmv1.UpgradeFailedReason, err)
+	}
+	for range maxSteps {
+		d := decide(sit)
+		if d.external != "" {
+			s.action.warn(helmv1.ExternalChangeReason, "Release changed outside helmflux: %s; bringing it back to chart %s %s",
+				d.external, s.chartRef.Name, s.chartRef.Version)
+		}
+		switch d.next {
+		case doNothing:
+			r.recordRelease(obj, s, sit.last, sit.desired)
+			return nil
+		case doWaitLock:
+			l := sit.last
+			return outcome.RetryAfter(helmv1.ReleaseLockedReason, d.after,
+				fmt.Errorf("release %s is %s since %s (%s ago), probably a helm command in progress; left alone until its timeout of %s passes",
+					l.Name, l.Status, l.LastDeployed.UTC().Format(time.RFC3339), sit.now.Sub(l.LastDeployed).Round(time.Second), lockTimeout(obj.Spec, l.Status)))
+		case doNotOwned:
+			owner := sit.last.Owner()
+			s.conds().Set(helmv1.ReleasedCondition, metav1.ConditionFalse, helmv1.ReleaseNotOwnedReason, "release belongs to "+owner)
+			return outcome.WaitForChange(helmv1.ReleaseNotOwnedReason, fmt.Errorf("release %s in namespace %s belongs to %s (annotation %s); not taking it over",
+				name, ns, owner, helmv1.AntecedentAnnotation))
+		case doGiveUp:
+			return giveUp(s, sit)
+		case doUnlock:
+			err = r.unlock(ctx, s, &sit)
+		case doInstall, doUpgrade:
+			err = r.act(ctx, s, &sit, d.next == doInstall)
+		case doTest:
+			err = r.test(ctx, s, &sit)
+		case doRemediate:
+			err = r.remediate(ctx, s, &sit)
+		}
+		if err != nil {
 			return err
 		}
 	}
-	if rel != nil {
-		if owner := rel.Owner(); owner != "" && owner != obj.Antecedent() {
-			setCondition(obj, helmv1.ReleasedCondition, metav1.ConditionFalse, helmv1.ReleaseNotOwnedReason, "release belongs to "+owner)
-			return waitForChange(helmv1.ReleaseNotOwnedReason, fmt.Errorf("release %s in namespace %s belongs to %s (annotation %s); not taking it over",
-				name, ns, owner, helmv1.AntecedentAnnotation))
-		}
-		if rel.Status == helm.StatusDeployed && rel.Labels[DigestLabel] == desired && !s.requested && !r.forced(obj) {
-			r.recordRelease(obj, s, rel, desired)
-			return nil
-		}
-	}
-	return r.act(ctx, s, rel)
+	return outcome.Retry(helmv1.ReconcileFailedReason, fmt.Errorf("release %s: no decision after %d steps", name, maxSteps))
 }
 
-// upToDate tells, from the status alone, that the release already runs the
-// chart and values: the fast path of an unchanged pass.
-func (r *Reconciler) upToDate(s *scope) bool {
+// giveUp returns the failure a pass stops at: this pass's failed action, or
+// the failure recorded for the same chart and values.
+func giveUp(s *scope, sit situation) error {
+	if s.failure != nil {
+		return outcome.WaitForChange(s.failureReason, s.failure)
+	}
+	c := sit.released
+	return outcome.WaitForChange(c.Reason, fmt.Errorf("%s; not retried until the chart or values change or a reconcile is requested", c.Message))
+}
+
+// recordsUnchanged tells whether the release's storage records are still at
+// the revision in the status (true when they are not watched).
+func (r *Reconciler) recordsUnchanged(ctx context.Context, obj *helmv1.HelmRelease) bool {
+	return r.Records == nil || r.Records.Unchanged(ctx, obj.GetTargetNamespace(), obj.GetReleaseName(), obj.Status.ReleaseRevision)
+}
+
+// upToDate tells, from the status and the watched storage records alone,
+// that the release already runs the chart and values: the fast path of an
+// unchanged pass. A revision made or removed by someone else (a `helm
+// rollback`, `upgrade` or `uninstall`) shows in the records' labels and
+// sends the pass down the slow path.
+func (r *Reconciler) upToDate(ctx context.Context, s *scope) bool {
 	obj, st := s.obj, s.obj.Status
 	released := apimeta.IsStatusConditionTrue(st.Conditions, helmv1.ReleasedCondition)
-	return released && !s.requested && obj.Generation == st.ObservedGeneration &&
-		st.ReleaseStatus == helm.StatusDeployed && st.ReleaseName == obj.GetReleaseName() &&
-		st.ChartDigest == s.chartRef.Digest && st.ValuesChecksum == s.checksum
+	if !released || s.requested || obj.Generation != st.ObservedGeneration ||
+		st.ReleaseStatus != helm.StatusDeployed || st.ReleaseName != obj.GetReleaseName() ||
+		st.ChartDigest != s.chartRef.Digest || st.ValuesChecksum != s.checksum {
+		return false
+	}
+	return r.recordsUnchanged(ctx, obj)
 }
 
 // forced tells whether a spec change with forceUpgrade asks for an upgrade
@@ -83,61 +131,31 @@ func (r *Reconciler) forced(obj *helmv1.HelmRelease) bool {
 	return obj.Spec.ForceUpgrade && obj.Generation != obj.Status.ObservedGeneration
 }
 
-// refuseRepeat stops an upgrade that failed for the same chart and values
-// from running again (the Helm Operator's upgrade-rollback loop), unless
-// rollback.retry allows another attempt or a reconcile was requested.
-func (r *Reconciler) refuseRepeat(s *scope, desired string) error {
-	obj := s.obj
-	released := apimeta.FindStatusCondition(obj.Status.Conditions, helmv1.ReleasedCondition)
-	if s.requested || desired != obj.Status.LastAttemptedDigest || released == nil || released.Status != metav1.ConditionFalse {
-		return nil
-	}
-	if released.Reason != helmv1.UpgradeFailedReason && released.Reason != helmv1.InstallFailedReason &&
-		released.Reason != helmv1.TestFailedReason {
-		return nil
-	}
-	rb := obj.Spec.Rollback
-	if rb.Enable && rb.Retry && (rb.GetMaxRetries() == 0 || obj.Status.RollbackCount <= rb.GetMaxRetries()) {
-		return nil
-	}
-	return waitForChange(released.Reason, fmt.Errorf("%s; not retried until the chart or values change or a reconcile is requested", released.Message))
-}
-
-// unlock clears a pending lock older than the action's timeout; a younger
-// lock is left alone and the release retried once it would have expired.
-func (r *Reconciler) unlock(ctx context.Context, s *scope, rel *helm.Release) (*helm.Release, error) {
-	obj := s.obj
-	timeout := obj.Spec.GetTimeout()
-	if rel.Status == helm.StatusPendingRollback {
-		timeout = obj.Spec.Rollback.GetTimeout()
-	}
+// unlock clears a pending lock older than the action's timeout, then reads
+// the release again.
+func (r *Reconciler) unlock(ctx context.Context, s *scope, sit *situation) error {
+	rel := sit.last
+	timeout := lockTimeout(s.obj.Spec, rel.Status)
 	age := time.Since(rel.LastDeployed)
-	if age < timeout {
-		return nil, retryIn(helmv1.ReleaseLockedReason, timeout-age+time.Second,
-			fmt.Errorf("release %s is %s since %s (%s ago), probably a helm command in progress; left alone until its timeout of %s passes",
-				rel.Name, rel.Status, rel.LastDeployed.UTC().Format(time.RFC3339), age.Round(time.Second), timeout))
-	}
 	unlocked, err := r.Runner.Unlock(ctx, rel.Namespace, rel.Name, timeout)
 	if err != nil {
-		return nil, retryable(helmv1.ReleaseLockedReason, err)
+		return outcome.Retry(helmv1.ReleaseLockedReason, err)
 	}
 	if unlocked {
 		s.action.normal(helmv1.ReleaseUnlockedReason, "Unlocked release %s: revision %d was %s for %s, longer than its timeout %s",
 			rel.Name, rel.Version, rel.Status, age.Round(time.Second), timeout)
 	}
-	last, err := r.Runner.Last(ctx, rel.Namespace, rel.Name)
-	if err != nil {
-		return nil, retryable(helmv1.ReleaseLockedReason, err)
+	if sit.last, err = r.Runner.Last(ctx, rel.Namespace, rel.Name); err != nil {
+		return outcome.Retry(helmv1.ReleaseLockedReason, err)
 	}
-	return last, nil
+	sit.now = time.Now() // a lock taken again meanwhile is judged by its own age
+	return nil
 }
 
 // act installs (no release, or an uninstalled one kept in history) or
-// upgrades last, tests, and rolls back a failed upgrade.
-func (r *Reconciler) act(ctx context.Context, s *scope, last *helm.Release) error {
+// upgrades the release.
+func (r *Reconciler) act(ctx context.Context, s *scope, sit *situation, install bool) error {
 	obj := s.obj
-	desired := desiredDigest(s.chartRef.Digest, s.checksum)
-	install := last == nil || last.Status == helm.StatusUninstalled
 	phase, failReason := helmv1.PhaseUpgrading, helmv1.UpgradeFailedReason
 	if install {
 		phase, failReason = helmv1.PhaseInstalling, helmv1.InstallFailedReason
@@ -147,16 +165,16 @@ func (r *Reconciler) act(ctx context.Context, s *scope, last *helm.Release) erro
 		return err
 	}
 	if err := s.markReconciling(phase); err != nil {
-		return retryable(failReason, err)
+		return outcome.Retry(failReason, err)
 	}
 	previous := obj.Status.Revision
 	req := helm.Request{
 		Namespace: obj.GetTargetNamespace(), Name: obj.GetReleaseName(), Chart: ch, Values: s.values,
-		Labels: map[string]string{DigestLabel: desired}, Antecedent: obj.Antecedent(),
+		Labels: map[string]string{DigestLabel: sit.desired}, Antecedent: obj.Antecedent(),
 		Timeout: obj.Spec.GetTimeout(), Wait: obj.Spec.GetWait(), Validate: !obj.Spec.DisableOpenAPIValidation,
 		SkipCRDs: obj.Spec.SkipCRDs, MaxHistory: obj.Spec.GetMaxHistory(),
 		ResetValues: !obj.Spec.GetReuseValues(), ReuseValues: obj.Spec.GetReuseValues(), Force: obj.Spec.ForceUpgrade,
-		Replace: last != nil,
+		Replace: sit.last != nil,
 	}
 	var rel *helm.Release
 	if install {
@@ -168,20 +186,22 @@ func (r *Reconciler) act(ctx context.Context, s *scope, last *helm.Release) erro
 		return ctx.Err()
 	}
 	s.action.acted = true
+	sit.install = install
 	obj.Status.LastAttemptedRevision = s.chartRef.Revision
-	obj.Status.LastAttemptedDigest = desired
-	if err == nil && obj.Spec.Test.Enable {
-		err = r.test(ctx, s)
-		if err != nil {
-			failReason = helmv1.TestFailedReason
-		}
-	}
+	obj.Status.LastAttemptedDigest = sit.desired
 	if err != nil {
-		return r.failed(ctx, s, install, failReason, err)
+		sit.done = stepUpgradeFailed
+		if install {
+			sit.done = stepInstallFailed
+		}
+		s.conds().Set(helmv1.DeployedCondition, metav1.ConditionFalse, string(helmv1.PhaseDeployFailed), err.Error())
+		return r.failed(ctx, s, sit, failReason, err)
 	}
-	r.recordRelease(obj, s, rel, desired)
+	sit.done, sit.last = stepReleased, rel
+	r.recordRelease(obj, s, rel, sit.desired)
+	obj.Status.Phase = helmv1.PhaseDeployed
 	obj.Status.RollbackCount = 0
-	apimeta.RemoveStatusCondition(&obj.Status.Conditions, helmv1.RolledBackCondition)
+	s.conds().Remove(helmv1.RolledBackCondition)
 	verb, reason := "Upgraded", helmv1.UpgradeSucceededReason
 	change := fmt.Sprintf("%s %s → %s", s.chartRef.Name, previous, s.chartRef.Revision)
 	if install {
@@ -191,40 +211,57 @@ func (r *Reconciler) act(ctx context.Context, s *scope, last *helm.Release) erro
 		change = fmt.Sprintf("%s %s (values changed)", s.chartRef.Name, s.chartRef.Revision)
 	}
 	msg := fmt.Sprintf("%s %s: release %s revision %d", verb, change, rel.Name, rel.Version)
-	setCondition(obj, helmv1.ReleasedCondition, metav1.ConditionTrue, reason, msg)
+	s.conds().Set(helmv1.ReleasedCondition, metav1.ConditionTrue, reason, msg)
+	s.conds().Set(helmv1.DeployedCondition, metav1.ConditionTrue, string(helmv1.PhaseDeployed), msg)
 	s.action.normal(reason, "%s", msg)
 	return nil
 }
 
-// failed records a failed install, upgrade or test and rolls back when the
-// spec asks for it.
-func (r *Reconciler) failed(ctx context.Context, s *scope, install bool, reason string, err error) error {
+// failed records a failed install, upgrade or test; the error is returned
+// when the decision gives up.
+func (r *Reconciler) failed(ctx context.Context, s *scope, sit *situation, reason string, err error) error {
 	obj := s.obj
-	setCondition(obj, helmv1.ReleasedCondition, metav1.ConditionFalse, reason, err.Error())
+	s.conds().Set(helmv1.ReleasedCondition, metav1.ConditionFalse, reason, err.Error())
 	s.action.warn(reason, "%s", err.Error())
-	obj.Status.Phase = helmv1.PhaseDeployFailed
-	if !install && obj.Spec.Rollback.Enable {
-		obj.Status.RollbackCount++
-		if rerr := r.rollback(ctx, s, reason == helmv1.TestFailedReason); rerr != nil {
-			err = fmt.Errorf("%w; then %w", err, rerr)
-		}
+	if reason != helmv1.TestFailedReason {
+		obj.Status.Phase = helmv1.PhaseDeployFailed
 	}
-	if last, lerr := r.Runner.Last(ctx, obj.GetTargetNamespace(), obj.GetReleaseName()); lerr == nil && last != nil {
+	s.failure, s.failureReason = err, reason
+	last, lerr := r.Runner.Last(ctx, obj.GetTargetNamespace(), obj.GetReleaseName())
+	if lerr != nil {
+		return outcome.Retry(reason, errors.Join(err, lerr))
+	}
+	sit.last = last
+	if last != nil {
 		obj.Status.ReleaseStatus = last.Status
 		obj.Status.ReleaseRevision = last.Version
 	}
-	return waitForChange(reason, err)
+	return nil
 }
 
-// rollback returns a failed upgrade to the newest good revision. After
+// remediate returns a failed upgrade to the newest good revision. After
 // failed tests the upgraded revision is deployed and is rolled back too.
-func (r *Reconciler) rollback(ctx context.Context, s *scope, testsFailed bool) error {
+func (r *Reconciler) remediate(ctx context.Context, s *scope, sit *situation) error {
+	obj := s.obj
+	obj.Status.RollbackCount++
+	sit.done = stepRemediated
+	rerr := r.rollback(ctx, s, sit)
+	if rerr != nil {
+		s.failure = fmt.Errorf("%w; then %w", s.failure, rerr)
+	}
+	if last, err := r.Runner.Last(ctx, obj.GetTargetNamespace(), obj.GetReleaseName()); err == nil && last != nil {
+		sit.last = last
+		obj.Status.ReleaseStatus = last.Status
+		obj.Status.ReleaseRevision = last.Version
+	}
+	return nil
+}
+
+func (r *Reconciler) rollback(ctx context.Context, s *scope, sit *situation) error {
 	obj := s.obj
 	ns, name := obj.GetTargetNamespace(), obj.GetReleaseName()
-	last, err := r.Runner.Last(ctx, ns, name)
-	if err != nil {
-		return err
-	}
+	last := sit.last
+	testsFailed := s.failureReason == helmv1.TestFailedReason
 	if last == nil || (last.Status == helm.StatusDeployed && !testsFailed) {
 		return nil // the upgrade failed before it changed anything
 	}
@@ -233,49 +270,63 @@ func (r *Reconciler) rollback(ctx context.Context, s *scope, testsFailed bool) e
 		return err
 	}
 	if good == nil {
-		setCondition(obj, helmv1.RolledBackCondition, metav1.ConditionFalse, helmv1.RollbackFailedReason, "no earlier good revision to roll back to")
+		s.conds().Set(helmv1.RolledBackCondition, metav1.ConditionFalse, helmv1.RollbackFailedReason, "no earlier good revision to roll back to")
 		return errors.New("no earlier good revision to roll back to")
 	}
+	if err := s.markReconciling(helmv1.PhaseRollingBack); err != nil {
+		return err
+	}
 	rb := obj.Spec.Rollback
-	obj.Status.Phase = helmv1.PhaseRollingBack
 	err = r.Runner.Rollback(ctx, ns, name, helm.RollbackOptions{
 		Version: good.Version, Timeout: rb.GetTimeout(), Wait: rb.Wait, Force: rb.Force, Recreate: rb.Recreate,
 		DisableHooks: rb.DisableHooks, MaxHistory: obj.Spec.GetMaxHistory(),
 	})
 	if err != nil {
 		obj.Status.Phase = helmv1.PhaseRollbackFailed
-		setCondition(obj, helmv1.RolledBackCondition, metav1.ConditionFalse, helmv1.RollbackFailedReason, err.Error())
+		s.conds().Set(helmv1.RolledBackCondition, metav1.ConditionFalse, helmv1.RollbackFailedReason, err.Error())
 		s.action.warn(helmv1.RollbackFailedReason, "%s", err.Error())
 		return err
 	}
 	obj.Status.Phase = helmv1.PhaseRolledBack
 	msg := fmt.Sprintf("Rolled back %s to revision %d (chart %s %s) after the failed upgrade", name, good.Version, good.ChartName, good.ChartVersion)
-	setCondition(obj, helmv1.RolledBackCondition, metav1.ConditionTrue, helmv1.RollbackSucceededReason, msg)
+	s.conds().Set(helmv1.RolledBackCondition, metav1.ConditionTrue, helmv1.RollbackSucceededReason, msg)
 	s.action.normal(helmv1.RollbackSucceededReason, "%s", msg)
 	return nil
 }
 
 // test runs the release's tests; failures are ignored when the spec says so.
-func (r *Reconciler) test(ctx context.Context, s *scope) error {
+// Testing and then Tested (or TestFailed) are written as they happen.
+func (r *Reconciler) test(ctx context.Context, s *scope, sit *situation) error {
 	obj := s.obj
-	obj.Status.Phase = helmv1.PhaseTesting
+	if err := s.markReconciling(helmv1.PhaseTesting); err != nil {
+		return outcome.Retry(helmv1.TestFailedReason, err)
+	}
 	rel, err := r.Runner.Test(ctx, obj.GetTargetNamespace(), obj.GetReleaseName(), obj.Spec.Test.GetTimeout())
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	if err == nil {
-		obj.Status.Phase = helmv1.PhaseTested
-		setCondition(obj, helmv1.TestedCondition, metav1.ConditionTrue, helmv1.TestSucceededReason, "tests passed")
+		sit.done = stepTested
+		s.conds().Set(helmv1.TestedCondition, metav1.ConditionTrue, helmv1.TestSucceededReason, "tests passed")
+		if err := s.markReconciling(helmv1.PhaseTested); err != nil {
+			return outcome.Retry(helmv1.TestFailedReason, err)
+		}
 		return nil
 	}
+	sit.done = stepTestFailed
 	msg := err.Error()
 	if rel != nil && len(rel.FailedTests) > 0 {
 		msg = fmt.Sprintf("tests failed: %v: %s", rel.FailedTests, err)
 	}
-	setCondition(obj, helmv1.TestedCondition, metav1.ConditionFalse, helmv1.TestFailedReason, msg)
+	s.conds().Set(helmv1.TestedCondition, metav1.ConditionFalse, helmv1.TestFailedReason, msg)
+	if err := s.markReconciling(helmv1.PhaseTestFailed); err != nil {
+		return outcome.Retry(helmv1.TestFailedReason, err)
+	}
 	if obj.Spec.Test.GetIgnoreFailures() {
-		obj.Status.Phase = helmv1.PhaseTestFailed
 		s.action.warn(helmv1.TestFailedReason, "%s (ignored)", msg)
 		return nil
 	}
-	return errors.New(msg)
+	return r.failed(ctx, s, sit, helmv1.TestFailedReason, errors.New(msg))
 }
 
 // recordRelease writes what is deployed into the status.
@@ -289,10 +340,14 @@ func (r *Reconciler) recordRelease(obj *helmv1.HelmRelease, s *scope, rel *helm.
 	st.ValuesChecksum = s.checksum
 	st.LastAttemptedDigest = desired
 	if !apimeta.IsStatusConditionTrue(st.Conditions, helmv1.ReleasedCondition) {
-		setCondition(obj, helmv1.ReleasedCondition, metav1.ConditionTrue, helmv1.UpgradeSucceededReason,
+		s.conds().Set(helmv1.ReleasedCondition, metav1.ConditionTrue, helmv1.UpgradeSucceededReason,
 			fmt.Sprintf("release %s revision %d runs chart %s %s", rel.Name, rel.Version, rel.ChartName, rel.ChartVersion))
 	}
+	if !apimeta.IsStatusConditionTrue(st.Conditions, helmv1.DeployedCondition) {
+		s.conds().Set(helmv1.DeployedCondition, metav1.ConditionTrue, string(helmv1.PhaseDeployed),
+			fmt.Sprintf("release %s revision %d is deployed", rel.Name, rel.Version))
+	}
 	if !obj.Spec.Test.Enable {
-		apimeta.RemoveStatusCondition(&st.Conditions, helmv1.TestedCondition)
+		s.conds().Remove(helmv1.TestedCondition)
 	}
 }

@@ -26,9 +26,13 @@ const (
 )
 
 // SetupWithManager registers the controller: HelmReleases whose spec or
-// annotations change, and the ConfigMaps and Secrets they take values from
-// (watched as metadata only: their data is never cached).
+// annotations change, the ConfigMaps and Secrets they take values from, and
+// Helm's storage records of their releases (all watched as metadata only:
+// their data is never cached).
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if r.Records == nil {
+		r.Records = &Records{Cache: mgr.GetCache()}
+	}
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &helmv1.HelmRelease{}, configMapIndex, func(o client.Object) []string {
 		return references(o.(*helmv1.HelmRelease), false)
@@ -40,12 +44,20 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}); err != nil {
 		return err
 	}
+	if err := idx.IndexField(ctx, &helmv1.HelmRelease{}, releaseIndex, func(o client.Object) []string {
+		hr := o.(*helmv1.HelmRelease)
+		return []string{releaseKey(hr.GetTargetNamespace(), hr.GetReleaseName())}
+	}); err != nil {
+		return err
+	}
 	changed := builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&helmv1.HelmRelease{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.readersOf(configMapIndex)), builder.OnlyMetadata, changed).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.readersOf(secretIndex)), builder.OnlyMetadata, changed).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.ownersOf), builder.OnlyMetadata,
+			builder.WithPredicates(recordChanged)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Concurrency)}).
 		Complete(r)
 }

@@ -1,9 +1,7 @@
 package helmrelease
 
 import (
-	"errors"
 	"fmt"
-	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
@@ -11,37 +9,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	"github.com/helmflux/helmflux/operator/outcome"
 )
 
-// reconcileError is a failed step: the Ready reason it sets, and whether a
-// retry may help (a network error) or only a change will (a failed upgrade
-// of the same chart and values).
-type reconcileError struct {
-	reason  string
-	retry   bool
-	stalled bool          // only a spec change helps
-	after   time.Duration // retry after this long (a lock that expires)
-	err     error
+// conds sets the HelmRelease's conditions for its generation.
+func conds(obj *helmv1.HelmRelease) outcome.Conditions {
+	return outcome.Conditions{List: &obj.Status.Conditions, Generation: obj.Generation}
 }
 
-func (e *reconcileError) Error() string { return e.err.Error() }
-func (e *reconcileError) Unwrap() error { return e.err }
-
-func retryable(reason string, err error) error {
-	return &reconcileError{reason: reason, retry: true, err: err}
-}
-
-func waitForChange(reason string, err error) error {
-	return &reconcileError{reason: reason, err: err}
-}
-
-func stalled(reason string, err error) error {
-	return &reconcileError{reason: reason, stalled: true, err: err}
-}
-
-func retryIn(reason string, after time.Duration, err error) error {
-	return &reconcileError{reason: reason, retry: true, after: after, err: err}
-}
+func (s *scope) conds() outcome.Conditions { return conds(s.obj) }
 
 // event is one Event to record once the status is written.
 type event struct {
@@ -65,48 +41,30 @@ func (a *actionResult) warn(reason, format string, args ...any) {
 	a.events = append(a.events, event{warning: true, reason: reason, message: fmt.Sprintf(format, args...)})
 }
 
-// setCondition sets a condition for the current generation.
-func setCondition(obj *helmv1.HelmRelease, t string, status metav1.ConditionStatus, reason, msg string) {
-	apimeta.SetStatusCondition(&obj.Status.Conditions, metav1.Condition{
-		Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: obj.Generation,
-	})
-}
-
 // setReconciling says the controller is working on the HelmRelease.
 func setReconciling(obj *helmv1.HelmRelease, phase helmv1.HelmReleasePhase) {
-	msg := fmt.Sprintf("processing generation %d", obj.Generation)
+	msg := outcome.Processing(obj.Generation)
 	if phase != "" {
 		msg = fmt.Sprintf("%s release %s", phase, obj.GetReleaseName())
 	}
-	setCondition(obj, meta.ReconcilingCondition, metav1.ConditionTrue, helmv1.ProgressingReason, msg)
+	conds(obj).Reconciling(helmv1.ProgressingReason, msg)
 }
 
 // summarize writes Ready (and Stalled, Reconciling, phase and
 // observedGeneration) from the outcome of a reconcile.
 func summarize(obj *helmv1.HelmRelease, s *scope, err error) {
-	apimeta.RemoveStatusCondition(&obj.Status.Conditions, meta.ReconcilingCondition)
-	apimeta.RemoveStatusCondition(&obj.Status.Conditions, meta.StalledCondition)
+	if outcome.Observed(err) {
+		obj.Status.ObservedGeneration = obj.Generation
+	}
 	if err != nil {
-		reason := helmv1.ReconcileFailedReason
-		var rerr *reconcileError
-		if errors.As(err, &rerr) {
-			reason = rerr.reason
-			if rerr.stalled {
-				setCondition(obj, meta.StalledCondition, metav1.ConditionTrue, reason, err.Error())
-			}
-			if !rerr.retry {
-				obj.Status.ObservedGeneration = obj.Generation
-			}
-		}
-		setCondition(obj, meta.ReadyCondition, metav1.ConditionFalse, reason, err.Error())
+		conds(obj).Failed(err, helmv1.ReconcileFailedReason)
 		if obj.Status.Phase == helmv1.PhaseInstalling || obj.Status.Phase == helmv1.PhaseUpgrading {
 			obj.Status.Phase = helmv1.PhaseFailed
 		}
 		return
 	}
-	obj.Status.ObservedGeneration = obj.Generation
 	reason, msg := readyMessage(obj, s)
-	setCondition(obj, meta.ReadyCondition, metav1.ConditionTrue, reason, msg)
+	conds(obj).Done(metav1.ConditionTrue, reason, msg)
 	switch obj.Status.Phase {
 	case helmv1.PhaseTestFailed, helmv1.PhaseRolledBack:
 	default:
@@ -159,7 +117,7 @@ func (r *Reconciler) recordEvents(obj *helmv1.HelmRelease, s *scope, before, aft
 		}
 		r.Events.Eventf(obj, nil, typ, e.reason, "Reconcile", "%s", e.message)
 	}
-	if after != nil && after.Status != metav1.ConditionTrue && !warned && (before == nil || before.Message != after.Message) {
-		r.Events.Eventf(obj, nil, corev1.EventTypeWarning, after.Reason, "Reconcile", "%s", after.Message)
+	if !warned {
+		outcome.WarnOnChange(r.Events, obj, "Reconcile", before, after)
 	}
 }

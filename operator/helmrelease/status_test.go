@@ -10,11 +10,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	"github.com/helmflux/helmflux/operator/outcome"
 )
 
 func TestSummarize(t *testing.T) {
 	released := func(obj *helmv1.HelmRelease) {
-		setCondition(obj, helmv1.ReleasedCondition, metav1.ConditionTrue, helmv1.UpgradeSucceededReason, "Upgraded app 1.0.0 → 1.1.0")
+		conds(obj).Set(helmv1.ReleasedCondition, metav1.ConditionTrue, helmv1.UpgradeSucceededReason, "Upgraded app 1.0.0 → 1.1.0")
 	}
 	tests := []struct {
 		name       string
@@ -32,23 +33,23 @@ func TestSummarize(t *testing.T) {
 		{name: "a pass that did nothing keeps the last message",
 			prepare: func(obj *helmv1.HelmRelease) {
 				released(obj)
-				setCondition(obj, meta.ReadyCondition, metav1.ConditionTrue, helmv1.UpgradeSucceededReason, "Upgraded app 1.0.0 → 1.1.0")
+				conds(obj).Set(meta.ReadyCondition, metav1.ConditionTrue, helmv1.UpgradeSucceededReason, "Upgraded app 1.0.0 → 1.1.0")
 			},
 			wantReady: "True UpgradeSucceeded", wantMsg: "Upgraded app", wantObsGen: true, wantPhase: helmv1.PhaseSucceeded},
 		{name: "a network error is retried and keeps observedGeneration",
-			prepare: released, err: retryable(helmv1.ChartFetchFailedReason, errors.New("fetch index: connection refused")),
+			prepare: released, err: outcome.Retry(helmv1.ChartFetchFailedReason, errors.New("fetch index: connection refused")),
 			wantReady: "False ChartFetchFailed", wantMsg: "connection refused"},
 		{name: "a failed upgrade waits for a change",
-			err:       waitForChange(helmv1.UpgradeFailedReason, errors.New("upgrade x: timed out")),
+			err:       outcome.WaitForChange(helmv1.UpgradeFailedReason, errors.New("upgrade x: timed out")),
 			wantReady: "False UpgradeFailed", wantMsg: "timed out", wantObsGen: true},
 		{name: "a refused spec stalls",
-			err:       stalled(helmv1.InvalidSpecReason, errors.New("path leaves its root")),
+			err:       outcome.Stall(helmv1.InvalidSpecReason, errors.New("path leaves its root")),
 			wantReady: "False InvalidSpec", wantStall: true, wantObsGen: true},
 		{name: "an upgrade whose tests failed but are ignored",
 			prepare: func(obj *helmv1.HelmRelease) {
 				released(obj)
 				obj.Status.Phase = helmv1.PhaseTestFailed
-				setCondition(obj, helmv1.TestedCondition, metav1.ConditionFalse, helmv1.TestFailedReason, "tests failed: [x-test]")
+				conds(obj).Set(helmv1.TestedCondition, metav1.ConditionFalse, helmv1.TestFailedReason, "tests failed: [x-test]")
 			},
 			acted: true, wantReady: "True UpgradeSucceeded", wantMsg: "tests failed", wantObsGen: true, wantPhase: helmv1.PhaseTestFailed},
 	}

@@ -18,6 +18,7 @@ import (
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/git"
 	"github.com/helmflux/helmflux/pkg/helm"
 )
@@ -45,33 +46,25 @@ func (r *Reconciler) reconcileValues(ctx context.Context, s *scope) error {
 		case errors.Is(err, errMissing) && optional:
 			continue
 		case err != nil:
-			return valuesError(fmt.Errorf("valuesFrom[%d] %s: %w", i, what, err))
+			// A refused reference stays a spec problem; the rest is retried.
+			return outcome.Reclassify(fmt.Errorf("valuesFrom[%d] %s: %w", i, what, err), helmv1.ValuesFailedReason)
 		}
 		v, err := helm.ParseValues(raw)
 		if err != nil {
-			return waitForChange(helmv1.ValuesFailedReason, fmt.Errorf("valuesFrom[%d] %s: %w", i, what, err))
+			return outcome.WaitForChange(helmv1.ValuesFailedReason, fmt.Errorf("valuesFrom[%d] %s: %w", i, what, err))
 		}
 		layers = append(layers, v)
 	}
 	if obj.Spec.Values != nil {
 		v, err := obj.Spec.Values.Map()
 		if err != nil {
-			return stalled(helmv1.ValuesFailedReason, fmt.Errorf("spec.values: %w", err))
+			return outcome.Stall(helmv1.ValuesFailedReason, fmt.Errorf("spec.values: %w", err))
 		}
 		layers = append(layers, v)
 	}
 	s.values = helm.MergeValues(layers...)
 	s.checksum = helm.Checksum(s.values)
 	return nil
-}
-
-// valuesError keeps spec problems (a refused reference) from being retried.
-func valuesError(err error) error {
-	var rerr *reconcileError
-	if errors.As(err, &rerr) {
-		return &reconcileError{reason: rerr.reason, retry: rerr.retry, stalled: rerr.stalled, err: err}
-	}
-	return retryable(helmv1.ValuesFailedReason, err)
 }
 
 // valuesSource reads one valuesFrom source. what names it for messages.
@@ -104,13 +97,13 @@ func (r *Reconciler) valuesSource(ctx context.Context, s *scope, src helmv1.Valu
 		raw, err = r.gitFile(ctx, obj, ref.Path)
 		return raw, what, ref.Optional != nil && *ref.Optional, err
 	}
-	return nil, "", false, stalled(helmv1.InvalidSpecReason, errors.New("a valuesFrom entry sets no source"))
+	return nil, "", false, outcome.Stall(helmv1.InvalidSpecReason, errors.New("a valuesFrom entry sets no source"))
 }
 
 func (r *Reconciler) configMapKey(ctx context.Context, obj *helmv1.HelmRelease, ref *helmv1.OptionalKeySelector) ([]byte, error) {
 	ns, err := r.refNamespace(obj, ref.Namespace)
 	if err != nil {
-		return nil, stalled(helmv1.InvalidSpecReason, err)
+		return nil, outcome.Stall(helmv1.InvalidSpecReason, err)
 	}
 	cm := &corev1.ConfigMap{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, cm); err != nil {
@@ -131,7 +124,7 @@ func (r *Reconciler) configMapKey(ctx context.Context, obj *helmv1.HelmRelease, 
 func (r *Reconciler) secretKey(ctx context.Context, obj *helmv1.HelmRelease, ref *helmv1.OptionalKeySelector) ([]byte, error) {
 	ns, err := r.refNamespace(obj, ref.Namespace)
 	if err != nil {
-		return nil, stalled(helmv1.InvalidSpecReason, err)
+		return nil, outcome.Stall(helmv1.InvalidSpecReason, err)
 	}
 	secret := &corev1.Secret{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, secret); err != nil {
@@ -151,13 +144,13 @@ func (r *Reconciler) secretKey(ctx context.Context, obj *helmv1.HelmRelease, ref
 func (r *Reconciler) external(ctx context.Context, raw string) ([]byte, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, stalled(helmv1.InvalidSpecReason, errors.New("the URL must be an https:// URL"))
+		return nil, outcome.Stall(helmv1.InvalidSpecReason, errors.New("the URL must be an https:// URL"))
 	}
 	ctx, cancel := context.WithTimeout(ctx, externalTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
 	if err != nil {
-		return nil, stalled(helmv1.InvalidSpecReason, errors.New("the URL is not valid"))
+		return nil, outcome.Stall(helmv1.InvalidSpecReason, errors.New("the URL is not valid"))
 	}
 	hc := http.Client{}
 	if r.HTTPClient != nil {
@@ -204,7 +197,7 @@ func httpsOnly(req *http.Request, via []*http.Request) error {
 func (r *Reconciler) chartFile(ctx context.Context, s *scope, p string) ([]byte, error) {
 	name, err := confined(p)
 	if err != nil {
-		return nil, stalled(helmv1.InvalidSpecReason, err)
+		return nil, outcome.Stall(helmv1.InvalidSpecReason, err)
 	}
 	ch, err := s.loadChart(ctx)
 	if err != nil {
@@ -225,18 +218,18 @@ func (r *Reconciler) chartFile(ctx context.Context, s *scope, p string) ([]byte,
 // applied the HelmRelease, at the revision it applied.
 func (r *Reconciler) gitFile(ctx context.Context, obj *helmv1.HelmRelease, p string) ([]byte, error) {
 	if _, err := confined(p); err != nil {
-		return nil, stalled(helmv1.InvalidSpecReason, err)
+		return nil, outcome.Stall(helmv1.InvalidSpecReason, err)
 	}
 	ann := obj.GetAnnotations()
 	owner, revision := ann[helmfluxv1alpha1.SyncAnnotation], ann[helmv1.RevisionAnnotation]
 	ns, name, ok := strings.Cut(owner, "/")
 	if !ok || revision == "" {
-		return nil, waitForChange(helmv1.ValuesFailedReason,
+		return nil, outcome.WaitForChange(helmv1.ValuesFailedReason,
 			errors.New("gitFileRef needs a HelmRelease applied by a GitSync, which records the repository and revision"))
 	}
 	rev, err := git.ParseRevision(revision)
 	if err != nil {
-		return nil, waitForChange(helmv1.ValuesFailedReason, fmt.Errorf("annotation %s: %w", helmv1.RevisionAnnotation, err))
+		return nil, outcome.WaitForChange(helmv1.ValuesFailedReason, fmt.Errorf("annotation %s: %w", helmv1.RevisionAnnotation, err))
 	}
 	gs := &helmfluxv1alpha1.GitSync{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, gs); err != nil {
@@ -247,7 +240,7 @@ func (r *Reconciler) gitFile(ctx context.Context, obj *helmv1.HelmRelease, p str
 		return nil, fmt.Errorf("file %w at %s", errMissing, rev)
 	}
 	if errors.Is(err, git.ErrInvalidInput) || errors.Is(err, git.ErrPathEscapes) {
-		return nil, stalled(helmv1.InvalidSpecReason, err)
+		return nil, outcome.Stall(helmv1.InvalidSpecReason, err)
 	}
 	return b, err
 }

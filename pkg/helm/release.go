@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ const (
 	StatusPendingInstall  = string(release.StatusPendingInstall)
 	StatusPendingUpgrade  = string(release.StatusPendingUpgrade)
 	StatusPendingRollback = string(release.StatusPendingRollback)
+	StatusUninstalling    = string(release.StatusUninstalling)
 )
 
 // Release is what the controller needs to know of one release revision.
@@ -48,22 +50,66 @@ type Release struct {
 	Manifest string
 	// FailedTests names the test hooks that failed in the last test run.
 	FailedTests []string
+	// ValuesChecksum is Checksum of the user values the revision was made
+	// with, to compare with the values a HelmRelease declares.
+	ValuesChecksum string
 }
 
-// Pending tells whether the revision holds the release's lock.
+// Labels of Helm's release storage records (Secrets), set by Helm on every
+// revision whoever made it: what a metadata-only watch can tell of a release
+// without reading its content.
+const (
+	RecordOwnerLabel   = "owner"
+	RecordOwner        = "helm"
+	RecordNameLabel    = "name"
+	RecordStatusLabel  = "status"
+	RecordVersionLabel = "version"
+)
+
+// Record is what the labels of one storage record say of a revision.
+type Record struct {
+	Name    string
+	Version int
+	Status  string
+}
+
+// RecordOf reads a storage record's labels; ok is false for a Secret that is
+// not a Helm release record.
+func RecordOf(labels map[string]string) (rec Record, ok bool) {
+	if labels[RecordOwnerLabel] != RecordOwner || labels[RecordNameLabel] == "" {
+		return Record{}, false
+	}
+	v, err := strconv.Atoi(labels[RecordVersionLabel])
+	if err != nil || v <= 0 {
+		return Record{}, false
+	}
+	return Record{Name: labels[RecordNameLabel], Version: v, Status: labels[RecordStatusLabel]}, true
+}
+
+// Pending tells whether the revision holds the release's lock: an install,
+// upgrade, rollback or uninstall in progress (or one that died midway).
 func (r *Release) Pending() bool {
-	return release.Status(r.Status).IsPending()
+	return Locked(r.Status)
+}
+
+// Locked tells whether a release status is an action in progress.
+func Locked(status string) bool {
+	return release.Status(status).IsPending() || status == StatusUninstalling
 }
 
 func summarize(rel *release.Release) *Release {
 	if rel == nil {
 		return nil
 	}
-	out := &Release{Name: rel.Name, Namespace: rel.Namespace, Version: rel.Version, Labels: rel.Labels, Manifest: rel.Manifest}
+	out := &Release{Name: rel.Name, Namespace: rel.Namespace, Version: rel.Version, Labels: rel.Labels, Manifest: rel.Manifest,
+		ValuesChecksum: Checksum(rel.Config)}
 	if rel.Info != nil {
 		out.Status = string(rel.Info.Status)
 		out.Description = rel.Info.Description
 		out.LastDeployed = rel.Info.LastDeployed.Time
+		if rel.Info.Status == release.StatusUninstalling && !rel.Info.Deleted.IsZero() {
+			out.LastDeployed = rel.Info.Deleted.Time // when the uninstall took the lock
+		}
 	}
 	if rel.Chart != nil && rel.Chart.Metadata != nil {
 		out.ChartName = rel.Chart.Metadata.Name
@@ -139,10 +185,14 @@ func (r *Runner) Unlock(_ context.Context, namespace, name string, olderThan tim
 	if err != nil {
 		return false, fmt.Errorf("read release %s/%s: %w", namespace, name, err)
 	}
-	if rel.Info == nil || !rel.Info.Status.IsPending() {
+	if rel.Info == nil || !Locked(string(rel.Info.Status)) {
 		return false, nil
 	}
-	age := time.Since(rel.Info.LastDeployed.Time)
+	since := rel.Info.LastDeployed.Time
+	if rel.Info.Status == release.StatusUninstalling && !rel.Info.Deleted.IsZero() {
+		since = rel.Info.Deleted.Time
+	}
+	age := time.Since(since)
 	if age < olderThan {
 		return false, nil
 	}

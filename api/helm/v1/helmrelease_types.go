@@ -491,6 +491,7 @@ const (
 	TestSucceededReason        = "TestSucceeded"
 	TestFailedReason           = "TestFailed"
 	UninstallFailedReason      = "UninstallFailed"
+	UninstalledReason          = "Uninstalled"
 	ReleaseNotOwnedReason      = "ReleaseNotOwned"
 	ReleaseLockedReason        = "ReleaseLocked"
 	ReleaseUnlockedReason      = "ReleaseUnlocked"
@@ -502,6 +503,9 @@ const (
 	NoDriftReason              = "NoDrift"
 	ReleaseUpToDateReason      = "ReleaseUpToDate"
 	ProgressingReason          = "Progressing"
+	// ExternalChangeReason: the release was rolled back, upgraded or
+	// uninstalled outside helmflux, and is brought back to what git declares.
+	ExternalChangeReason = "ReleaseChangedExternally"
 )
 
 // Annotations that link HelmReleases and their releases.

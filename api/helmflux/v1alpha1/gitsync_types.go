@@ -417,6 +417,7 @@ const (
 	FetchFailedReason        = "FetchFailed"
 	CredentialsReason        = "CredentialsInvalid"
 	VerificationFailedReason = "VerificationFailed"
+	VerifiedReason           = "Verified"
 	BuildFailedReason        = "BuildFailed"
 	ValidationFailedReason   = "ValidationFailed"
 	ApplyFailedReason        = "ApplyFailed"
