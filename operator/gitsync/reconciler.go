@@ -5,7 +5,6 @@ package gitsync
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -135,31 +134,19 @@ func (r *Reconciler) markReconciling(ctx context.Context, base, obj *helmfluxv1a
 		return nil
 	}
 	conds(obj).Reconciling(helmfluxv1alpha1.ProgressingReason, outcome.Processing(obj.Generation))
-	if _, err := outcome.PatchStatus(ctx, r.Client, base, obj); err != nil {
-		return err
-	}
-	*base = *obj.DeepCopy()
-	return nil
+	return outcome.Checkpoint(ctx, r.Client, base, obj)
 }
 
-// finish sets Ready from the outcome (here and nowhere else), records events,
-// and patches the status. It returns the pass's error for outcome.Result, or
-// a transient one when the status could not be written.
+// finish sets Ready from the outcome, records events, and patches the
+// status (outcome.Finish).
 func (r *Reconciler) finish(ctx context.Context, base *helmfluxv1alpha1.GitSync, s *scope, err error) error {
 	obj := s.obj
 	if !obj.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(obj, Finalizer) {
 		return err // gone once the finalizer was removed
 	}
-	before := apimeta.FindStatusCondition(base.Status.Conditions, meta.ReadyCondition)
-	summarize(obj, s, err)
-	after := apimeta.FindStatusCondition(obj.Status.Conditions, meta.ReadyCondition)
-	r.recordEvents(obj, s, before, after)
-
-	if _, perr := outcome.PatchStatus(ctx, r.Client, base, obj); perr != nil {
-		return outcome.Retry(helmfluxv1alpha1.ApplyFailedReason, errors.Join(err, perr))
-	}
-	outcome.LogWaiting(ctx, err)
-	return err
+	return outcome.Finish(ctx, r.Client, base, obj, err, helmfluxv1alpha1.ApplyFailedReason,
+		func() { summarize(obj, s, err) },
+		func(before, after *metav1.Condition) { r.recordEvents(obj, s, before, after) })
 }
 
 func (r *Reconciler) recordEvents(obj *helmfluxv1alpha1.GitSync, s *scope, before, after *metav1.Condition) {

@@ -13,6 +13,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
@@ -516,10 +517,13 @@ func TestDriftIsReportedOrCorrected(t *testing.T) {
 		mustCreateHR(t, hr)
 		waitCondition(t, ns, name, helmv1.DriftedCondition, "False NoDrift")
 
-		// Someone scales the Deployment by hand.
-		d := deployment(t, ns, ns+"-"+name)
-		d.Spec.Replicas = ptrTo(int32(3))
-		if err := k8s.Update(context.Background(), d); err != nil {
+		// Someone scales the Deployment by hand (racing the controller
+		// manager's status updates, hence the retry on a conflict).
+		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			d := deployment(t, ns, ns+"-"+name)
+			d.Spec.Replicas = ptrTo(int32(3))
+			return k8s.Update(context.Background(), d)
+		}); err != nil {
 			t.Fatal(err)
 		}
 		if mode == helmv1.DriftDetectionWarn {

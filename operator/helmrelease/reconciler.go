@@ -5,14 +5,12 @@ package helmrelease
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
-	"github.com/fluxcd/pkg/apis/meta"
 	"helm.sh/helm/v3/pkg/chart"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -142,16 +140,11 @@ func (r *Reconciler) markReconciling(ctx context.Context, base, obj *helmv1.Helm
 		obj.Status.Phase = phase
 	}
 	setReconciling(obj, phase)
-	if _, err := outcome.PatchStatus(ctx, r.Client, base, obj); err != nil {
-		return err
-	}
-	*base = *obj.DeepCopy()
-	return nil
+	return outcome.Checkpoint(ctx, r.Client, base, obj)
 }
 
-// finish sets Ready from the outcome (here and nowhere else), records events
-// and patches the status. It returns the pass's error for outcome.Result,
-// or a transient one when the status could not be written.
+// finish sets Ready from the outcome, records events and patches the
+// status (outcome.Finish), unless the operator is shutting down.
 func (r *Reconciler) finish(ctx context.Context, base *helmv1.HelmRelease, s *scope, err error) error {
 	obj := s.obj
 	if !obj.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(obj, Finalizer) {
@@ -163,14 +156,7 @@ func (r *Reconciler) finish(ctx context.Context, base *helmv1.HelmRelease, s *sc
 		ctrl.LoggerFrom(ctx).Info("Interrupted by the shutdown; the next run retries")
 		return nil
 	}
-	before := apimeta.FindStatusCondition(base.Status.Conditions, meta.ReadyCondition)
-	summarize(obj, s, err)
-	after := apimeta.FindStatusCondition(obj.Status.Conditions, meta.ReadyCondition)
-	r.recordEvents(obj, s, before, after)
-
-	if _, perr := outcome.PatchStatus(ctx, r.Client, base, obj); perr != nil {
-		return outcome.Retry(helmv1.ReconcileFailedReason, errors.Join(err, perr))
-	}
-	outcome.LogWaiting(ctx, err)
-	return err
+	return outcome.Finish(ctx, r.Client, base, obj, err, helmv1.ReconcileFailedReason,
+		func() { summarize(obj, s, err) },
+		func(before, after *metav1.Condition) { r.recordEvents(obj, s, before, after) })
 }

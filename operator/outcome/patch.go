@@ -2,8 +2,12 @@ package outcome
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/fluxcd/pkg/apis/meta"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -35,4 +39,44 @@ func PatchStatus(ctx context.Context, c client.Client, base, obj client.Object, 
 		return false, client.IgnoreNotFound(fmt.Errorf("patch status: %w", err))
 	}
 	return true, nil
+}
+
+// Object is a helmflux object with status conditions.
+type Object interface {
+	client.Object
+	GetConditions() []metav1.Condition
+}
+
+// copier is a pointer to an API type that deep-copies into its kind.
+type copier[T any] interface {
+	*T
+	client.Object
+	DeepCopyInto(*T)
+}
+
+// Checkpoint writes obj's status at once (progress a person should see
+// while a long step runs) and makes it the new base of later patches.
+func Checkpoint[T any, P copier[T]](ctx context.Context, c client.Client, base, obj P) error {
+	if _, err := PatchStatus(ctx, c, base, obj); err != nil {
+		return err
+	}
+	obj.DeepCopyInto(base)
+	return nil
+}
+
+// Finish writes the outcome of a pass: summarize sets the conditions (Ready
+// here and nowhere else) from err, report records the events given Ready
+// before and after, and the status is patched. It returns err for Result,
+// or a transient error (reason fallback) when the status could not be
+// written, so the pass runs again.
+func Finish(ctx context.Context, c client.Client, base, obj Object, err error, fallback string,
+	summarize func(), report func(before, after *metav1.Condition)) error {
+	before := apimeta.FindStatusCondition(base.GetConditions(), meta.ReadyCondition)
+	summarize()
+	report(before, apimeta.FindStatusCondition(obj.GetConditions(), meta.ReadyCondition))
+	if _, perr := PatchStatus(ctx, c, base, obj); perr != nil {
+		return Retry(fallback, errors.Join(err, perr))
+	}
+	LogWaiting(ctx, err)
+	return err
 }
