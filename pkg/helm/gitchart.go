@@ -22,6 +22,7 @@ import (
 	"helm.sh/helm/v3/pkg/ignore"
 
 	"github.com/helmflux/helmflux/pkg/git"
+	"github.com/helmflux/helmflux/pkg/repopath"
 )
 
 // Limits for git charts.
@@ -56,24 +57,18 @@ type gitResolved struct {
 	checked time.Time
 }
 
-// confineChartPath cleans a chart directory path and refuses absolute paths
-// and any ".." component. "" is the repository root.
+// confineChartPath cleans a chart directory path with repopath's rule for
+// directories: "" is the repository root, absolute paths and any ".."
+// element are refused.
 func confineChartPath(p string) (string, error) {
-	if p == "" {
-		return ".", nil
+	clean, err := repopath.CleanDir(p)
+	switch {
+	case errors.Is(err, repopath.ErrEscapes):
+		return "", fmt.Errorf("%w: %w: %w", ErrInvalidSource, git.ErrPathEscapes, err)
+	case err != nil:
+		return "", fmt.Errorf("%w: %w", ErrInvalidSource, err)
 	}
-	if strings.ContainsAny(p, "\\\x00") {
-		return "", fmt.Errorf("%w: path %q contains a backslash or NUL", ErrInvalidSource, truncate(p))
-	}
-	if path.IsAbs(p) {
-		return "", fmt.Errorf("%w: %w: path %q is absolute", ErrInvalidSource, git.ErrPathEscapes, truncate(p))
-	}
-	for _, part := range strings.Split(p, "/") {
-		if part == ".." {
-			return "", fmt.Errorf("%w: %w: path %q has a \"..\" component", ErrInvalidSource, git.ErrPathEscapes, truncate(p))
-		}
-	}
-	return path.Clean(p), nil
+	return clean, nil
 }
 
 // depKind classifies a dependency's repository field.
