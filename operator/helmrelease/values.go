@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"path"
 	"strings"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/pkg/git"
 	"github.com/helmflux/helmflux/pkg/helm"
+	"github.com/helmflux/helmflux/pkg/repopath"
 )
 
 // maxValuesSize bounds each values document read from a ConfigMap, Secret,
@@ -202,7 +202,7 @@ func httpsOnly(req *http.Request, via []*http.Request) error {
 
 // chartFile reads a values file from the chart, confined to it.
 func (r *Reconciler) chartFile(ctx context.Context, s *scope, p string) ([]byte, error) {
-	name, err := confined(p)
+	name, err := repopath.Clean(p)
 	if err != nil {
 		return nil, stalled(helmv1.InvalidSpecReason, err)
 	}
@@ -224,7 +224,7 @@ func (r *Reconciler) chartFile(ctx context.Context, s *scope, p string) ([]byte,
 // gitFile reads a values file from the repository of the GitSync that
 // applied the HelmRelease, at the revision it applied.
 func (r *Reconciler) gitFile(ctx context.Context, obj *helmv1.HelmRelease, p string) ([]byte, error) {
-	if _, err := confined(p); err != nil {
+	if _, err := repopath.Clean(p); err != nil {
 		return nil, stalled(helmv1.InvalidSpecReason, err)
 	}
 	ann := obj.GetAnnotations()
@@ -250,18 +250,6 @@ func (r *Reconciler) gitFile(ctx context.Context, obj *helmv1.HelmRelease, p str
 		return nil, stalled(helmv1.InvalidSpecReason, err)
 	}
 	return b, err
-}
-
-// confined cleans a relative slash path and refuses one that leaves its root.
-func confined(p string) (string, error) {
-	if p == "" || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") {
-		return "", fmt.Errorf("path %q must be relative", p)
-	}
-	c := path.Clean(p)
-	if c == ".." || strings.HasPrefix(c, "../") {
-		return "", fmt.Errorf("path %q leaves its root", p)
-	}
-	return c, nil
 }
 
 // redactURL drops userinfo and query from a URL shown in a status.
