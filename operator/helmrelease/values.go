@@ -90,7 +90,7 @@ func (r *Reconciler) valuesSource(ctx context.Context, s *scope, src helmv1.Valu
 		return raw, what, ref.Optional, err
 	case src.ExternalSourceRef != nil:
 		ref := src.ExternalSourceRef
-		what = "externalSourceRef " + redactURL(ref.URL)
+		what = "externalSourceRef " + helm.RedactURL(ref.URL)
 		raw, err = r.external(ctx, ref.URL)
 		return raw, what, ref.Optional != nil && *ref.Optional, err
 	case src.ChartFileRef != nil:
@@ -250,14 +250,4 @@ func (r *Reconciler) gitFile(ctx context.Context, obj *helmv1.HelmRelease, p str
 		return nil, stalled(helmv1.InvalidSpecReason, err)
 	}
 	return b, err
-}
-
-// redactURL drops userinfo and query from a URL shown in a status.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
 }

@@ -367,7 +367,7 @@ func (s *ChartSource) kind() (sourceKind, error) {
 	case "http", "https":
 		return kindRepo, nil
 	}
-	return 0, fmt.Errorf("%w: repository %s: want an http(s):// or oci:// URL", ErrInvalidSource, redactURL(s.Repository))
+	return 0, fmt.Errorf("%w: repository %s: want an http(s):// or oci:// URL", ErrInvalidSource, RedactURL(s.Repository))
 }
 
 // chartNameRE is what a chart name may look like: it becomes a path
@@ -384,9 +384,9 @@ func checkChartName(n string) error {
 // describe names a source for errors, without credentials.
 func (s *ChartSource) describe() string {
 	if s.Git != "" {
-		return fmt.Sprintf("%q in %s", s.Path, redactURL(s.Git))
+		return fmt.Sprintf("%q in %s", s.Path, RedactURL(s.Git))
 	}
-	return fmt.Sprintf("%s from %s", s.Name, redactURL(s.Repository))
+	return fmt.Sprintf("%s from %s", s.Name, RedactURL(s.Repository))
 }
 
 // Resolve finds the chart version and digest without downloading the chart

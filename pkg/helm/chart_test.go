@@ -155,15 +155,24 @@ func TestLRU(t *testing.T) {
 }
 
 func TestRedactURL(t *testing.T) {
+	long := "https://example.com/" + strings.Repeat("a", 300)
 	for raw, want := range map[string]string{
 		"https://u:p@example.com/charts?token=abc#x": "https://example.com/charts",
+		"https://token@example.com/values.yaml":      "https://example.com/values.yaml",
+		"https://example.com/values.yaml?":           "https://example.com/values.yaml",
+		"https://example.com/v.yaml#a%2Fb":           "https://example.com/v.yaml",
 		"oci://example.com/charts":                   "oci://example.com/charts",
+		"ssh://git@example.com:2222/org/repo.git":    "ssh://example.com:2222/org/repo.git",
 		"git@github.com:org/repo.git":                "github.com:org/repo.git",
+		"user:secret@example.com/repo.git":           "example.com/repo.git",
 		"/srv/git/repo.git":                          "/srv/git/repo.git",
+		"/srv/git/a@b.git":                           "/srv/git/a@b.git",
 		"https://u:p@exa mple.com/%zz":               "<unparsable URL>",
+		"https://u:secret@example.com:port/":         "<unparsable URL>",
+		long:                                         long[:maxEntryNameInError] + "...",
 	} {
-		if got := redactURL(raw); got != want {
-			t.Errorf("redactURL(%q) = %q, want %q", raw, got, want)
+		if got := RedactURL(raw); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", raw, got, want)
 		}
 	}
 }

@@ -281,7 +281,7 @@ func (c *Charts) gitInfo(ctx context.Context, src ChartSource, rev git.Revision,
 				return nil, fmt.Errorf("%w: dependency %s: repository alias %q needs a repositories.yaml; write the repository URL instead",
 					ErrInvalidChart, d.Name, truncate(d.Repository))
 			default:
-				return nil, fmt.Errorf("%w: dependency %s: unsupported repository %s", ErrInvalidChart, d.Name, redactURL(d.Repository))
+				return nil, fmt.Errorf("%w: dependency %s: unsupported repository %s", ErrInvalidChart, d.Name, RedactURL(d.Repository))
 			}
 		}
 	}
@@ -412,7 +412,7 @@ func (c *Charts) buildDependencies(ctx context.Context, root *os.Root, chartPath
 				return fmt.Errorf("dependency %s: %w", d.Name, err)
 			}
 		default:
-			return fmt.Errorf("%w: dependency %s: unsupported repository %s", ErrInvalidChart, d.Name, redactURL(d.Repository))
+			return fmt.Errorf("%w: dependency %s: unsupported repository %s", ErrInvalidChart, d.Name, RedactURL(d.Repository))
 		}
 		if sub.Name() != d.Name {
 			return fmt.Errorf("%w: dependency %s: the chart there is called %q", ErrInvalidChart, d.Name, truncate(sub.Name()))

@@ -34,11 +34,11 @@ func (c *Charts) parseOCI(src ChartSource) (*ociSource, error) {
 	}
 	u, err := url.Parse(src.Repository)
 	if err != nil || !strings.EqualFold(u.Scheme, "oci") || u.Host == "" || u.Opaque != "" {
-		return nil, fmt.Errorf("%w: repository %s: want oci://host/path", ErrInvalidSource, redactURL(src.Repository))
+		return nil, fmt.Errorf("%w: repository %s: want oci://host/path", ErrInvalidSource, RedactURL(src.Repository))
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("%w: repository %s: an oci:// URL takes no credentials, query or fragment (credentials go in the pull secret)",
-			ErrInvalidSource, redactURL(src.Repository))
+			ErrInvalidSource, RedactURL(src.Repository))
 	}
 	host := strings.ToLower(u.Host)
 	ref := host + "/" + src.Name
