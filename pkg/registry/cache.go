@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/helmflux/helmflux/pkg/policy"
 )
 
 // cacheVersion is the file format; a file of another version is ignored.
@@ -82,10 +84,7 @@ func (e *entry) prune() {
 	}
 }
 
-var (
-	tagPattern    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-)
+var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // validate checks an entry read from disk: everything in it must be what a
 // scan could have stored for key under maxTags.
@@ -99,7 +98,7 @@ func (e *entry) validate(key string, maxTags int) error {
 		return errors.New("entry has more tags than allowed")
 	}
 	for i, t := range e.Tags {
-		if !tagPattern.MatchString(t) || (i > 0 && e.Tags[i-1] >= t) {
+		if !policy.ValidTag(t) || (i > 0 && e.Tags[i-1] >= t) {
 			return errors.New("entry has an invalid or unsorted tag")
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/helmflux/helmflux/pkg/policy"
 	"github.com/helmflux/helmflux/pkg/repopath"
 )
 
@@ -330,7 +331,7 @@ func imageOf(repoNode *mnode, repo, registry string, tagNode *mnode) (hrImage, b
 		return hrImage{}, false
 	}
 	if t, isTag := tagNode.tagValue(); isTag {
-		if t != "" && !validTag(t) {
+		if t != "" && !policy.ValidTag(t) {
 			return hrImage{}, false
 		}
 		return hrImage{repository: joinRepository(registry, name), tag: t, at: tagNode}, true
