@@ -134,26 +134,6 @@ func TestScrubError(t *testing.T) {
 	}
 }
 
-func TestLRU(t *testing.T) {
-	l := newLRU[string, int](2)
-	l.put("a", 1)
-	l.put("b", 2)
-	if v, ok := l.get("a"); !ok || v != 1 { // a is now the most recent
-		t.Fatalf("get a = %d, %v", v, ok)
-	}
-	l.put("c", 3) // evicts b
-	if _, ok := l.get("b"); ok {
-		t.Error("b was not evicted")
-	}
-	l.put("a", 4)
-	if v, _ := l.get("a"); v != 4 {
-		t.Errorf("a = %d, want 4", v)
-	}
-	if _, ok := l.get("c"); !ok {
-		t.Error("c was evicted")
-	}
-}
-
 func TestRedactURL(t *testing.T) {
 	long := "https://example.com/" + strings.Repeat("a", 300)
 	for raw, want := range map[string]string{

@@ -140,7 +140,7 @@ func (c *Charts) resolveGit(ctx context.Context, src ChartSource) (*ChartRef, er
 		return nil, err
 	}
 	key := "git\n" + gitSourceKey(&src, chartPath)
-	if r, ok := lookup(c, c.gitRefs, key); ok && c.fresh(r.checked) {
+	if r, ok := c.gitRefs.Get(key); ok && c.fresh(r.checked) {
 		ref := *r.ref
 		ref.Source = src
 		return &ref, nil
@@ -155,7 +155,7 @@ func (c *Charts) resolveGit(ctx context.Context, src ChartSource) (*ChartRef, er
 		if err != nil {
 			return nil, err
 		}
-		remember(c, c.gitRefs, key, &gitResolved{ref: ref, checked: time.Now()})
+		c.gitRefs.Add(key, &gitResolved{ref: ref, checked: time.Now()})
 		return ref, nil
 	})
 	if err != nil {
@@ -230,7 +230,7 @@ func (c *Charts) gitRef(ctx context.Context, src ChartSource, rev git.Revision, 
 // git cache (no checkout), memoised per commit.
 func (c *Charts) gitInfo(ctx context.Context, src ChartSource, rev git.Revision, chartPath string) (*gitInfo, error) {
 	key := hashKey(src.Git, rev.Hash, chartPath, fmt.Sprint(src.SkipDepUpdate))
-	if info, ok := lookup(c, c.gitInfos, key); ok {
+	if info, ok := c.gitInfos.Get(key); ok {
 		return info, nil
 	}
 	tree, err := c.git.TreeHash(ctx, src.Git, rev, chartPath)
@@ -285,7 +285,7 @@ func (c *Charts) gitInfo(ctx context.Context, src ChartSource, rev git.Revision,
 			}
 		}
 	}
-	remember(c, c.gitInfos, key, info)
+	c.gitInfos.Add(key, info)
 	return info, nil
 }
 

@@ -306,7 +306,7 @@ func (c *Charts) transports(a *RepoAuth) (same, other http.RoundTripper, err err
 // clientFor returns the (cached) HTTP client for repository r with a.
 func (c *Charts) clientFor(r *repoURL, a *RepoAuth) (*http.Client, error) {
 	key := r.base.Scheme + "://" + canonicalHost(r.base) + "\n" + fingerprint(a)
-	if hc, ok := lookup(c, c.clients, key); ok {
+	if hc, ok := c.clients.Get(key); ok {
 		return hc, nil
 	}
 	same, other, err := c.transports(a)
@@ -318,7 +318,7 @@ func (c *Charts) clientFor(r *repoURL, a *RepoAuth) (*http.Client, error) {
 		t.user, t.pass = a.Username, a.Password
 	}
 	hc := &http.Client{Transport: t, CheckRedirect: checkRedirect}
-	remember(c, c.clients, key, hc)
+	c.clients.Add(key, hc)
 	return hc, nil
 }
 
@@ -499,7 +499,7 @@ func (c *Charts) indexFiles(key string) (yamlPath, metaPath string) {
 // TTL allows reuse. Concurrent callers share one request.
 func (c *Charts) index(ctx context.Context, r *repoURL, a *RepoAuth) (*chartIndex, error) {
 	key := indexKey(r, a)
-	if e, ok := lookup(c, c.indexes, key); ok && e.idx != nil && c.fresh(e.checked) {
+	if e, ok := c.indexes.Get(key); ok && e.idx != nil && c.fresh(e.checked) {
 		return e.idx, nil
 	}
 	v, err := c.share(ctx, "index\n"+key, func(ctx context.Context) (any, error) {
@@ -520,7 +520,7 @@ func (c *Charts) refreshIndex(ctx context.Context, r *repoURL, a *RepoAuth, key 
 	if err != nil {
 		return nil, err
 	}
-	e, ok := lookup(c, c.indexes, key)
+	e, ok := c.indexes.Get(key)
 	if !ok {
 		e = c.readIndexMeta(key)
 	}
@@ -560,7 +560,7 @@ func (c *Charts) indexResponse(resp *http.Response, r *repoURL, key string, e *i
 				return nil, true, err
 			}
 		}
-		remember(c, c.indexes, key, &indexEntry{meta: e.meta, checked: now, idx: idx})
+		c.indexes.Add(key, &indexEntry{meta: e.meta, checked: now, idx: idx})
 		return idx, false, nil
 	case resp.StatusCode != http.StatusOK:
 		return nil, false, statusError(resp, ErrRepositoryNotFound)
@@ -581,13 +581,13 @@ func (c *Charts) indexResponse(resp *http.Response, r *repoURL, key string, e *i
 		if e.meta != meta {
 			_ = c.writeIndexMeta(key, meta)
 		}
-		remember(c, c.indexes, key, &indexEntry{meta: meta, checked: now, idx: e.idx})
+		c.indexes.Add(key, &indexEntry{meta: meta, checked: now, idx: e.idx})
 		return e.idx, false, nil
 	}
 	if idx, err = c.storeIndex(key, body, meta); err != nil {
 		return nil, false, err
 	}
-	remember(c, c.indexes, key, &indexEntry{meta: meta, checked: now, idx: idx})
+	c.indexes.Add(key, &indexEntry{meta: meta, checked: now, idx: idx})
 	return idx, false, nil
 }
 
