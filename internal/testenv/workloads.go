@@ -282,7 +282,7 @@ type process struct {
 
 func startProcess(bin, name string, args, env []string, dir string, out io.Writer) (*process, error) {
 	logPath := filepath.Join(dir, name+".log")
-	logFile, err := os.Create(logPath)
+	logFile, err := os.Create(logPath) // #nosec G703 -- dir is the caller's own (a test's temp dir or WorkloadOptions.Dir)
 	if err != nil {
 		return nil, err
 	}
