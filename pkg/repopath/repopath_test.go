@@ -7,74 +7,64 @@ import (
 	"testing"
 )
 
-func TestClean(t *testing.T) {
-	tests := []struct {
-		in, want string
-		class    error
-	}{
-		{in: "values.yaml", want: "values.yaml"},
-		{in: "./x.yaml", want: "x.yaml"},
-		{in: "a/b/../c.yaml", want: "a/c.yaml"},
-		{in: "a//b/./c", want: "a/b/c"},
-		{in: "charts/app/", want: "charts/app"},
-		{in: "..x/y", want: "..x/y"},
-		{in: "", class: ErrInvalid},
-		{in: ".", class: ErrInvalid},
-		{in: "./", class: ErrInvalid},
-		{in: "a/..", class: ErrInvalid},
-		{in: "a\x00b", class: ErrInvalid},
-		{in: `a\..\x`, class: ErrInvalid},
-		{in: `values\prod.yaml`, class: ErrInvalid},
-		{in: "..", class: ErrEscapes},
-		{in: "../x", class: ErrEscapes},
-		{in: "a/../../x", class: ErrEscapes},
-		{in: "/etc/passwd", class: ErrEscapes},
-		{in: "//x", class: ErrEscapes},
-	}
-	for _, tt := range tests {
-		got, err := Clean(tt.in)
-		if tt.class != nil {
-			if !errors.Is(err, tt.class) || got != "" {
-				t.Errorf("Clean(%q) = %q, %v; want a refusal of class %v", tt.in, got, err, tt.class)
-			}
-			continue
-		}
-		if err != nil || got != tt.want {
-			t.Errorf("Clean(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
-		}
-	}
+// testCase is one path, what it cleans to, or the class of its refusal.
+type testCase struct {
+	in, want string
+	class    error
 }
 
-func TestCleanDir(t *testing.T) {
-	tests := []struct {
-		in, want string
-		class    error
-	}{
-		{in: "", want: "."},
-		{in: ".", want: "."},
-		{in: "./", want: "."},
-		{in: "charts/app", want: "charts/app"},
-		{in: "charts/app/", want: "charts/app"},
-		{in: "./charts//app/./templates", want: "charts/app/templates"},
-		{in: "..x", want: "..x"},
-		{in: "a\x00b", class: ErrInvalid},
-		{in: `charts\app`, class: ErrInvalid},
-		{in: "..", class: ErrEscapes},
-		{in: "../x", class: ErrEscapes},
-		{in: "charts/..", class: ErrEscapes},
-		{in: "a/../b", class: ErrEscapes},
-		{in: "/charts/app", class: ErrEscapes},
-	}
-	for _, tt := range tests {
-		got, err := CleanDir(tt.in)
-		if tt.class != nil {
-			if !errors.Is(err, tt.class) || got != "" {
-				t.Errorf("CleanDir(%q) = %q, %v; want a refusal of class %v", tt.in, got, err, tt.class)
+func TestCleanAndCleanDir(t *testing.T) {
+	for _, f := range []struct {
+		name  string
+		clean func(string) (string, error)
+		cases []testCase
+	}{{
+		name: "Clean", clean: Clean, cases: []testCase{
+			{in: "values.yaml", want: "values.yaml"},
+			{in: "./x.yaml", want: "x.yaml"},
+			{in: "a/b/../c.yaml", want: "a/c.yaml"},
+			{in: "a//b/./c", want: "a/b/c"},
+			{in: "charts/app/", want: "charts/app"},
+			{in: "..x/y", want: "..x/y"},
+			{in: "", class: ErrInvalid},
+			{in: ".", class: ErrInvalid},
+			{in: "./", class: ErrInvalid},
+			{in: "a/..", class: ErrInvalid},
+			{in: "a\x00b", class: ErrInvalid},
+			{in: `a\..\x`, class: ErrInvalid},
+			{in: `values\prod.yaml`, class: ErrInvalid},
+			{in: "..", class: ErrEscapes},
+			{in: "../x", class: ErrEscapes},
+			{in: "a/../../x", class: ErrEscapes},
+			{in: "/etc/passwd", class: ErrEscapes},
+			{in: "//x", class: ErrEscapes},
+		},
+	}, {
+		name: "CleanDir", clean: CleanDir, cases: []testCase{
+			{in: "", want: "."},
+			{in: ".", want: "."},
+			{in: "./", want: "."},
+			{in: "charts/app", want: "charts/app"},
+			{in: "charts/app/", want: "charts/app"},
+			{in: "./charts//app/./templates", want: "charts/app/templates"},
+			{in: "..x", want: "..x"},
+			{in: "a\x00b", class: ErrInvalid},
+			{in: `charts\app`, class: ErrInvalid},
+			{in: "..", class: ErrEscapes},
+			{in: "../x", class: ErrEscapes},
+			{in: "charts/..", class: ErrEscapes},
+			{in: "a/../b", class: ErrEscapes},
+			{in: "/charts/app", class: ErrEscapes},
+		},
+	}} {
+		for _, tt := range f.cases {
+			got, err := f.clean(tt.in)
+			switch {
+			case tt.class != nil && (!errors.Is(err, tt.class) || got != ""):
+				t.Errorf("%s(%q) = %q, %v; want a refusal of class %v", f.name, tt.in, got, err, tt.class)
+			case tt.class == nil && (err != nil || got != tt.want):
+				t.Errorf("%s(%q) = %q, %v; want %q", f.name, tt.in, got, err, tt.want)
 			}
-			continue
-		}
-		if err != nil || got != tt.want {
-			t.Errorf("CleanDir(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}
 }
