@@ -59,7 +59,8 @@ type Operator struct {
 
 // StartOperator builds and starts the operator against env as an admin user,
 // with extra flags, and waits until it is ready. Its cache directory
-// survives restarts; it is stopped (SIGTERM) when the test ends.
+// survives restarts; it is stopped (SIGTERM) when the test ends, and killed
+// with the test process if that dies first (on Linux, see startChild).
 func StartOperator(t testing.TB, env *envtest.Environment, args ...string) *Operator {
 	t.Helper()
 	bin, err := OperatorBinary()
@@ -97,7 +98,7 @@ func (o *Operator) Start() {
 		o.t.Fatal(err)
 	}
 	o.cmd.Stdout, o.cmd.Stderr = o.log, o.log
-	if err := o.cmd.Start(); err != nil {
+	if err := startChild(o.cmd); err != nil {
 		o.t.Fatal(err)
 	}
 	deadline := time.Now().Add(time.Minute)

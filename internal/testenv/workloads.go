@@ -85,7 +85,8 @@ type WorkloadOptions struct {
 //
 // env must be started. StartWorkloads returns when the nodes are Ready and
 // the controllers work; ctx and opts.Timeout bound only that. The processes
-// run until stop, which kills them and waits for them. stop may
+// run until stop, which kills them and waits for them, or until the test
+// process dies (on Linux, see startChild). stop may
 // be called more than once and reports a process that had exited by itself;
 // call it (t.Cleanup) before env.Stop. Use it once per Environment: the node
 // names are fixed.
@@ -281,7 +282,7 @@ type process struct {
 
 func startProcess(bin, name string, args, env []string, dir string, out io.Writer) (*process, error) {
 	logPath := filepath.Join(dir, name+".log")
-	logFile, err := os.Create(logPath)
+	logFile, err := os.Create(logPath) // #nosec G703 -- dir is the caller's own (a test's temp dir or WorkloadOptions.Dir)
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +294,7 @@ func startProcess(bin, name string, args, env []string, dir string, out io.Write
 		cmd.Stdout = io.MultiWriter(logFile, out)
 	}
 	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
+	if err := startChild(cmd); err != nil {
 		_ = logFile.Close()
 		return nil, fmt.Errorf("run %s: %w", name, err)
 	}

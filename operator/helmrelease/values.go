@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"path"
 	"strings"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/git"
 	"github.com/helmflux/helmflux/pkg/helm"
+	"github.com/helmflux/helmflux/pkg/repopath"
 )
 
 // maxValuesSize bounds each values document read from a ConfigMap, Secret,
@@ -83,7 +83,7 @@ func (r *Reconciler) valuesSource(ctx context.Context, s *scope, src helmv1.Valu
 		return raw, what, ref.Optional, err
 	case src.ExternalSourceRef != nil:
 		ref := src.ExternalSourceRef
-		what = "externalSourceRef " + redactURL(ref.URL)
+		what = "externalSourceRef " + helm.RedactURL(ref.URL)
 		raw, err = r.external(ctx, ref.URL)
 		return raw, what, ref.Optional != nil && *ref.Optional, err
 	case src.ChartFileRef != nil:
@@ -195,7 +195,7 @@ func httpsOnly(req *http.Request, via []*http.Request) error {
 
 // chartFile reads a values file from the chart, confined to it.
 func (r *Reconciler) chartFile(ctx context.Context, s *scope, p string) ([]byte, error) {
-	name, err := confined(p)
+	name, err := repopath.Clean(p)
 	if err != nil {
 		return nil, outcome.Stall(helmv1.InvalidSpecReason, err)
 	}
@@ -217,7 +217,7 @@ func (r *Reconciler) chartFile(ctx context.Context, s *scope, p string) ([]byte,
 // gitFile reads a values file from the repository of the GitSync that
 // applied the HelmRelease, at the revision it applied.
 func (r *Reconciler) gitFile(ctx context.Context, obj *helmv1.HelmRelease, p string) ([]byte, error) {
-	if _, err := confined(p); err != nil {
+	if _, err := repopath.Clean(p); err != nil {
 		return nil, outcome.Stall(helmv1.InvalidSpecReason, err)
 	}
 	ann := obj.GetAnnotations()
@@ -243,26 +243,4 @@ func (r *Reconciler) gitFile(ctx context.Context, obj *helmv1.HelmRelease, p str
 		return nil, outcome.Stall(helmv1.InvalidSpecReason, err)
 	}
 	return b, err
-}
-
-// confined cleans a relative slash path and refuses one that leaves its root.
-func confined(p string) (string, error) {
-	if p == "" || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") {
-		return "", fmt.Errorf("path %q must be relative", p)
-	}
-	c := path.Clean(p)
-	if c == ".." || strings.HasPrefix(c, "../") {
-		return "", fmt.Errorf("path %q leaves its root", p)
-	}
-	return c, nil
-}
-
-// redactURL drops userinfo and query from a URL shown in a status.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/helmflux/helmflux/pkg/repopath"
 )
 
 // Limits on single tree entries.
@@ -365,23 +367,24 @@ func (c *Cache) readFile(ctx context.Context, r *remote, rev Revision, name stri
 	return b, nil
 }
 
-// confine cleans a slash-separated repository path and splits it, refusing
-// anything that leaves the root.
+// confine cleans a slash-separated repository path of a file and splits
+// it, refusing anything that leaves the root (repopath's rule, in this
+// package's error classes).
 func confine(name string) ([]string, error) {
-	if name == "" || strings.IndexByte(name, 0) >= 0 {
-		return nil, invalidf("path %q is empty or contains NUL", name)
-	}
-	if path.IsAbs(name) {
-		return nil, fmt.Errorf("%w: %q is absolute", ErrPathEscapes, name)
-	}
-	clean := path.Clean(name)
-	if clean == ".." || strings.HasPrefix(clean, "../") {
-		return nil, fmt.Errorf("%w: %q", ErrPathEscapes, name)
-	}
-	if clean == "." {
-		return nil, invalidf("path %q names the repository root, not a file", name)
+	clean, err := repopath.Clean(name)
+	if err != nil {
+		return nil, pathError(err)
 	}
 	return strings.Split(clean, "/"), nil
+}
+
+// pathError gives a repopath refusal the sentinel callers match: a path that
+// leaves the root is ErrPathEscapes, any other refusal ErrInvalidInput.
+func pathError(err error) error {
+	if errors.Is(err, repopath.ErrEscapes) {
+		return fmt.Errorf("%w: %w", ErrPathEscapes, err)
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidInput, err)
 }
 
 // resolveInTree walks parts from root, following symlinks inside the tree.

@@ -10,6 +10,8 @@ import (
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/helmflux/helmflux/pkg/repopath"
 )
 
 // TreeHash returns the git tree hash of dir (a slash path confined to the
@@ -69,15 +71,17 @@ func (c *Cache) treeHash(ctx context.Context, r *remote, rev Revision, dir strin
 	return t.Hash.String(), nil
 }
 
-// confineDir is confine for directories: "" and "." name the root (no parts).
+// confineDir is confine for directories (repopath.CleanDir's rule): "" and
+// "." name the root, which has no parts.
 func confineDir(dir string) ([]string, error) {
-	if dir == "" {
+	clean, err := repopath.CleanDir(dir)
+	if err != nil {
+		return nil, pathError(err)
+	}
+	if clean == "." {
 		return nil, nil
 	}
-	if strings.IndexByte(dir, 0) < 0 && !path.IsAbs(dir) && path.Clean(dir) == "." {
-		return nil, nil
-	}
-	return confine(dir)
+	return strings.Split(clean, "/"), nil
 }
 
 // resolveDirInTree walks parts from root to a directory, following symlinks

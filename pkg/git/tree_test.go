@@ -63,7 +63,6 @@ func TestTreeHash(t *testing.T) {
 	}{
 		{dir: "", want: ""},
 		{dir: ".", want: ""},
-		{dir: "./charts/..", want: ""},
 		{dir: "charts/app", want: "charts/app"},
 		{dir: "charts/app/", want: "charts/app"},
 		{dir: "charts//app/templates", want: "charts/app/templates"},
@@ -73,6 +72,8 @@ func TestTreeHash(t *testing.T) {
 		{dir: "charts/up/charts/other", want: "charts/other"},
 		{dir: "../outside", wantErr: ErrPathEscapes},
 		{dir: "charts/../../x", wantErr: ErrPathEscapes},
+		{dir: "./charts/..", wantErr: ErrPathEscapes}, // a directory path has no ".." at all
+		{dir: `charts\app`, wantErr: ErrInvalidInput},
 		{dir: "/charts/app", wantErr: ErrPathEscapes},
 		{dir: "escape", wantErr: ErrPathEscapes},
 		{dir: "abs", wantErr: ErrPathEscapes},

@@ -26,7 +26,6 @@
 package helm
 
 import (
-	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -39,11 +38,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 	"helm.sh/helm/v3/pkg/chart"
 
@@ -211,13 +210,14 @@ type Charts struct {
 
 	flights singleflight.Group
 
-	mu       sync.Mutex
-	indexes  *lru[string, *indexEntry]
-	clients  *lru[string, *http.Client]
-	pullers  *lru[string, *ociPuller]
-	ociTags  *lru[string, *ociTag]
-	gitInfos *lru[string, *gitInfo]
-	gitRefs  *lru[string, *gitResolved]
+	// Memory caches, each safe for concurrent use on its own: nothing reads
+	// two of them as one.
+	indexes  *lru.Cache[string, *indexEntry]
+	clients  *lru.Cache[string, *http.Client]
+	pullers  *lru.Cache[string, *ociPuller]
+	ociTags  *lru.Cache[string, *ociTag]
+	gitInfos *lru.Cache[string, *gitInfo]
+	gitRefs  *lru.Cache[string, *gitResolved]
 
 	indexRequests, indexDownloads, indexParses, chartDownloads, registryRequests, gitFetches, gitBuilds atomic.Int64
 
@@ -367,7 +367,7 @@ func (s *ChartSource) kind() (sourceKind, error) {
 	case "http", "https":
 		return kindRepo, nil
 	}
-	return 0, fmt.Errorf("%w: repository %s: want an http(s):// or oci:// URL", ErrInvalidSource, redactURL(s.Repository))
+	return 0, fmt.Errorf("%w: repository %s: want an http(s):// or oci:// URL", ErrInvalidSource, RedactURL(s.Repository))
 }
 
 // chartNameRE is what a chart name may look like: it becomes a path
@@ -384,9 +384,9 @@ func checkChartName(n string) error {
 // describe names a source for errors, without credentials.
 func (s *ChartSource) describe() string {
 	if s.Git != "" {
-		return fmt.Sprintf("%q in %s", s.Path, redactURL(s.Git))
+		return fmt.Sprintf("%q in %s", s.Path, RedactURL(s.Git))
 	}
-	return fmt.Sprintf("%s from %s", s.Name, redactURL(s.Repository))
+	return fmt.Sprintf("%s from %s", s.Name, RedactURL(s.Repository))
 }
 
 // Resolve finds the chart version and digest without downloading the chart
@@ -657,56 +657,14 @@ func writeFileAtomic(p string, b []byte) (retErr error) {
 	return os.Rename(f.Name(), p)
 }
 
-// lru is a fixed-size least-recently-used map. Callers hold Charts.mu.
-type lru[K comparable, V any] struct {
-	maxLen int
-	ll     *list.List
-	items  map[K]*list.Element
-}
-
-type lruItem[K comparable, V any] struct {
-	k K
-	v V
-}
-
-func newLRU[K comparable, V any](n int) *lru[K, V] {
-	return &lru[K, V]{maxLen: n, ll: list.New(), items: map[K]*list.Element{}}
-}
-
-func (l *lru[K, V]) get(k K) (V, bool) {
-	if e, ok := l.items[k]; ok {
-		l.ll.MoveToFront(e)
-		return e.Value.(*lruItem[K, V]).v, true
+// newLRU returns a thread-safe LRU map of n entries. n is one of the
+// constants above, and a positive size is all lru.New checks.
+func newLRU[K comparable, V any](n int) *lru.Cache[K, V] {
+	l, err := lru.New[K, V](n)
+	if err != nil {
+		panic(fmt.Sprintf("helm: LRU of %d entries: %v", n, err))
 	}
-	var zero V
-	return zero, false
-}
-
-func (l *lru[K, V]) put(k K, v V) {
-	if e, ok := l.items[k]; ok {
-		e.Value.(*lruItem[K, V]).v = v
-		l.ll.MoveToFront(e)
-		return
-	}
-	l.items[k] = l.ll.PushFront(&lruItem[K, V]{k: k, v: v})
-	for l.ll.Len() > l.maxLen {
-		last := l.ll.Back()
-		l.ll.Remove(last)
-		delete(l.items, last.Value.(*lruItem[K, V]).k)
-	}
-}
-
-// lookup and remember wrap an lru with Charts.mu.
-func lookup[K comparable, V any](c *Charts, l *lru[K, V], k K) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return l.get(k)
-}
-
-func remember[K comparable, V any](c *Charts, l *lru[K, V], k K, v V) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	l.put(k, v)
+	return l
 }
 
 // allowsPlainHTTP tells whether a registry host ("host:port") may be reached

@@ -134,36 +134,25 @@ func TestScrubError(t *testing.T) {
 	}
 }
 
-func TestLRU(t *testing.T) {
-	l := newLRU[string, int](2)
-	l.put("a", 1)
-	l.put("b", 2)
-	if v, ok := l.get("a"); !ok || v != 1 { // a is now the most recent
-		t.Fatalf("get a = %d, %v", v, ok)
-	}
-	l.put("c", 3) // evicts b
-	if _, ok := l.get("b"); ok {
-		t.Error("b was not evicted")
-	}
-	l.put("a", 4)
-	if v, _ := l.get("a"); v != 4 {
-		t.Errorf("a = %d, want 4", v)
-	}
-	if _, ok := l.get("c"); !ok {
-		t.Error("c was evicted")
-	}
-}
-
 func TestRedactURL(t *testing.T) {
+	long := "https://example.com/" + strings.Repeat("a", 300)
 	for raw, want := range map[string]string{
 		"https://u:p@example.com/charts?token=abc#x": "https://example.com/charts",
+		"https://token@example.com/values.yaml":      "https://example.com/values.yaml",
+		"https://example.com/values.yaml?":           "https://example.com/values.yaml",
+		"https://example.com/v.yaml#a%2Fb":           "https://example.com/v.yaml",
 		"oci://example.com/charts":                   "oci://example.com/charts",
+		"ssh://git@example.com:2222/org/repo.git":    "ssh://example.com:2222/org/repo.git",
 		"git@github.com:org/repo.git":                "github.com:org/repo.git",
+		"user:secret@example.com/repo.git":           "example.com/repo.git",
 		"/srv/git/repo.git":                          "/srv/git/repo.git",
+		"/srv/git/a@b.git":                           "/srv/git/a@b.git",
 		"https://u:p@exa mple.com/%zz":               "<unparsable URL>",
+		"https://u:secret@example.com:port/":         "<unparsable URL>",
+		long:                                         long[:maxEntryNameInError] + "...",
 	} {
-		if got := redactURL(raw); got != want {
-			t.Errorf("redactURL(%q) = %q, want %q", raw, got, want)
+		if got := RedactURL(raw); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", raw, got, want)
 		}
 	}
 }

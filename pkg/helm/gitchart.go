@@ -22,6 +22,7 @@ import (
 	"helm.sh/helm/v3/pkg/ignore"
 
 	"github.com/helmflux/helmflux/pkg/git"
+	"github.com/helmflux/helmflux/pkg/repopath"
 )
 
 // Limits for git charts.
@@ -56,24 +57,18 @@ type gitResolved struct {
 	checked time.Time
 }
 
-// confineChartPath cleans a chart directory path and refuses absolute paths
-// and any ".." component. "" is the repository root.
+// confineChartPath cleans a chart directory path with repopath's rule for
+// directories: "" is the repository root, absolute paths and any ".."
+// element are refused.
 func confineChartPath(p string) (string, error) {
-	if p == "" {
-		return ".", nil
+	clean, err := repopath.CleanDir(p)
+	switch {
+	case errors.Is(err, repopath.ErrEscapes):
+		return "", fmt.Errorf("%w: %w: %w", ErrInvalidSource, git.ErrPathEscapes, err)
+	case err != nil:
+		return "", fmt.Errorf("%w: %w", ErrInvalidSource, err)
 	}
-	if strings.ContainsAny(p, "\\\x00") {
-		return "", fmt.Errorf("%w: path %q contains a backslash or NUL", ErrInvalidSource, truncate(p))
-	}
-	if path.IsAbs(p) {
-		return "", fmt.Errorf("%w: %w: path %q is absolute", ErrInvalidSource, git.ErrPathEscapes, truncate(p))
-	}
-	for _, part := range strings.Split(p, "/") {
-		if part == ".." {
-			return "", fmt.Errorf("%w: %w: path %q has a \"..\" component", ErrInvalidSource, git.ErrPathEscapes, truncate(p))
-		}
-	}
-	return path.Clean(p), nil
+	return clean, nil
 }
 
 // depKind classifies a dependency's repository field.
@@ -145,7 +140,7 @@ func (c *Charts) resolveGit(ctx context.Context, src ChartSource) (*ChartRef, er
 		return nil, err
 	}
 	key := "git\n" + gitSourceKey(&src, chartPath)
-	if r, ok := lookup(c, c.gitRefs, key); ok && c.fresh(r.checked) {
+	if r, ok := c.gitRefs.Get(key); ok && c.fresh(r.checked) {
 		ref := *r.ref
 		ref.Source = src
 		return &ref, nil
@@ -160,7 +155,7 @@ func (c *Charts) resolveGit(ctx context.Context, src ChartSource) (*ChartRef, er
 		if err != nil {
 			return nil, err
 		}
-		remember(c, c.gitRefs, key, &gitResolved{ref: ref, checked: time.Now()})
+		c.gitRefs.Add(key, &gitResolved{ref: ref, checked: time.Now()})
 		return ref, nil
 	})
 	if err != nil {
@@ -235,7 +230,7 @@ func (c *Charts) gitRef(ctx context.Context, src ChartSource, rev git.Revision, 
 // git cache (no checkout), memoised per commit.
 func (c *Charts) gitInfo(ctx context.Context, src ChartSource, rev git.Revision, chartPath string) (*gitInfo, error) {
 	key := hashKey(src.Git, rev.Hash, chartPath, fmt.Sprint(src.SkipDepUpdate))
-	if info, ok := lookup(c, c.gitInfos, key); ok {
+	if info, ok := c.gitInfos.Get(key); ok {
 		return info, nil
 	}
 	tree, err := c.git.TreeHash(ctx, src.Git, rev, chartPath)
@@ -286,11 +281,11 @@ func (c *Charts) gitInfo(ctx context.Context, src ChartSource, rev git.Revision,
 				return nil, fmt.Errorf("%w: dependency %s: repository alias %q needs a repositories.yaml; write the repository URL instead",
 					ErrInvalidChart, d.Name, truncate(d.Repository))
 			default:
-				return nil, fmt.Errorf("%w: dependency %s: unsupported repository %s", ErrInvalidChart, d.Name, redactURL(d.Repository))
+				return nil, fmt.Errorf("%w: dependency %s: unsupported repository %s", ErrInvalidChart, d.Name, RedactURL(d.Repository))
 			}
 		}
 	}
-	remember(c, c.gitInfos, key, info)
+	c.gitInfos.Add(key, info)
 	return info, nil
 }
 
@@ -417,7 +412,7 @@ func (c *Charts) buildDependencies(ctx context.Context, root *os.Root, chartPath
 				return fmt.Errorf("dependency %s: %w", d.Name, err)
 			}
 		default:
-			return fmt.Errorf("%w: dependency %s: unsupported repository %s", ErrInvalidChart, d.Name, redactURL(d.Repository))
+			return fmt.Errorf("%w: dependency %s: unsupported repository %s", ErrInvalidChart, d.Name, RedactURL(d.Repository))
 		}
 		if sub.Name() != d.Name {
 			return fmt.Errorf("%w: dependency %s: the chart there is called %q", ErrInvalidChart, d.Name, truncate(sub.Name()))

@@ -34,11 +34,11 @@ func (c *Charts) parseOCI(src ChartSource) (*ociSource, error) {
 	}
 	u, err := url.Parse(src.Repository)
 	if err != nil || !strings.EqualFold(u.Scheme, "oci") || u.Host == "" || u.Opaque != "" {
-		return nil, fmt.Errorf("%w: repository %s: want oci://host/path", ErrInvalidSource, redactURL(src.Repository))
+		return nil, fmt.Errorf("%w: repository %s: want oci://host/path", ErrInvalidSource, RedactURL(src.Repository))
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("%w: repository %s: an oci:// URL takes no credentials, query or fragment (credentials go in the pull secret)",
-			ErrInvalidSource, redactURL(src.Repository))
+			ErrInvalidSource, RedactURL(src.Repository))
 	}
 	host := strings.ToLower(u.Host)
 	ref := host + "/" + src.Name
@@ -65,7 +65,7 @@ type ociPuller struct {
 // puller returns the (cached) puller for host with a.
 func (c *Charts) puller(host string, a *RepoAuth) (*ociPuller, error) {
 	key := host + "\n" + fingerprint(a)
-	if p, ok := lookup(c, c.pullers, key); ok {
+	if p, ok := c.pullers.Get(key); ok {
 		return p, nil
 	}
 	same, other, err := c.transports(a)
@@ -85,7 +85,7 @@ func (c *Charts) puller(host string, a *RepoAuth) (*ociPuller, error) {
 		return nil, fmt.Errorf("registry client: %w", err)
 	}
 	op := &ociPuller{p: p}
-	remember(c, c.pullers, key, op)
+	c.pullers.Add(key, op)
 	return op, nil
 }
 
@@ -170,7 +170,7 @@ func (c *Charts) resolveOCI(ctx context.Context, src ChartSource) (*ChartRef, er
 		return nil, err
 	}
 	key := "oci\n" + o.repo.Name() + "\n" + src.Version + "\n" + fingerprint(src.RepoAuth)
-	t, ok := lookup(c, c.ociTags, key)
+	t, ok := c.ociTags.Get(key)
 	if !ok || !c.fresh(t.checked) {
 		v, err := c.share(ctx, key, func(ctx context.Context) (any, error) {
 			return c.resolveTag(ctx, o, src)
@@ -179,7 +179,7 @@ func (c *Charts) resolveOCI(ctx context.Context, src ChartSource) (*ChartRef, er
 			return nil, err
 		}
 		t, _ = v.(*ociTag)
-		remember(c, c.ociTags, key, t)
+		c.ociTags.Add(key, t)
 	}
 	return &ChartRef{
 		Source: src, Name: src.Name, Version: t.version, Digest: t.digest, Revision: t.version,

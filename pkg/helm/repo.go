@@ -52,7 +52,7 @@ func parseRepoURL(raw string) (*repoURL, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
-		return nil, fmt.Errorf("%w: repository %s: want http(s)://host/path", ErrInvalidSource, redactURL(raw))
+		return nil, fmt.Errorf("%w: repository %s: want http(s)://host/path", ErrInvalidSource, RedactURL(raw))
 	}
 	r := &repoURL{}
 	if u.User != nil {
@@ -85,11 +85,22 @@ func (r *repoURL) auth(a *RepoAuth) *RepoAuth {
 	return &cp
 }
 
-// redactURL returns raw without userinfo, query and fragment, for errors.
-// An scp-like git address (user@host:path) loses its user.
-func redactURL(raw string) string {
+// RedactURL returns raw as it may be shown in an error, a status or an
+// event: without userinfo, query and fragment (where tokens travel), and cut
+// to a bounded length. An address without a scheme (an scp-like git address
+// "user@host:path", or "user:password@host/path") loses everything up to
+// its last "@" before the path. Text that does not parse as a URL is never
+// echoed, since it may still hold a secret.
+//
+// Every URL a HelmRelease names goes through it (chart repositories, git
+// sources, externalSourceRef values), so all are shown the same way.
+func RedactURL(raw string) string {
 	if !strings.Contains(raw, "://") {
-		if at, colon := strings.Index(raw, "@"), strings.Index(raw, ":"); at >= 0 && colon > at {
+		head := raw
+		if i := strings.IndexByte(raw, '/'); i >= 0 {
+			head = raw[:i]
+		}
+		if at := strings.LastIndexByte(head, '@'); at >= 0 {
 			raw = raw[at+1:]
 		}
 		return truncate(raw)
@@ -295,7 +306,7 @@ func (c *Charts) transports(a *RepoAuth) (same, other http.RoundTripper, err err
 // clientFor returns the (cached) HTTP client for repository r with a.
 func (c *Charts) clientFor(r *repoURL, a *RepoAuth) (*http.Client, error) {
 	key := r.base.Scheme + "://" + canonicalHost(r.base) + "\n" + fingerprint(a)
-	if hc, ok := lookup(c, c.clients, key); ok {
+	if hc, ok := c.clients.Get(key); ok {
 		return hc, nil
 	}
 	same, other, err := c.transports(a)
@@ -307,7 +318,7 @@ func (c *Charts) clientFor(r *repoURL, a *RepoAuth) (*http.Client, error) {
 		t.user, t.pass = a.Username, a.Password
 	}
 	hc := &http.Client{Transport: t, CheckRedirect: checkRedirect}
-	remember(c, c.clients, key, hc)
+	c.clients.Add(key, hc)
 	return hc, nil
 }
 
@@ -488,7 +499,7 @@ func (c *Charts) indexFiles(key string) (yamlPath, metaPath string) {
 // TTL allows reuse. Concurrent callers share one request.
 func (c *Charts) index(ctx context.Context, r *repoURL, a *RepoAuth) (*chartIndex, error) {
 	key := indexKey(r, a)
-	if e, ok := lookup(c, c.indexes, key); ok && e.idx != nil && c.fresh(e.checked) {
+	if e, ok := c.indexes.Get(key); ok && e.idx != nil && c.fresh(e.checked) {
 		return e.idx, nil
 	}
 	v, err := c.share(ctx, "index\n"+key, func(ctx context.Context) (any, error) {
@@ -509,7 +520,7 @@ func (c *Charts) refreshIndex(ctx context.Context, r *repoURL, a *RepoAuth, key 
 	if err != nil {
 		return nil, err
 	}
-	e, ok := lookup(c, c.indexes, key)
+	e, ok := c.indexes.Get(key)
 	if !ok {
 		e = c.readIndexMeta(key)
 	}
@@ -549,7 +560,7 @@ func (c *Charts) indexResponse(resp *http.Response, r *repoURL, key string, e *i
 				return nil, true, err
 			}
 		}
-		remember(c, c.indexes, key, &indexEntry{meta: e.meta, checked: now, idx: idx})
+		c.indexes.Add(key, &indexEntry{meta: e.meta, checked: now, idx: idx})
 		return idx, false, nil
 	case resp.StatusCode != http.StatusOK:
 		return nil, false, statusError(resp, ErrRepositoryNotFound)
@@ -570,13 +581,13 @@ func (c *Charts) indexResponse(resp *http.Response, r *repoURL, key string, e *i
 		if e.meta != meta {
 			_ = c.writeIndexMeta(key, meta)
 		}
-		remember(c, c.indexes, key, &indexEntry{meta: meta, checked: now, idx: e.idx})
+		c.indexes.Add(key, &indexEntry{meta: meta, checked: now, idx: e.idx})
 		return e.idx, false, nil
 	}
 	if idx, err = c.storeIndex(key, body, meta); err != nil {
 		return nil, false, err
 	}
-	remember(c, c.indexes, key, &indexEntry{meta: meta, checked: now, idx: idx})
+	c.indexes.Add(key, &indexEntry{meta: meta, checked: now, idx: idx})
 	return idx, false, nil
 }
 
@@ -694,11 +705,11 @@ func chartURL(r *repoURL, ref string) (string, error) {
 	}
 	s, err := repo.ResolveReferenceURL(r.base.String(), ref)
 	if err != nil {
-		return "", fmt.Errorf("%w: the index entry's URL %s does not parse", ErrInvalidChart, redactURL(ref))
+		return "", fmt.Errorf("%w: the index entry's URL %s does not parse", ErrInvalidChart, RedactURL(ref))
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("%w: the index entry's URL %s is not http(s)", ErrInvalidChart, redactURL(ref))
+		return "", fmt.Errorf("%w: the index entry's URL %s is not http(s)", ErrInvalidChart, RedactURL(ref))
 	}
 	u.User = nil
 	return u.String(), nil
@@ -741,19 +752,19 @@ func (c *Charts) download(ctx context.Context, r *repoURL, a *RepoAuth, u, want 
 	c.chartDownloads.Add(1)
 	resp, err := get(ctx, hc, u, nil)
 	if err != nil {
-		return nil, fmt.Errorf("download %s: %w", redactURL(u), err)
+		return nil, fmt.Errorf("download %s: %w", RedactURL(u), err)
 	}
 	defer drain(resp)
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("download %s: %w", redactURL(u), statusError(resp, ErrChartNotFound))
+		return nil, fmt.Errorf("download %s: %w", RedactURL(u), statusError(resp, ErrChartNotFound))
 	}
 	body, err := readBody(resp, c.maxArchive)
 	if err != nil {
-		return nil, fmt.Errorf("download %s: %w", redactURL(u), err)
+		return nil, fmt.Errorf("download %s: %w", RedactURL(u), err)
 	}
 	got := sha256Digest(body)
 	if want != "" && got != want {
-		return nil, fmt.Errorf("download %s: %w: the archive is %s, the index says %s", redactURL(u), ErrDigestMismatch, got, want)
+		return nil, fmt.Errorf("download %s: %w: the archive is %s, the index says %s", RedactURL(u), ErrDigestMismatch, got, want)
 	}
 	if err := checkArchive(bytes.NewReader(body), c.limits); err != nil {
 		return nil, err

@@ -138,7 +138,7 @@ func Decide(c ContainerPolicy, current string, scan Scan) (Decision, error) {
 func dedupe(tags []Candidate) map[string]time.Time {
 	m := make(map[string]time.Time, len(tags))
 	for _, t := range tags {
-		if !validTag(t.Tag) {
+		if !ValidTag(t.Tag) {
 			continue
 		}
 		switch old, seen := m[t.Tag]; {
@@ -199,9 +199,12 @@ func (p *plan) best(created map[string]time.Time) (rank, error) {
 	return best, nil
 }
 
-// validTag reports whether s matches the OCI distribution spec's tag
-// grammar, [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}.
-func validTag(s string) bool {
+// ValidTag reports whether s is a tag as the OCI distribution spec's
+// grammar allows, [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}. Decide never picks
+// another tag; what writes a tag into a file or trusts a stored one checks
+// it with this same grammar, so a tag one part accepts is never refused by
+// the next.
+func ValidTag(s string) bool {
 	if s == "" || len(s) > maxTagLen || s[0] == '.' || s[0] == '-' {
 		return false
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -132,7 +133,7 @@ func FuzzDecide(f *testing.F) {
 // independent code where possible, against the current tag's rank.
 func checkChanged(t *testing.T, c ContainerPolicy, current string, scan Scan, d Decision) {
 	t.Helper()
-	if d.Tag == current || !validTag(d.Tag) || !slices.ContainsFunc(scan.Tags, func(x Candidate) bool { return x.Tag == d.Tag }) {
+	if d.Tag == current || !ValidTag(d.Tag) || !slices.ContainsFunc(scan.Tags, func(x Candidate) bool { return x.Tag == d.Tag }) {
 		t.Fatalf("changed to %q, current %q: not a valid scanned tag", d.Tag, current)
 	}
 	if !c.Filter.Match(d.Tag) || d.Tag == latest && !c.Filter.isGlobLatest() {
@@ -189,4 +190,18 @@ func fuzzTime(tag string, scanOpts uint8) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(1700000000+int64(v%16), 0)
+}
+
+// tagGrammar is the OCI distribution spec's tag rule as it writes it.
+var tagGrammar = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+
+func FuzzValidTag(f *testing.F) {
+	for _, s := range []string{"1.2.3", "v1-rc.1", "", ".x", "-x", "a:b", strings.Repeat("a", 129)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := ValidTag(s), tagGrammar.MatchString(s); got != want {
+			t.Fatalf("ValidTag(%q) = %v, the spec's grammar says %v", s, got, want)
+		}
+	})
 }

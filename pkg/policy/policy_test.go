@@ -527,3 +527,16 @@ func sign(n int) int {
 	}
 	return 0
 }
+
+func TestValidTag(t *testing.T) {
+	for tag, want := range map[string]bool{
+		"1.2.3": true, "v1.2.3-rc.1": true, "_x": true, "latest": true, "A_b.c-D": true,
+		strings.Repeat("a", 128): true,
+		"":                       false, ".1": false, "-1": false, "1:2": false, "a/b": false, "a+b": false, "é": false,
+		"a b": false, strings.Repeat("a", 129): false,
+	} {
+		if got := ValidTag(tag); got != want {
+			t.Errorf("ValidTag(%q) = %v, want %v", tag, got, want)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"bytes"
-	"container/list"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,6 +17,9 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/helmflux/helmflux/pkg/policy"
 )
 
 // cacheVersion is the file format; a file of another version is ignored.
@@ -82,10 +84,7 @@ func (e *entry) prune() {
 	}
 }
 
-var (
-	tagPattern    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-)
+var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // validate checks an entry read from disk: everything in it must be what a
 // scan could have stored for key under maxTags.
@@ -99,7 +98,7 @@ func (e *entry) validate(key string, maxTags int) error {
 		return errors.New("entry has more tags than allowed")
 	}
 	for i, t := range e.Tags {
-		if !tagPattern.MatchString(t) || (i > 0 && e.Tags[i-1] >= t) {
+		if !policy.ValidTag(t) || (i > 0 && e.Tags[i-1] >= t) {
 			return errors.New("entry has an invalid or unsorted tag")
 		}
 	}
@@ -116,46 +115,16 @@ func (e *entry) validate(key string, maxTags int) error {
 	return nil
 }
 
-// lru is a least-recently-used map. It is not safe for concurrent use.
-type lru[V any] struct {
-	max   int
-	order *list.List // front = most recent
-	items map[string]*list.Element
-}
-
-type lruItem[V any] struct {
-	key string
-	val V
-}
-
-func newLRU[V any](max int) *lru[V] {
-	return &lru[V]{max: max, order: list.New(), items: map[string]*list.Element{}}
-}
-
-func (l *lru[V]) get(key string) (V, bool) {
-	if el, ok := l.items[key]; ok {
-		l.order.MoveToFront(el)
-		return el.Value.(*lruItem[V]).val, true
+// newLRU returns an LRU map of max entries, not safe for concurrent use:
+// each one here is used under a mutex that guards more than the map. max is
+// a positive constant, and a positive size is all NewLRU checks.
+func newLRU[V any](max int) *simplelru.LRU[string, V] {
+	l, err := simplelru.NewLRU[string, V](max, nil)
+	if err != nil {
+		panic(fmt.Sprintf("registry: LRU of %d entries: %v", max, err))
 	}
-	var zero V
-	return zero, false
+	return l
 }
-
-func (l *lru[V]) add(key string, val V) {
-	if el, ok := l.items[key]; ok {
-		el.Value.(*lruItem[V]).val = val
-		l.order.MoveToFront(el)
-		return
-	}
-	l.items[key] = l.order.PushFront(&lruItem[V]{key: key, val: val})
-	for l.order.Len() > l.max {
-		last := l.order.Back()
-		l.order.Remove(last)
-		delete(l.items, last.Value.(*lruItem[V]).key)
-	}
-}
-
-func (l *lru[V]) len() int { return l.order.Len() }
 
 // cache keeps entries in memory, least recently used evicted beyond a bound,
 // and, with a directory, in one file per repository that survives restarts
@@ -166,7 +135,7 @@ type cache struct {
 	log     logr.Logger
 
 	mu   sync.Mutex
-	mem  *lru[*entry]
+	mem  *simplelru.LRU[string, *entry]
 	gens map[string]uint64 // bumped by forget
 
 	// wmu orders file writes like the memory updates they follow: taken
@@ -186,14 +155,18 @@ func newCache(dir string, maxEntries, maxTags int, log logr.Logger) (*cache, err
 			}
 		}
 	}
-	return &cache{dir: dir, maxTags: maxTags, log: log, mem: newLRU[*entry](maxEntries), gens: map[string]uint64{}}, nil
+	mem, err := simplelru.NewLRU[string, *entry](maxEntries, nil)
+	if err != nil {
+		return nil, fmt.Errorf("registry cache of %d entries: %w", maxEntries, err)
+	}
+	return &cache{dir: dir, maxTags: maxTags, log: log, mem: mem, gens: map[string]uint64{}}, nil
 }
 
 // get returns the entry of key (never to be mutated), reading its file on
 // a memory miss; nil if there is none or it cannot be trusted.
 func (c *cache) get(key string) *entry {
 	c.mu.Lock()
-	e, ok := c.mem.get(key)
+	e, ok := c.mem.Get(key)
 	c.mu.Unlock()
 	if ok || c.dir == "" {
 		return e
@@ -210,10 +183,10 @@ func (c *cache) get(key string) *entry {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cur, ok := c.mem.get(key); ok { // stored meanwhile: newer
+	if cur, ok := c.mem.Get(key); ok { // stored meanwhile: newer
 		return cur
 	}
-	c.mem.add(key, e)
+	c.mem.Add(key, e)
 	return e
 }
 
@@ -233,7 +206,7 @@ func (c *cache) put(key string, e *entry, gen uint64) {
 		e = e.clone()
 		e.ScannedAt = time.Time{}
 	}
-	c.mem.add(key, e)
+	c.mem.Add(key, e)
 	if c.dir == "" {
 		c.mu.Unlock()
 		return
@@ -251,11 +224,11 @@ func (c *cache) put(key string, e *entry, gen uint64) {
 func (c *cache) forget(key string) {
 	c.mu.Lock()
 	c.gens[key]++
-	e, inMem := c.mem.get(key)
+	e, inMem := c.mem.Get(key)
 	if inMem {
 		e = e.clone()
 		e.ScannedAt = time.Time{}
-		c.mem.add(key, e)
+		c.mem.Add(key, e)
 	}
 	if c.dir == "" {
 		c.mu.Unlock()

@@ -265,7 +265,7 @@ func TestMemoryCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	if scan(mem, "b").FromCache {
 		t.Error("b served from memory, want it evicted")
 	}
-	if got := mem.cache.mem.len(); got != 2 {
+	if got := mem.cache.mem.Len(); got != 2 {
 		t.Errorf("memory holds %d entries, want 2", got)
 	}
 
@@ -276,23 +276,6 @@ func TestMemoryCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	srv.Reset()
 	if !scan(disk, "a").FromCache || len(srv.Requests()) != 0 {
 		t.Error("evicted entry not read back from its file")
-	}
-}
-
-func TestLRU(t *testing.T) {
-	l := newLRU[int](2)
-	l.add("a", 1)
-	l.add("b", 2)
-	if v, ok := l.get("a"); !ok || v != 1 {
-		t.Fatalf("get a = %v, %v", v, ok)
-	}
-	l.add("c", 3)
-	if _, ok := l.get("b"); ok {
-		t.Error("b kept, want it evicted as least recently used")
-	}
-	l.add("a", 10)
-	if v, _ := l.get("a"); v != 10 || l.len() != 2 {
-		t.Errorf("a = %d len = %d, want 10 and 2", v, l.len())
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // Defaults of Options.
@@ -119,7 +120,7 @@ type Client struct {
 	locks keyedMutex
 
 	mu       sync.Mutex
-	sessions *lru[*session]
+	sessions *simplelru.LRU[string, *session]
 }
 
 // New returns a Client, or an error for options that cannot work (a bad
@@ -424,7 +425,7 @@ type session struct {
 	shared    http.RoundTripper // non-bearer registries
 
 	tmu    sync.Mutex
-	tokens *lru[scopedTransport] // bearer: by repository
+	tokens *simplelru.LRU[string, scopedTransport] // bearer: by repository
 }
 
 type scopedTransport struct {
@@ -446,10 +447,10 @@ func (c *Client) session(repo name.Repository, creds Credentials) (*session, []s
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s, ok := c.sessions.get(key)
+	s, ok := c.sessions.Get(key)
 	if !ok {
 		s = &session{reg: repo.Registry, auth: auth, base: c.base, now: c.now, tokens: newLRU[scopedTransport](maxTokens)}
-		c.sessions.add(key, s)
+		c.sessions.Add(key, s)
 	}
 	return s, secrets
 }
@@ -488,7 +489,7 @@ func (s *session) transport(ctx context.Context, repo name.Repository) (http.Rou
 
 	key := repo.RepositoryStr()
 	s.tmu.Lock()
-	st, ok := s.tokens.get(key)
+	st, ok := s.tokens.Get(key)
 	s.tmu.Unlock()
 	if ok && now.Before(st.expires) {
 		return st.rt, nil
@@ -511,7 +512,7 @@ func (s *session) transport(ctx context.Context, repo name.Repository) (http.Rou
 	// Renew a little early; an expired token would cost a 401 round trip
 	// (the bearer transport then refreshes by itself).
 	s.tmu.Lock()
-	s.tokens.add(key, scopedTransport{rt: rt, expires: now.Add(life * 9 / 10)})
+	s.tokens.Add(key, scopedTransport{rt: rt, expires: now.Add(life * 9 / 10)})
 	s.tmu.Unlock()
 	return rt, nil
 }

@@ -23,6 +23,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/helmflux/helmflux/pkg/policy"
 )
 
 const (
@@ -286,7 +288,7 @@ func (sc *scan) list(ctx context.Context) ([]string, error) {
 		}
 		added := 0
 		for _, t := range page {
-			if !tagPattern.MatchString(t) {
+			if !policy.ValidTag(t) {
 				sc.c.log.V(1).Info("Skipping invalid tag name", "repository", sc.repo.Name())
 				continue
 			}

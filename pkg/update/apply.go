@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+
+	"github.com/helmflux/helmflux/pkg/policy"
 )
 
 // ErrStale marks a change whose image is no longer written as Find saw it:
@@ -51,7 +53,7 @@ func Apply(files []File, changes []Change) (map[string][]byte, []error) {
 			errs = append(errs, fmt.Errorf("set tag of %s: the image has no locator (not found by Find)", what))
 			continue
 		}
-		if !validTag(c.NewTag) {
+		if !policy.ValidTag(c.NewTag) {
 			errs = append(errs, fmt.Errorf("set tag of %s: %q is not a valid tag", what, c.NewTag))
 			continue
 		}

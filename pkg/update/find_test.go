@@ -223,7 +223,7 @@ db: {image: "acme/db2:2.0"}
 ` + strings.Replace(hrHead, "name: hr", "name: hr2", 1) + `spec:
   valuesFrom: [{gitFileRef: {path: /etc/values.yaml}}]
 `},
-			wantErrs: []string{"leaves the repository", "must be relative"},
+			wantErrs: []string{"leaves its root", "is absolute"},
 		},
 		{
 			name: "helmrelease: mapped containers replace shape detection, broken mappings are errors and hide the shape",

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"path"
 	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/helmflux/helmflux/pkg/policy"
+	"github.com/helmflux/helmflux/pkg/repopath"
 )
 
 const (
@@ -212,7 +214,8 @@ func (f *finder) valuesSources(pf *parsedFile, doc int, obj *yaml.Node, base []s
 	spec := get(obj, "spec")
 	refs := gitFileRefs(spec)
 	for _, i := range orderedRefs(refs) {
-		clean, err := confined(refs[i])
+		// The HelmRelease controller reads the file with the same rule.
+		clean, err := repopath.Clean(refs[i])
 		if err != nil {
 			return nil, fmt.Errorf("spec.valuesFrom[%d].gitFileRef.path: %w", i, err)
 		}
@@ -262,23 +265,6 @@ func orderedRefs(refs map[int]string) []int {
 	idx := slices.Collect(maps.Keys(refs))
 	slices.Sort(idx)
 	return idx
-}
-
-// confined cleans a gitFileRef path, which is relative to the repository
-// root, and refuses one that is absolute or climbs out of the repository,
-// with the same rule the HelmRelease controller applies when it reads it.
-func confined(p string) (string, error) {
-	if p == "" || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") {
-		return "", fmt.Errorf("path %q must be relative", p)
-	}
-	c := path.Clean(p)
-	if c == ".." || strings.HasPrefix(c, "../") {
-		return "", fmt.Errorf("path %q leaves the repository", p)
-	}
-	if c == "." {
-		return "", fmt.Errorf("path %q names no file", p)
-	}
-	return c, nil
 }
 
 // shapeImages detects the Flux Helm Operator's five value shapes on the
@@ -345,7 +331,7 @@ func imageOf(repoNode *mnode, repo, registry string, tagNode *mnode) (hrImage, b
 		return hrImage{}, false
 	}
 	if t, isTag := tagNode.tagValue(); isTag {
-		if t != "" && !validTag(t) {
+		if t != "" && !policy.ValidTag(t) {
 			return hrImage{}, false
 		}
 		return hrImage{repository: joinRepository(registry, name), tag: t, at: tagNode}, true
@@ -472,7 +458,7 @@ func ValuesFiles(files []File) ([]string, []error) {
 			ref, _ := objectMeta(obj)
 			refs := gitFileRefs(get(obj, "spec"))
 			for _, i := range orderedRefs(refs) {
-				clean, err := confined(refs[i])
+				clean, err := repopath.Clean(refs[i])
 				switch {
 				case err != nil:
 					errs = append(errs, fmt.Errorf("%s: %s: spec.valuesFrom[%d].gitFileRef.path: %w", pf.path, ref, i, err))

@@ -1,6 +1,10 @@
 package update
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/helmflux/helmflux/pkg/policy"
+)
 
 // splitRef splits an image reference as written into its name (everything
 // before the tag: registry, port and path as the user wrote them) and its tag.
@@ -24,7 +28,7 @@ func splitRef(s string) (name, tag string, ok bool) {
 	name = s
 	if colon > slash {
 		name, tag = s[:colon], s[colon+1:]
-		if !validTag(tag) {
+		if !policy.ValidTag(tag) {
 			return "", "", false
 		}
 	}
@@ -32,24 +36,6 @@ func splitRef(s string) (name, tag string, ok bool) {
 		return "", "", false
 	}
 	return name, tag, true
-}
-
-// validTag reports whether s is a tag as the OCI distribution spec defines
-// it: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}.
-func validTag(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_':
-		case (c == '.' || c == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // joinRepository joins a separately written registry and repository the way
