@@ -54,7 +54,7 @@ type Operator struct {
 	kubeconfig string
 	cmd        *exec.Cmd
 	log        *os.File
-	probe      string
+	ready      string        // the URL that answers 200 once the operator is ready
 	exact      bool          // args are all the flags; see OperatorOptions
 	env        []string      // added to the test's environment
 	exited     chan struct{} // closed once the current process has ended
@@ -71,9 +71,9 @@ type OperatorOptions struct {
 	Args []string
 	// Env is added to the test's environment; a later entry wins.
 	Env []string
-	// ProbeAddr is the health probe address that Args bind, where readiness
-	// is polled.
-	ProbeAddr string
+	// ReadyURL answers 200 once the operator is ready: the readiness probe
+	// of the manifest, at the address Args bind it to.
+	ReadyURL string
 }
 
 // StartOperator builds and starts the operator against env as an admin user,
@@ -88,11 +88,11 @@ func StartOperator(t testing.TB, env *envtest.Environment, args ...string) *Oper
 }
 
 // StartOperatorWith is StartOperator with exactly the flags and extra
-// environment of opts, and readiness polled at opts.ProbeAddr.
+// environment of opts, and readiness polled at opts.ReadyURL.
 func StartOperatorWith(t testing.TB, env *envtest.Environment, opts OperatorOptions) *Operator {
 	t.Helper()
 	o := newOperator(t, env)
-	o.args, o.exact, o.probe = opts.Args, true, opts.ProbeAddr
+	o.args, o.exact, o.ready = opts.Args, true, opts.ReadyURL
 	o.env = append([]string{"KUBECONFIG=" + o.kubeconfig}, opts.Env...)
 	o.Start()
 	return o
@@ -130,7 +130,7 @@ func (o *Operator) Start() {
 		if err != nil {
 			o.t.Fatal(err)
 		}
-		o.probe = probe
+		o.ready = "http://" + probe + "/readyz"
 		args = append([]string{"--kubeconfig", o.kubeconfig, "--cache-dir", filepath.Join(o.dir, "cache"),
 			"--listen=", "--metrics-bind-address=0", "--health-probe-bind-address=" + probe}, o.args...)
 	}
@@ -150,13 +150,13 @@ func (o *Operator) Start() {
 	o.exited = exited
 	go func() { o.waitErr = o.cmd.Wait(); close(exited) }()
 	// The test's cleanup prints the log's tail when the test fails.
-	Eventually(o.t, time.Minute, "the operator to answer /readyz", func() (bool, string) {
+	Eventually(o.t, time.Minute, "the operator to answer "+o.ready, func() (bool, string) {
 		select {
 		case <-exited:
 			o.t.Fatalf("the operator exited before it was ready: %v", o.waitErr)
 		default:
 		}
-		resp, err := http.Get("http://" + o.probe + "/readyz") // #nosec G107 -- loopback probe
+		resp, err := http.Get(o.ready) // #nosec G107 -- loopback probe
 		if err != nil {
 			return false, err.Error()
 		}

@@ -409,10 +409,10 @@ func TestOperatorStartsAsInstalled(t *testing.T) {
 			run := localRun(t, d, c)
 			env, k8s := controlPlane(t)
 			ensureNamespace(t, k8s, d.Namespace)
-			testenv.StartOperatorWith(t, env, testenv.OperatorOptions{Args: run.args, Env: run.env, ProbeAddr: run.readiness})
+			testenv.StartOperatorWith(t, env, testenv.OperatorOptions{Args: run.args, Env: run.env, ReadyURL: run.readiness})
 			// StartOperatorWith returns once the readiness probe answered 200;
 			// the liveness probe must answer too, or the kubelet restarts it.
-			if got := get(t, "http://"+run.liveness); got != http.StatusOK {
+			if got := get(t, run.liveness); got != http.StatusOK {
 				t.Errorf("the liveness probe %s answered %d", run.liveness, got)
 			}
 			for mount, dir := range run.mounts {
@@ -432,7 +432,7 @@ const unwritable = "/proc/helmflux-nowhere"
 // process is how the test runs the operator of one install.
 type process struct {
 	args, env           []string
-	readiness, liveness string            // host:port/path of the probes
+	readiness, liveness string            // the probes' URLs
 	mounts              map[string]string // the container's writable mount paths, and the temp dirs that stand for them
 }
 
@@ -510,8 +510,8 @@ func localRun(t *testing.T, d *appsv1.Deployment, c corev1.Container) process {
 		t.Errorf("no --cache-dir arg names a writable volume mount (%s): the operator's default, under $TMPDIR, is on the read-only root",
 			strings.Join(slices.Sorted(maps.Keys(p.mounts)), ", "))
 	}
-	p.readiness = probeAddr(t, "readiness", c.ReadinessProbe, c.Ports, bound)
-	p.liveness = probeAddr(t, "liveness", c.LivenessProbe, c.Ports, bound)
+	p.readiness = probeURL(t, "readiness", c.ReadinessProbe, c.Ports, bound)
+	p.liveness = probeURL(t, "liveness", c.LivenessProbe, c.Ports, bound)
 	return p
 }
 
@@ -534,9 +534,9 @@ func listenPort(value string, ports []corev1.ContainerPort) (int32, bool) {
 	return 0, false
 }
 
-// probeAddr returns host:port/path of an HTTP probe, its port resolved
-// through the container's named ports to the loopback address standing in.
-func probeAddr(t *testing.T, what string, probe *corev1.Probe, ports []corev1.ContainerPort, bound map[int32]string) string {
+// probeURL returns the URL of an HTTP probe, its port resolved through the
+// container's named ports to the loopback address standing in for it.
+func probeURL(t *testing.T, what string, probe *corev1.Probe, ports []corev1.ContainerPort, bound map[int32]string) string {
 	t.Helper()
 	if probe == nil || probe.HTTPGet == nil {
 		t.Fatalf("the operator has no HTTP %s probe", what)
@@ -553,7 +553,10 @@ func probeAddr(t *testing.T, what string, probe *corev1.Probe, ports []corev1.Co
 	if !ok {
 		t.Fatalf("the %s probe's port %d is bound by no arg", what, port)
 	}
-	return addr + probe.HTTPGet.Path
+	if probe.HTTPGet.Scheme != "" && probe.HTTPGet.Scheme != corev1.URISchemeHTTP {
+		t.Fatalf("the %s probe uses %s; teach this test to follow it", what, probe.HTTPGet.Scheme)
+	}
+	return "http://" + addr + probe.HTTPGet.Path
 }
 
 // underMount reports whether value is an absolute path at or under one of
