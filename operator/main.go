@@ -30,6 +30,7 @@ func main() {
 		metricsAddr  string
 		probeAddr    string
 		leaderElect  bool
+		leaderNS     string
 		printVersion bool
 		concurrency  int
 		cacheDir     string
@@ -44,6 +45,7 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles.")
+	flag.StringVar(&leaderNS, "leader-election-namespace", "", "Namespace of the leader election Lease; empty is the Pod's own namespace (needed only outside a cluster).")
 	flag.BoolVar(&printVersion, "version", false, "Print the version and exit.")
 	flag.IntVar(&concurrency, "concurrent", 4, "Number of objects of each kind reconciled in parallel.")
 	flag.StringVar(&cacheDir, "cache-dir", filepath.Join(os.TempDir(), "helmflux"), "Directory for the git repository cache and temporary checkouts.")
@@ -65,13 +67,22 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
+	// The default lies under $TMPDIR, which a read-only root filesystem does
+	// not let us create: name the flag that fixes it before anything else
+	// fails deep inside Setup.
+	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
+		log.Error(err, "Unable to create the cache directory; point --cache-dir at a writable volume", "cacheDir", cacheDir)
+		os.Exit(1)
+	}
+
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(apiQPS), apiBurst
 	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(ctrl.Options{
-		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress: probeAddr,
-		LeaderElection:         leaderElect,
-		LeaderElectionID:       "helmflux-operator.helmflux.dev",
+		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress:  probeAddr,
+		LeaderElection:          leaderElect,
+		LeaderElectionID:        "helmflux-operator.helmflux.dev",
+		LeaderElectionNamespace: leaderNS,
 		// A running Helm action gets this long to end (failed, not pending) on SIGTERM.
 		GracefulShutdownTimeout: ptr.To(30 * time.Second),
 	}))
