@@ -166,7 +166,8 @@ func repeatRefused(s situation) bool {
 		return false
 	}
 	rb := s.spec.Rollback
-	return !(rb.Enable && rb.Retry && (rb.GetMaxRetries() == 0 || s.status.RollbackCount <= rb.GetMaxRetries()))
+	retryAllowed := rb.Enable && rb.Retry && (rb.GetMaxRetries() == 0 || s.status.RollbackCount <= rb.GetMaxRetries())
+	return !retryAllowed
 }
 
 // externalChange says how the release differs from the revision helmflux

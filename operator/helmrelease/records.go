@@ -152,7 +152,7 @@ func (r *Reconciler) ownersOf(ctx context.Context, o client.Object) []reconcile.
 	var out []reconcile.Request
 	for i := range list.Items {
 		hr := &list.Items[i]
-		rev, ok := r.Records.expected(key, int(hr.Status.ReleaseRevision))
+		rev, ok := r.Records.expected(key, hr.Status.ReleaseRevision)
 		if !ok || r.Records.Unchanged(ctx, o.GetNamespace(), rec.Name, rev) {
 			continue
 		}
