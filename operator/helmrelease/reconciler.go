@@ -91,7 +91,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	if r.Records != nil {
 		r.Records.begin(obj)
-		defer func() { r.Records.end(obj, obj.Status.ReleaseRevision) }()
+		defer func() {
+			revision := obj.Status.ReleaseRevision
+			if !controllerutil.ContainsFinalizer(obj, Finalizer) && !obj.DeletionTimestamp.IsZero() {
+				revision = 0 // deleted: forget the release
+			}
+			r.Records.end(obj, revision)
+		}()
 	}
 	base := obj.DeepCopy()
 	s := &scope{obj: obj}
