@@ -5,7 +5,6 @@ package gitsync
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
@@ -102,14 +101,9 @@ func (r *Reconciler) reconcile(ctx context.Context, base *helmfluxv1alpha1.GitSy
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, obj)
 	}
-	if controllerutil.AddFinalizer(obj, Finalizer) {
-		if err := r.Client.Patch(ctx, obj, client.MergeFrom(base)); err != nil {
-			return outcome.Retry(helmfluxv1alpha1.ApplyFailedReason, fmt.Errorf("add finalizer: %w", err))
-		}
-		*base = *obj.DeepCopy()
+	if _, err := outcome.Begin(ctx, r.Client, base, obj, Finalizer, &obj.Status.LastHandledReconcileAt); err != nil {
+		return outcome.Retry(helmfluxv1alpha1.ApplyFailedReason, err)
 	}
-	// After the finalizer patch, whose response replaces the status.
-	outcome.HandleRequest(obj.GetAnnotations(), &obj.Status.LastHandledReconcileAt)
 	if obj.Spec.Suspend {
 		ctrl.LoggerFrom(ctx).V(1).Info("Reconciliation is suspended", "gitsync", klog.KObj(obj))
 		return nil

@@ -5,7 +5,6 @@ package helmrelease
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -112,14 +111,11 @@ func (r *Reconciler) reconcile(ctx context.Context, base *helmv1.HelmRelease, s 
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, obj)
 	}
-	if controllerutil.AddFinalizer(obj, Finalizer) {
-		if err := r.Client.Patch(ctx, obj, client.MergeFrom(base)); err != nil {
-			return outcome.Retry(helmv1.ReconcileFailedReason, fmt.Errorf("add finalizer: %w", err))
-		}
-		*base = *obj.DeepCopy()
+	requested, err := outcome.Begin(ctx, r.Client, base, obj, Finalizer, &obj.Status.LastHandledReconcileAt)
+	if err != nil {
+		return outcome.Retry(helmv1.ReconcileFailedReason, err)
 	}
-	// After the finalizer patch, whose response replaces the status.
-	s.requested = outcome.HandleRequest(obj.GetAnnotations(), &obj.Status.LastHandledReconcileAt)
+	s.requested = requested
 	ctrl.LoggerFrom(ctx).V(1).Info("Reconciling", "helmrelease", klog.KObj(obj))
 	for _, step := range []func(context.Context, *scope) error{
 		r.reconcileChart, r.reconcileValues, r.reconcileRelease, r.reconcileDrift,

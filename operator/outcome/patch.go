@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 )
 
 // PatchStatus writes the difference between base and obj to obj's status
@@ -79,4 +80,19 @@ func Finish(ctx context.Context, c client.Client, base, obj Object, err error, f
 	}
 	LogWaiting(ctx, err)
 	return err
+}
+
+// Begin opens a pass: it adds finalizer when missing (a patch whose response
+// replaces obj, status included, so base becomes that response) and only then
+// records a reconcile.fluxcd.io/requestedAt token in lastHandled, a field of
+// obj's status. Recording it before the patch lost it, and the request was
+// acted on twice. It reports whether the request was new.
+func Begin[T any, P copier[T]](ctx context.Context, c client.Client, base, obj P, finalizer string, lastHandled *string) (bool, error) {
+	if controllerutil.AddFinalizer(obj, finalizer) {
+		if err := c.Patch(ctx, obj, client.MergeFrom(base)); err != nil {
+			return false, fmt.Errorf("add finalizer: %w", err)
+		}
+		obj.DeepCopyInto(base)
+	}
+	return HandleRequest(obj.GetAnnotations(), lastHandled), nil
 }
