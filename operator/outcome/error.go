@@ -7,7 +7,6 @@ import (
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
 // Class says what may fix a failed pass, and so when it is tried again.
@@ -23,8 +22,8 @@ const (
 	// Waiting failures need a change elsewhere (a new commit, a new chart, a
 	// ConfigMap): retried at the interval, when such a change may have come.
 	Waiting
-	// Stalled failures need a change of the object's spec: not retried until
-	// the spec changes, and Stalled=True says so.
+	// Stalled failures need a change of the object's spec (or of what it
+	// names): Stalled=True says so, and they are checked again at the interval.
 	Stalled
 )
 
@@ -57,7 +56,7 @@ func WaitForChange(reason string, err error) error {
 	return &Error{Reason: reason, Class: Waiting, Err: err}
 }
 
-// Stall marks err as fixed only by a spec change.
+// Stall marks err as fixed only by a change of the spec or of what it names.
 func Stall(reason string, err error) error {
 	return &Error{Reason: reason, Class: Stalled, Err: err}
 }
@@ -102,8 +101,12 @@ func Observed(err error) bool {
 //   - Delayed: one pass after its time (jittered) and no error, because
 //     controller-runtime ignores RequeueAfter beside an error and would
 //     retry in milliseconds, then minutes late;
-//   - Waiting: the next pass after the interval and no error;
-//   - Stalled: a terminal error, so only a spec change brings it back.
+//   - Waiting and Stalled: the next pass after the interval and no error.
+//
+// Stalled is not a terminal error (reconcile.TerminalError) although only a
+// change helps: some of what stalls is not in the spec (a git chart's tree,
+// a Secret's content), and the documented promise is a check every
+// interval, which costs one pass.
 func Result(err error, interval time.Duration) (ctrl.Result, error) {
 	if err == nil {
 		return ctrl.Result{RequeueAfter: Jitter(interval)}, nil
@@ -115,10 +118,8 @@ func Result(err error, interval time.Duration) (ctrl.Result, error) {
 	switch e.Class {
 	case Delayed:
 		return ctrl.Result{RequeueAfter: Jitter(max(e.After, time.Second))}, nil
-	case Waiting:
+	case Waiting, Stalled:
 		return ctrl.Result{RequeueAfter: Jitter(interval)}, nil
-	case Stalled:
-		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
 	return ctrl.Result{}, err
 }
@@ -130,11 +131,11 @@ func Jitter(d time.Duration) time.Duration {
 }
 
 // LogWaiting logs a failure that Result hands controller-runtime as a later
-// pass rather than an error (Delayed, Waiting), so that it is logged once by
-// the controller, as an error would be by controller-runtime.
+// pass rather than an error (Delayed, Waiting, Stalled), so that it is
+// logged by the controller, as an error would be by controller-runtime.
 func LogWaiting(ctx context.Context, err error) {
 	var e *Error
-	if errors.As(err, &e) && (e.Class == Delayed || e.Class == Waiting) {
+	if errors.As(err, &e) && e.Class != Transient {
 		ctrl.LoggerFrom(ctx).Info("Reconciliation waits", "reason", e.Reason, "error", err.Error())
 	}
 }

@@ -22,7 +22,6 @@ func TestResult(t *testing.T) {
 		err       error
 		wantAfter [2]time.Duration // RequeueAfter within [min, max]
 		wantErr   bool
-		terminal  bool
 	}{
 		{name: "success waits the interval", wantAfter: [2]time.Duration{interval, interval * 11 / 10}},
 		{name: "an unclassified error is retried with backoff", err: boom, wantErr: true},
@@ -35,7 +34,8 @@ func TestResult(t *testing.T) {
 			err: fmt.Errorf("step: %w", RetryAfter("ReleaseLocked", 30*time.Second, boom)), wantAfter: [2]time.Duration{30 * time.Second, 33 * time.Second}},
 		{name: "waiting for a change comes back at the interval", err: WaitForChange("BuildFailed", boom),
 			wantAfter: [2]time.Duration{interval, interval * 11 / 10}},
-		{name: "stalled is terminal", err: Stall("InvalidSpec", boom), wantErr: true, terminal: true},
+		{name: "stalled is checked again at the interval", err: Stall("InvalidSpec", boom),
+			wantAfter: [2]time.Duration{interval, interval * 11 / 10}},
 		{name: "a join led by a transient error is retried", err: Retry("X", errors.Join(WaitForChange("Y", boom), boom)), wantErr: true},
 	}
 	for _, tt := range tests {
@@ -47,8 +47,8 @@ func TestResult(t *testing.T) {
 			if err != nil && res.RequeueAfter != 0 {
 				t.Errorf("RequeueAfter %s beside an error is ignored by controller-runtime", res.RequeueAfter)
 			}
-			if got := errors.Is(err, reconcile.TerminalError(nil)); got != tt.terminal {
-				t.Errorf("terminal = %v, want %v", got, tt.terminal)
+			if errors.Is(err, reconcile.TerminalError(nil)) {
+				t.Error("a terminal error: the documented check every interval would stop")
 			}
 			if !tt.wantErr && (res.RequeueAfter < tt.wantAfter[0] || res.RequeueAfter > tt.wantAfter[1]) {
 				t.Errorf("RequeueAfter = %s, want within %v", res.RequeueAfter, tt.wantAfter)
