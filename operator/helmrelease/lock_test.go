@@ -140,3 +140,31 @@ func TestStaleLockIsClearedButAYoungOneIsLeftAlone(t *testing.T) {
 		t.Errorf("Ready after the window: %s", c)
 	}
 }
+
+// TestTheEndOfSomeonesHelmCommandWakesALockedRelease: a release left alone
+// for someone's lock is not only retried when the lock would expire; the
+// storage record that ends the command wakes it at once.
+func TestTheEndOfSomeonesHelmCommandWakesALockedRelease(t *testing.T) {
+	ns := newNamespace(t)
+	repo := helmtest.NewRepoServer(t)
+	repo.Add(t, appChart("1.0.0"))
+	repo.Add(t, appChart("1.1.0"))
+	hr := repoRelease(ns, "waiting", repo.URL(), "1.0.0", "")
+	hr.Spec.Timeout = ptrTo(int64(600))
+	mustCreateHR(t, hr)
+	waitReady(t, ns, "waiting")
+	release := ns + "-waiting"
+	lockRelease(t, ns, release, ns+":helmrelease/waiting", appChart("1.1.0"))
+	update(t, ns, "waiting", func(hr *helmv1.HelmRelease) { hr.Spec.Chart.Version = "1.1.0" })
+	waitCondition(t, ns, "waiting", meta.ReadyCondition, "False ReleaseLocked")
+
+	// The command ends (here: its revision is marked failed, as Helm does
+	// when an upgrade fails), ten minutes before the lock would expire.
+	if _, err := runner.Unlock(context.Background(), ns, release, 0); err != nil {
+		t.Fatal(err)
+	}
+	hr = waitReady(t, ns, "waiting")
+	if hr.Status.Revision != "1.1.0" || hr.Status.ReleaseRevision != 3 {
+		t.Errorf("status after the command ended: %+v", hr.Status)
+	}
+}

@@ -74,6 +74,11 @@ type scope struct {
 	requested bool
 	// action is what the pass did, for events and the Ready message.
 	action actionResult
+	// beginActing marks, before the pass's first Helm action, that the
+	// storage records written from now on until the status is written are
+	// its own (see Records); acting is set once it did.
+	beginActing func()
+	acting      bool
 	// failure is the failed action the pass gives up on, and its reason.
 	failure       error
 	failureReason string
@@ -88,18 +93,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if r.Records != nil {
-		r.Records.begin(obj)
-		defer func() {
-			revision := obj.Status.ReleaseRevision
-			if !controllerutil.ContainsFinalizer(obj, Finalizer) && !obj.DeletionTimestamp.IsZero() {
-				revision = 0 // deleted: forget the release
-			}
-			r.Records.end(obj, revision)
-		}()
-	}
 	base := obj.DeepCopy()
 	s := &scope{obj: obj}
+	if r.Records != nil {
+		defer func() {
+			r.Records.end(obj, s.acting, !obj.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(obj, Finalizer))
+		}()
+	}
+	s.beginActing = func() {
+		if r.Records != nil && !s.acting {
+			s.acting = true
+			r.Records.begin(obj)
+		}
+	}
 	s.markReconciling = func(phase helmv1.HelmReleasePhase) error { return r.markReconciling(ctx, base, obj, phase) }
 	err := r.reconcile(ctx, base, s)
 	return outcome.Result(r.finish(ctx, base, s, err), r.interval())

@@ -31,21 +31,25 @@ type Records struct {
 	Cache client.Reader
 
 	mu sync.Mutex
-	// busy counts the passes in progress per release: their own revisions
-	// are not someone else's change.
+	// busy counts the passes that act on a release, from their first Helm
+	// action until their status is written: the revisions written meanwhile
+	// are their own, not someone else's change. A pass that only looks (and
+	// finds someone's lock, say) is not busy, so the end of someone's
+	// command wakes it.
 	busy map[string]int
-	// recorded is the revision helmflux last wrote into a status, per
-	// release, so that its own records arriving late are recognised even
-	// before the cache holds that status.
-	recorded map[string]int
+	// recorded is the revision and status helmflux last wrote into a
+	// status, per release, so that its own records arriving late are
+	// recognised even before the cache holds that status.
+	recorded map[string]helm.Record
 }
 
 func releaseKey(namespace, name string) string { return namespace + "/" + name }
 
-// Unchanged tells whether the newest cached record of a release is revision
-// and deployed. Records the cache has not seen yet (older than revision) count
-// as unchanged; no record at all does not.
-func (r *Records) Unchanged(ctx context.Context, namespace, name string, revision int) bool {
+// Unchanged tells whether the newest cached record of a release is the one
+// helmflux recorded (its revision and status; Name is not compared). Records
+// the cache has not seen yet (older than the recorded revision) count as
+// unchanged; no record at all does not.
+func (r *Records) Unchanged(ctx context.Context, namespace, name string, recorded helm.Record) bool {
 	newest, err := r.newest(ctx, namespace, name)
 	if err != nil {
 		return false
@@ -53,10 +57,15 @@ func (r *Records) Unchanged(ctx context.Context, namespace, name string, revisio
 	switch {
 	case newest.Version == 0:
 		return false
-	case newest.Version < revision:
+	case newest.Version < recorded.Version:
 		return true
 	}
-	return newest.Version == revision && newest.Status == helm.StatusDeployed
+	return newest.Version == recorded.Version && newest.Status == recorded.Status
+}
+
+// recordOf is the release revision a HelmRelease's status records.
+func recordOf(obj *helmv1.HelmRelease) helm.Record {
+	return helm.Record{Name: obj.Status.ReleaseName, Version: obj.Status.ReleaseRevision, Status: obj.Status.ReleaseStatus}
 }
 
 // newest returns the newest cached record of a release; Version 0 when
@@ -78,42 +87,49 @@ func (r *Records) newest(ctx context.Context, namespace, name string) (helm.Reco
 	return newest, nil
 }
 
-// begin marks a pass over the release of obj in progress.
+// begin marks a pass acting on the release of obj.
 func (r *Records) begin(obj *helmv1.HelmRelease) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.busy == nil {
-		r.busy, r.recorded = map[string]int{}, map[string]int{}
+		r.busy, r.recorded = map[string]int{}, map[string]helm.Record{}
 	}
 	r.busy[releaseKey(obj.GetTargetNamespace(), obj.GetReleaseName())]++
 }
 
-// end closes a pass over the release of obj, once its status is written,
-// remembering the revision it recorded (0 forgets the release).
-func (r *Records) end(obj *helmv1.HelmRelease, revision int) {
+// end closes a pass over the release of obj, once its status is written:
+// one that acted is no longer busy, and what the status records is
+// remembered (nothing, for a deleted HelmRelease).
+func (r *Records) end(obj *helmv1.HelmRelease, acted, deleted bool) {
 	key := releaseKey(obj.GetTargetNamespace(), obj.GetReleaseName())
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.busy[key]--; r.busy[key] <= 0 {
-		delete(r.busy, key)
+	if r.recorded == nil {
+		r.busy, r.recorded = map[string]int{}, map[string]helm.Record{}
 	}
-	if revision > 0 {
-		r.recorded[key] = revision
+	if acted {
+		if r.busy[key]--; r.busy[key] <= 0 {
+			delete(r.busy, key)
+		}
+	}
+	if rec := recordOf(obj); !deleted && rec.Version > 0 {
+		r.recorded[key] = rec
 	} else {
 		delete(r.recorded, key)
 	}
 }
 
-// expected returns the revision to compare the records of a release with,
-// and false while a pass over it is in progress.
-func (r *Records) expected(key string, status int) (int, bool) {
+// expected returns what to compare the records of a release with (what
+// helmflux last recorded, else the cached status), and false while a pass
+// over it is in progress.
+func (r *Records) expected(key string, status helm.Record) (helm.Record, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.busy[key] > 0 {
-		return 0, false
+		return helm.Record{}, false
 	}
-	if rev, ok := r.recorded[key]; ok {
-		return rev, true
+	if rec, ok := r.recorded[key]; ok {
+		return rec, true
 	}
 	return status, true
 }
@@ -152,8 +168,8 @@ func (r *Reconciler) ownersOf(ctx context.Context, o client.Object) []reconcile.
 	var out []reconcile.Request
 	for i := range list.Items {
 		hr := &list.Items[i]
-		rev, ok := r.Records.expected(key, hr.Status.ReleaseRevision)
-		if !ok || r.Records.Unchanged(ctx, o.GetNamespace(), rec.Name, rev) {
+		want, ok := r.Records.expected(key, recordOf(hr))
+		if !ok || r.Records.Unchanged(ctx, o.GetNamespace(), rec.Name, want) {
 			continue
 		}
 		ctrl.LoggerFrom(ctx).V(1).Info("Release changed outside a pass", "release", key,

@@ -78,8 +78,10 @@ func (r *Reconciler) reconcileRelease(ctx context.Context, s *scope) error {
 		case doGiveUp:
 			return giveUp(s, sit)
 		case doUnlock:
+			s.beginActing()
 			err = r.unlock(ctx, s, &sit)
 		case doInstall, doUpgrade:
+			s.beginActing()
 			err = r.act(ctx, s, &sit, d.next == doInstall)
 		case doTest:
 			err = r.test(ctx, s, &sit)
@@ -104,9 +106,10 @@ func giveUp(s *scope, sit situation) error {
 }
 
 // recordsUnchanged tells whether the release's storage records are still at
-// the revision in the status (true when they are not watched).
+// the revision and status the status records (true when they are not
+// watched): a given-up or unchanged release then needs no storage read.
 func (r *Reconciler) recordsUnchanged(ctx context.Context, obj *helmv1.HelmRelease) bool {
-	return r.Records == nil || r.Records.Unchanged(ctx, obj.GetTargetNamespace(), obj.GetReleaseName(), obj.Status.ReleaseRevision)
+	return r.Records == nil || r.Records.Unchanged(ctx, obj.GetTargetNamespace(), obj.GetReleaseName(), recordOf(obj))
 }
 
 // upToDate tells, from the status and the watched storage records alone,
