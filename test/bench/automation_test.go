@@ -45,6 +45,7 @@ func init() {
 // the cluster has it in spec.template (tag_to_applied). No pods roll: there is
 // no controller manager.
 var tagToApplied = benchmark{
+	name:  "tag_to_applied",
 	names: []string{"tag_to_commit_p50_ms", "tag_to_applied_p50_ms"},
 	run: func(t *testing.T, report func(string, float64)) {
 		const runs = 20
@@ -114,6 +115,7 @@ var tagToApplied = benchmark{
 // warm is another new client on the same directory with the default
 // TagTTL, as after an operator restart. Pushing the tags is not measured.
 var scan1000x100 = benchmark{
+	name:  "scan_1000x100",
 	names: []string{"scan_1000x100_cold_s", "scan_1000x100_cold_requests", "scan_1000x100_warm_requests"},
 	run: func(t *testing.T, report func(string, float64)) {
 		const repos, tags = 1000, 100

@@ -1,0 +1,156 @@
+package bench
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/helmflux/helmflux/internal/testenv"
+)
+
+// clockTicks is the unit of /proc/stat's and /proc/<pid>/stat's CPU times
+// (USER_HZ, 100 on every Linux architecture Go supports).
+const clockTicks = 100
+
+// procStat is what the benchmarks read of /proc/<pid>/stat.
+type procStat struct {
+	pid, ppid int
+	comm      string // cut to 15 bytes by the kernel
+	state     string // R, S, Z (exited, not yet waited for), ...
+	// CPU times in clock ticks: the process's own (utime, stime) and that
+	// of its children it has waited for (cutime, cstime).
+	utime, stime, cutime, cstime int64
+}
+
+// readProcStat reads /proc/<pid>/stat.
+func readProcStat(pid int) (procStat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procStat{}, err
+	}
+	// The command name is in parentheses and may hold spaces and
+	// parentheses; the fields after the last ')' start with the state
+	// (field 3 of proc(5)), so field n of proc(5) is fields[n-3].
+	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || end < open {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	fields := strings.Fields(string(b[end+1:]))
+	if len(fields) < 15 {
+		return procStat{}, fmt.Errorf("/proc/%d/stat has %d fields after the command", pid, len(fields))
+	}
+	st := procStat{pid: pid, comm: string(b[open+1 : end]), state: fields[0]}
+	nums := []*int64{&st.utime, &st.stime, &st.cutime, &st.cstime}
+	for i, f := range fields[11:15] {
+		if *nums[i], err = strconv.ParseInt(f, 10, 64); err != nil {
+			return procStat{}, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+	}
+	if st.ppid, err = strconv.Atoi(fields[1]); err != nil {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return st, nil
+}
+
+func (s procStat) String() string { return fmt.Sprintf("pid %d %s (%s)", s.pid, s.comm, s.state) }
+
+// descendants returns every process below this one: its children (the
+// control plane, kube-controller-manager, kube-scheduler, kwok, the
+// operator) and theirs, zombies included.
+func descendants() ([]procStat, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	children := map[int][]procStat{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := readProcStat(pid)
+		if err != nil {
+			continue // gone since ReadDir
+		}
+		children[st.ppid] = append(children[st.ppid], st)
+	}
+	var out []procStat
+	queue := []int{os.Getpid()}
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		for _, c := range children[pid] {
+			out = append(out, c)
+			queue = append(queue, c.pid)
+		}
+	}
+	return out, nil
+}
+
+// leftovers describes what still runs in this process's name: processes
+// below it and in-process operators; "" when there is nothing.
+func leftovers() (string, error) {
+	procs, err := descendants()
+	if err != nil {
+		return "", err
+	}
+	var parts []string
+	for _, p := range procs {
+		parts = append(parts, p.String())
+	}
+	if n := testenv.InProcessRunning(); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d in-process operator(s)", n))
+	}
+	return strings.Join(parts, ", "), nil
+}
+
+// settleTimeout is how long TestBench lets what a benchmark stopped take
+// to end: a process killed after a stop timed out (envtest sends SIGKILL
+// and returns) is reaped a moment later.
+const settleTimeout = 5 * time.Second
+
+// waitIsolated waits until nothing runs in this process's name any more,
+// and returns an error naming what still runs after timeout.
+func waitIsolated(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		left, err := leftovers()
+		if err != nil {
+			return err
+		}
+		if left == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New(left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The check between two benchmarks sees a process this one started, by
+// name, until it has been waited for.
+func TestIsolationSeesChildProcesses(t *testing.T) {
+	if err := waitIsolated(settleTimeout); err != nil {
+		t.Fatalf("before the test: %v", err)
+	}
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	err := waitIsolated(100 * time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("pid %d sleep", cmd.Process.Pid)) {
+		t.Errorf("with sleep running: %v, want it named", err)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if err := waitIsolated(settleTimeout); err != nil {
+		t.Errorf("after sleep was waited for: %v", err)
+	}
+}
