@@ -43,7 +43,8 @@ var benchmarks = []benchmark{
 // whose cleanups have all run when it returns. Before the first and after
 // each one it checks that nothing runs in this process's name any more (a
 // process below it, an in-process operator) and stops with an error when
-// something does, since the next figures would be measured beside it.
+// something does, since the next figures would be measured beside it. Each
+// benchmark's note says how much CPU the rest of the machine used meanwhile.
 func TestBench(t *testing.T) {
 	if os.Getenv("HELMFLUX_BENCH") == "" && !*list {
 		t.Skip("benchmarks run with `make bench`")
@@ -71,6 +72,10 @@ func TestBench(t *testing.T) {
 			continue
 		}
 		ran++
+		gauge, err := startNoiseGauge()
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Run(b.name, func(t *testing.T) {
 			b.run(t, func(name string, value float64) {
 				if re.MatchString(name) {
@@ -81,6 +86,11 @@ func TestBench(t *testing.T) {
 		if err := waitIsolated(settleTimeout); err != nil {
 			t.Fatalf("isolation: %s's cleanups have run and these still run, so no later benchmark starts: %v", b.name, err)
 		}
+		n, err := gauge.stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("note: %s: noise: %s", b.name, n)
 	}
 	if ran == 0 {
 		t.Fatalf("no benchmark matches %q", *filter)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -57,6 +58,10 @@ func readProcStat(pid int) (procStat, error) {
 	}
 	return st, nil
 }
+
+// cpuTicks returns the process's own CPU time and that of the children it
+// waited for.
+func (s procStat) cpuTicks() int64 { return s.utime + s.stime + s.cutime + s.cstime }
 
 func (s procStat) String() string { return fmt.Sprintf("pid %d %s (%s)", s.pid, s.comm, s.state) }
 
@@ -134,6 +139,89 @@ func waitIsolated(timeout time.Duration) error {
 	}
 }
 
+// machineBusyTicks returns the CPU time all processes of the machine have
+// used since boot (/proc/stat: user, nice, system, irq, softirq and steal;
+// guest time is within user and nice).
+func machineBusyTicks() (int64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	var busy int64
+	for i, f := range fields[1:9] {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, nil
+}
+
+// noiseGauge measures, over one benchmark, the CPU time used by the rest
+// of the machine: everything but this process and the processes below it.
+// It reads the machine's busy time and this process's own CPU time plus
+// that of the children it waited for, so it must end once every child has
+// been waited for (after waitIsolated); a child that ended unwaited would
+// count as noise.
+type noiseGauge struct {
+	start      time.Time
+	busy, self int64
+}
+
+func startNoiseGauge() (noiseGauge, error) {
+	busy, err := machineBusyTicks()
+	if err != nil {
+		return noiseGauge{}, err
+	}
+	self, err := readProcStat(os.Getpid())
+	if err != nil {
+		return noiseGauge{}, err
+	}
+	return noiseGauge{start: time.Now(), busy: busy, self: self.cpuTicks()}, nil
+}
+
+// noise is what a noiseGauge read: CPU seconds of other processes and of
+// this benchmark over wall seconds of a machine of cores cores.
+type noise struct {
+	other, own, wall float64
+	cores            int
+}
+
+func (g noiseGauge) stop() (noise, error) {
+	busy, err := machineBusyTicks()
+	if err != nil {
+		return noise{}, err
+	}
+	self, err := readProcStat(os.Getpid())
+	if err != nil {
+		return noise{}, err
+	}
+	own := self.cpuTicks() - g.self
+	return noise{
+		// The kernel samples the machine's time and a process's time
+		// apart, so a quiet machine can read a tick or two below zero.
+		other: float64(max(busy-g.busy-own, 0)) / clockTicks,
+		own:   float64(own) / clockTicks,
+		wall:  time.Since(g.start).Seconds(),
+		cores: runtime.NumCPU(),
+	}, nil
+}
+
+// String is the note's text: "other processes used 3.10 CPU-s of 2 cores
+// × 40.0 s (4%); the benchmark 51.20 CPU-s".
+func (n noise) String() string {
+	return fmt.Sprintf("other processes used %.2f CPU-s of %d cores × %.1f s (%.0f%%); the benchmark %.2f CPU-s",
+		n.other, n.cores, n.wall, 100*n.other/(n.wall*float64(n.cores)), n.own)
+}
+
 // The check between two benchmarks sees a process this one started, by
 // name, until it has been waited for.
 func TestIsolationSeesChildProcesses(t *testing.T) {
@@ -153,4 +241,25 @@ func TestIsolationSeesChildProcesses(t *testing.T) {
 	if err := waitIsolated(settleTimeout); err != nil {
 		t.Errorf("after sleep was waited for: %v", err)
 	}
+}
+
+// The noise gauge counts the CPU time of a grandchild that ended as the
+// benchmark's, not as noise.
+func TestNoiseGaugeCountsDescendants(t *testing.T) {
+	g, err := startNoiseGauge()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// timeout waits for its shell, which spins for a second.
+	if out, err := exec.Command("timeout", "1", "sh", "-c", "while :; do :; done").CombinedOutput(); err == nil {
+		t.Fatalf("timeout ended without stopping the loop: %s", out)
+	}
+	n, err := g.stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.own < 0.5 || n.wall < 1 {
+		t.Errorf("%s: want at least 0.5 CPU-s of the benchmark's own over at least 1 s", n)
+	}
+	t.Logf("%s", n)
 }
