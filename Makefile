@@ -90,6 +90,11 @@ bench: controlplane ## Run the benchmarks; BENCH=<regexp> runs only those with a
 	HELMFLUX_BENCH=1 go test ./test/bench -run '^TestBench$$' -count=1 -v -timeout 60m \
 		-args -bench.run='$(if $(BENCH),$(BENCH),.)' | $(BENCH_FRAMING)
 
+.PHONY: bench-list
+bench-list: ## Name the benchmarks' figures (BENCH=<regexp> as for bench) without running them.
+	@go test ./test/bench -run '^TestBench$$' -count=1 -v \
+		-args -bench.list -bench.run='$(if $(BENCH),$(BENCH),.)' | $(BENCH_FRAMING) -e '^ok '
+
 ##@ Build
 
 .PHONY: build

@@ -17,7 +17,7 @@ import (
 
 var (
 	filter = flag.String("bench.run", ".", "Run only the benchmarks with a figure matching this regular expression.")
-	list   = flag.Bool("bench.list", false, "List the figures and exit.")
+	list   = flag.Bool("bench.list", false, "Print the names of the figures -bench.run matches instead of running them (make bench-list).")
 )
 
 // benchmark measures one or more figures and reports each through report.
