@@ -64,6 +64,7 @@ func TestBench(t *testing.T) {
 		return
 	}
 	if err := waitIsolated(settleTimeout); err != nil {
+		killDescendants()
 		t.Fatalf("isolation: before the first benchmark, this process already runs %v", err)
 	}
 	ran := 0
@@ -84,6 +85,7 @@ func TestBench(t *testing.T) {
 			})
 		})
 		if err := waitIsolated(settleTimeout); err != nil {
+			killDescendants()
 			t.Fatalf("isolation: %s's cleanups have run and these still run, so no later benchmark starts: %v", b.name, err)
 		}
 		n, err := gauge.stop()

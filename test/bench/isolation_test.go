@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -136,6 +137,16 @@ func waitIsolated(timeout time.Duration) error {
 			return errors.New(left)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// killDescendants kills (SIGKILL) every process below this one, after a
+// failed check: envtest does not tie etcd and kube-apiserver to the test
+// binary's life, so a control plane left behind would outlive it.
+func killDescendants() {
+	procs, _ := descendants()
+	for _, p := range procs {
+		_ = syscall.Kill(p.pid, syscall.SIGKILL)
 	}
 }
 
