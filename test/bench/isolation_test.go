@@ -140,13 +140,23 @@ func waitIsolated(timeout time.Duration) error {
 	}
 }
 
-// killDescendants kills (SIGKILL) every process below this one, after a
-// failed check: envtest does not tie etcd and kube-apiserver to the test
-// binary's life, so a control plane left behind would outlive it.
+// killDescendants kills (SIGKILL) every process below this one and waits
+// up to settleTimeout until they have exited, after a failed check: envtest
+// does not tie etcd and kube-apiserver to the test binary's life, so a
+// control plane left behind would outlive it.
 func killDescendants() {
 	procs, _ := descendants()
 	for _, p := range procs {
 		_ = syscall.Kill(p.pid, syscall.SIGKILL)
+	}
+	deadline := time.Now().Add(settleTimeout)
+	for _, p := range procs {
+		for time.Now().Before(deadline) {
+			if st, err := readProcStat(p.pid); err != nil || st.state == "Z" {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 }
 
