@@ -140,10 +140,11 @@ func waitIsolated(timeout time.Duration) error {
 	}
 }
 
-// killDescendants kills (SIGKILL) every process below this one and waits
-// up to settleTimeout until they have exited, after a failed check: envtest
-// does not tie etcd and kube-apiserver to the test binary's life, so a
-// control plane left behind would outlive it.
+// killDescendants kills (SIGKILL) every process below this one after a
+// failed check, and waits up to settleTimeout until they are gone (reaped
+// by whoever started them): envtest does not tie etcd and kube-apiserver
+// to the test binary's life, so a control plane left behind would outlive
+// it.
 func killDescendants() {
 	procs, _ := descendants()
 	for _, p := range procs {
@@ -152,7 +153,9 @@ func killDescendants() {
 	deadline := time.Now().Add(settleTimeout)
 	for _, p := range procs {
 		for time.Now().Before(deadline) {
-			if st, err := readProcStat(p.pid); err != nil || st.state == "Z" {
+			// Not "Z": a killed process's main thread can be a zombie
+			// while its other threads are still exiting.
+			if _, err := readProcStat(p.pid); err != nil {
 				break
 			}
 			time.Sleep(50 * time.Millisecond)
