@@ -201,15 +201,18 @@ type noiseGauge struct {
 }
 
 func startNoiseGauge() (noiseGauge, error) {
-	busy, err := machineBusyTicks()
-	if err != nil {
-		return noiseGauge{}, err
+	busy, self, err := cpuTicksNow()
+	return noiseGauge{start: time.Now(), busy: busy, self: self}, err
+}
+
+// cpuTicksNow reads the machine's busy time and this process's CPU time
+// with its waited-for children's.
+func cpuTicksNow() (busy, self int64, err error) {
+	if busy, err = machineBusyTicks(); err != nil {
+		return 0, 0, err
 	}
-	self, err := readProcStat(os.Getpid())
-	if err != nil {
-		return noiseGauge{}, err
-	}
-	return noiseGauge{start: time.Now(), busy: busy, self: self.cpuTicks()}, nil
+	st, err := readProcStat(os.Getpid())
+	return busy, st.cpuTicks(), err
 }
 
 // noise is what a noiseGauge read: CPU seconds of other processes and of
@@ -220,15 +223,11 @@ type noise struct {
 }
 
 func (g noiseGauge) stop() (noise, error) {
-	busy, err := machineBusyTicks()
+	busy, self, err := cpuTicksNow()
 	if err != nil {
 		return noise{}, err
 	}
-	self, err := readProcStat(os.Getpid())
-	if err != nil {
-		return noise{}, err
-	}
-	own := self.cpuTicks() - g.self
+	own := self - g.self
 	return noise{
 		// The kernel samples the machine's time and a process's time
 		// apart, so a quiet machine can read a tick or two below zero.
