@@ -229,9 +229,11 @@ func (g noiseGauge) stop() (noise, error) {
 	}
 	own := self - g.self
 	return noise{
-		// The kernel samples the machine's time and a process's time
-		// apart, so a quiet machine can read a tick or two below zero.
-		other: float64(max(busy-g.busy-own, 0)) / clockTicks,
+		// The kernel counts the machine's time in ticks and a process's
+		// from its run time, so the two differ by a few percent of the
+		// benchmark's own: on a quiet machine this can be a little below
+		// zero, and is shown as it is.
+		other: float64(busy-g.busy-own) / clockTicks,
 		own:   float64(own) / clockTicks,
 		wall:  time.Since(g.start).Seconds(),
 		cores: runtime.NumCPU(),
