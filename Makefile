@@ -81,10 +81,19 @@ test: controlplane ## Build what the tests need, then run unit and integration t
 e2e: controlplane ## Run the end-to-end user stories only (test/e2e, test/demo); `make test` includes them.
 	go test $(GO_TEST_FLAGS) ./test/e2e/... ./test/demo/...
 
+# go test -v's framing lines, left out of the benchmarks' output: each
+# benchmark is a subtest of TestBench.
+BENCH_FRAMING := grep -v -E -e '^=== (RUN|NAME|PAUSE|CONT) ' -e '^ *--- PASS' -e '^PASS$$'
+
 .PHONY: bench
-bench: controlplane ## Run the benchmarks; BENCH=<regexp> runs only the matching ones.
+bench: controlplane ## Run the benchmarks; BENCH=<regexp> runs only those with a matching figure.
 	HELMFLUX_BENCH=1 go test ./test/bench -run '^TestBench$$' -count=1 -v -timeout 60m \
-		-args -bench.run='$(if $(BENCH),$(BENCH),.)' | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS$$'
+		-args -bench.run='$(if $(BENCH),$(BENCH),.)' | $(BENCH_FRAMING)
+
+.PHONY: bench-list
+bench-list: ## Name the benchmarks' figures (BENCH=<regexp> as for bench) without running them.
+	@go test ./test/bench -run '^TestBench$$' -count=1 -v \
+		-args -bench.list -bench.run='$(if $(BENCH),$(BENCH),.)' | $(BENCH_FRAMING) -e '^ok '
 
 ##@ Build
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/helmflux/helmflux/operator/controllers"
+	"github.com/helmflux/helmflux/pkg/registry"
 )
 
 // automationFlags are the image automation flags, named as fluxd named them
@@ -27,8 +28,8 @@ type automationFlags struct {
 func (a *automationFlags) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&a.interval, "automation-interval", 5*time.Minute, "Time between two image automation passes over one GitSync.")
 	fs.DurationVar(&a.pollInterval, "registry-poll-interval", 5*time.Minute, "How long a repository's tag list is reused before the registry is asked again; 0 asks on every pass. A registry webhook rescans at once.")
-	fs.Float64Var(&a.rps, "registry-rps", 200, "Requests per second to each registry host.")
-	fs.IntVar(&a.burst, "registry-burst", 125, "Burst of requests to each registry host.")
+	fs.Float64Var(&a.rps, "registry-rps", registry.DefaultRPS, "Requests per second to each registry host.")
+	fs.IntVar(&a.burst, "registry-burst", registry.DefaultBurst, "Burst of requests to each registry host.")
 	fs.StringVar(&a.insecure, "registry-insecure-host", "", "Comma-separated registry hosts (host or host:port) reached over plain HTTP.")
 	fs.StringVar(&a.include, "registry-include-image", "", "Comma-separated globs of image repositories to scan (default: all automated images).")
 	fs.StringVar(&a.exclude, "registry-exclude-image", "", "Comma-separated globs of image repositories never to scan.")

@@ -14,6 +14,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/helmflux/helmflux/pkg/registry"
 )
 
 var chartDir = filepath.Join("..", "..", "charts", "helmflux")
@@ -112,5 +114,25 @@ func TestChartRendersAutomationSettings(t *testing.T) {
 	}
 	if !secrets["regcreds"] || !secrets["hooktoken"] || len(d.Spec.Template.Spec.Containers[0].VolumeMounts) != 3 {
 		t.Errorf("volumes %+v, mounts %+v", d.Spec.Template.Spec.Volumes, d.Spec.Template.Spec.Containers[0].VolumeMounts)
+	}
+}
+
+// The chart's default registry rate limits are the operator's own
+// (registry.DefaultRPS and DefaultBurst), so an install scans as the tests
+// and benchmarks do.
+func TestChartRegistryLimitsAreTheOperatorDefaults(t *testing.T) {
+	chrt, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, ok := chrt.Values["registry"].(map[string]any)
+	if !ok {
+		t.Fatalf("values.yaml has no registry map: %v", chrt.Values["registry"])
+	}
+	if rps, ok := reg["rps"].(float64); !ok || rps != registry.DefaultRPS {
+		t.Errorf("registry.rps = %v, want registry.DefaultRPS = %v", reg["rps"], registry.DefaultRPS)
+	}
+	if burst, ok := reg["burst"].(float64); !ok || burst != registry.DefaultBurst {
+		t.Errorf("registry.burst = %v, want registry.DefaultBurst = %v", reg["burst"], registry.DefaultBurst)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -40,8 +41,10 @@ func StartInProcess(ctx context.Context, cfg *rest.Config, logger logr.Logger, o
 		return nil, err
 	}
 	stopped := make(chan struct{})
+	running.Add(1)
 	go func() {
 		defer close(stopped)
+		defer running.Add(-1) // before stopped closes: who saw it closed sees the count
 		if err := mgr.Start(ctx); err != nil {
 			logger.Error(err, "Manager stopped")
 		}
@@ -67,6 +70,16 @@ func StartInProcess(ctx context.Context, cfg *rest.Config, logger logr.Logger, o
 	}
 	return stopped, nil
 }
+
+// running counts the managers StartInProcess started whose Start has not
+// returned.
+var running atomic.Int64
+
+// InProcessRunning returns how many operators StartInProcess started in
+// this process are still running: a benchmark harness checks that it is 0
+// between two benchmarks, so that one's reconcile loops never run while
+// the next is measured.
+func InProcessRunning() int { return int(running.Load()) }
 
 // TLSTrustingClient returns an HTTP client that trusts httptest's TLS
 // servers, which all share one certificate (chart repositories, values

@@ -19,10 +19,13 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
-// Defaults of Options.
+// Defaults of Options. DefaultRPS and DefaultBurst are also the operator's
+// --registry-rps and --registry-burst defaults and the chart's registry.rps
+// and registry.burst (hack/chartlint checks the chart), so that a test, a
+// benchmark and an install scan at the same rate.
 const (
-	DefaultRPS        = 50
-	DefaultBurst      = 100
+	DefaultRPS        = 200
+	DefaultBurst      = 125
 	DefaultMaxTags    = 10000
 	DefaultPageSize   = 1000
 	DefaultMaxEntries = 10000
@@ -59,9 +62,9 @@ var (
 type Options struct {
 	// RPS is the steady request rate allowed to each registry host
 	// (token services and blob storage count as hosts of their own);
-	// default 50.
+	// default DefaultRPS.
 	RPS float64
-	// Burst is the token bucket size per host; default 100.
+	// Burst is the token bucket size per host; default DefaultBurst.
 	Burst int
 	// MaxTags caps the tags listed per repository; default 10000. A longer
 	// list fails the scan with ErrTooManyTags rather than being truncated.

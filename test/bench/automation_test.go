@@ -45,6 +45,7 @@ func init() {
 // the cluster has it in spec.template (tag_to_applied). No pods roll: there is
 // no controller manager.
 var tagToApplied = benchmark{
+	name:  "tag_to_applied",
 	names: []string{"tag_to_commit_p50_ms", "tag_to_applied_p50_ms"},
 	run: func(t *testing.T, report func(string, float64)) {
 		const runs = 20
@@ -105,23 +106,16 @@ var tagToApplied = benchmark{
 	},
 }
 
-// operatorRPS and operatorBurst are the operator's --registry-rps and
-// --registry-burst defaults (operator/flags.go): the rate limits its scans
-// run with.
-const (
-	operatorRPS   = 200
-	operatorBurst = 125
-)
-
 // scan1000x100 measures a registry scan at the design's scale (target: at
 // most 2,000 requests): 1,000 repositories of 100 tags each on one registry,
-// scanned 8 at a time as an automation pass scans, with the operator's rate
-// limits and no creation times (semver policies need none). Cold is a new
-// client on an empty cache directory, timed from making it until the last
-// scan returns; warm is another new client on the same directory with the
-// default TagTTL, as after an operator restart. Pushing the tags is not
-// measured.
+// scanned 8 at a time as an automation pass scans, with the operator's
+// default rate limits (registry.DefaultRPS, registry.DefaultBurst) and no
+// creation times (semver policies need none). Cold is a new client on an
+// empty cache directory, timed from making it until the last scan returns;
+// warm is another new client on the same directory with the default
+// TagTTL, as after an operator restart. Pushing the tags is not measured.
 var scan1000x100 = benchmark{
+	name:  "scan_1000x100",
 	names: []string{"scan_1000x100_cold_s", "scan_1000x100_cold_requests", "scan_1000x100_warm_requests"},
 	run: func(t *testing.T, report func(string, float64)) {
 		const repos, tags = 1000, 100
@@ -138,7 +132,7 @@ var scan1000x100 = benchmark{
 			images[i] = srv.Host() + "/" + repo
 		}
 		t.Logf("note: scan_1000x100: pushing %d tags took %s (not measured)", repos*tags, time.Since(setup).Round(time.Millisecond))
-		opts := registry.Options{CacheDir: t.TempDir(), Transport: srv.Transport(), RPS: operatorRPS, Burst: operatorBurst}
+		opts := registry.Options{CacheDir: t.TempDir(), Transport: srv.Transport(), RPS: registry.DefaultRPS, Burst: registry.DefaultBurst}
 
 		srv.Reset()
 		start := time.Now()
@@ -157,10 +151,10 @@ var scan1000x100 = benchmark{
 		later := opts
 		later.Now = func() time.Time { return time.Now().Add(registry.DefaultTagTTL) }
 		scanAll(t, later, images, tags)
-		floor := time.Duration(float64(max(coldRequests-operatorBurst, 0)) / operatorRPS * float64(time.Second))
+		floor := time.Duration(float64(max(coldRequests-registry.DefaultBurst, 0)) / registry.DefaultRPS * float64(time.Second))
 		t.Logf("note: scan_1000x100: the rate limit (%d/s, burst %d) alone makes the cold scan last at least %s; "+
 			"warm, %d of %d lists came from the cache; a restart %s after the cold scan makes %d requests",
-			operatorRPS, operatorBurst, floor.Round(10*time.Millisecond), cached, repos, registry.DefaultTagTTL, len(srv.Requests()))
+			registry.DefaultRPS, registry.DefaultBurst, floor.Round(10*time.Millisecond), cached, repos, registry.DefaultTagTTL, len(srv.Requests()))
 	},
 }
 

@@ -17,11 +17,14 @@ import (
 
 var (
 	filter = flag.String("bench.run", ".", "Run only the benchmarks with a figure matching this regular expression.")
-	list   = flag.Bool("bench.list", false, "List the figures and exit.")
+	list   = flag.Bool("bench.list", false, "Print the names of the figures -bench.run matches instead of running them (make bench-list).")
 )
 
 // benchmark measures one or more figures and reports each through report.
+// It runs as a subtest of its own, named name: whatever it starts it stops
+// in its t.Cleanup functions, which TestBench checks.
 type benchmark struct {
+	name  string
 	names []string
 	run   func(t *testing.T, report func(name string, value float64))
 }
@@ -36,6 +39,12 @@ var benchmarks = []benchmark{
 	hrInstallFloor,
 }
 
+// TestBench runs the benchmarks one after the other, each as a subtest
+// whose cleanups have all run when it returns. Before the first and after
+// each one it checks that nothing runs in this process's name any more (a
+// process below it, an in-process operator) and stops with an error when
+// something does, since the next figures would be measured beside it. Each
+// benchmark's note says how much CPU the rest of the machine used meanwhile.
 func TestBench(t *testing.T) {
 	if os.Getenv("HELMFLUX_BENCH") == "" && !*list {
 		t.Skip("benchmarks run with `make bench`")
@@ -44,25 +53,48 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatalf("-bench.run: %v", err)
 	}
+	if *list {
+		for _, b := range benchmarks {
+			for _, n := range b.names {
+				if re.MatchString(n) {
+					fmt.Println(n)
+				}
+			}
+		}
+		return
+	}
+	if err := waitIsolated(settleTimeout); err != nil {
+		killDescendants()
+		t.Fatalf("isolation: before the first benchmark, this process already runs %v", err)
+	}
 	ran := 0
 	for _, b := range benchmarks {
 		if !matchesAny(re, b.names) {
 			continue
 		}
-		if *list {
-			for _, n := range b.names {
-				fmt.Println(n)
-			}
-			continue
-		}
 		ran++
-		b.run(t, func(name string, value float64) {
-			if re.MatchString(name) {
-				fmt.Printf("bench: %s %s\n", name, format(value))
-			}
+		gauge, err := startNoiseGauge()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(b.name, func(t *testing.T) {
+			b.run(t, func(name string, value float64) {
+				if re.MatchString(name) {
+					fmt.Printf("bench: %s %s\n", name, format(value))
+				}
+			})
 		})
+		if err := waitIsolated(settleTimeout); err != nil {
+			killDescendants()
+			t.Fatalf("isolation: %s's cleanups have run and these still run, so no later benchmark starts: %v", b.name, err)
+		}
+		n, err := gauge.stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("note: %s: noise: %s", b.name, n)
 	}
-	if ran == 0 && !*list {
+	if ran == 0 {
 		t.Fatalf("no benchmark matches %q", *filter)
 	}
 }
@@ -95,7 +127,11 @@ func startControlPlane(t *testing.T) (*envtest.Environment, *rest.Config) {
 	if err != nil {
 		t.Fatalf("start the control plane: %v", err)
 	}
-	t.Cleanup(func() { _ = env.Stop() })
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("stop the control plane: %v", err)
+		}
+	})
 	return env, cfg
 }
 
@@ -111,6 +147,7 @@ func percentile(samples []time.Duration, p float64) time.Duration {
 // kube-apiserver with helmflux's CRDs established) takes to start: the fixed
 // cost of every integration test binary and of the demo. Median of 3 starts.
 var controlPlaneStart = benchmark{
+	name:  "controlplane_start",
 	names: []string{"controlplane_start_ms"},
 	run: func(t *testing.T, report func(string, float64)) {
 		var samples []time.Duration

@@ -27,6 +27,7 @@ import (
 // commitToApplied measures the time from a push notification for a new commit
 // to the changed object in the cluster, over smart HTTP, 50 commits.
 var commitToApplied = benchmark{
+	name:  "commit_to_applied",
 	names: []string{"commit_to_applied_p50_ms", "commit_to_applied_p95_ms"},
 	run: func(t *testing.T, report func(string, float64)) {
 		_, cfg := startControlPlane(t)
@@ -64,6 +65,7 @@ var commitToApplied = benchmark{
 // apply1000 measures a cold sync of 1,000 manifests by the operator running as
 // its own process, and that process's peak resident memory.
 var apply1000 = benchmark{
+	name:  "apply_1000_manifests",
 	names: []string{"apply_1000_manifests_s", "apply_1000_manifests_rss_mib"},
 	run: func(t *testing.T, report func(string, float64)) {
 		env, cfg := startControlPlane(t)
@@ -86,6 +88,7 @@ var apply1000 = benchmark{
 // noopSync counts the API writes of sync passes that find nothing changed: a
 // GitSync of 100 objects polled every 2s, observed for 10s after it applied.
 var noopSync = benchmark{
+	name:  "noop_sync",
 	names: []string{"noop_sync_writes"},
 	run: func(t *testing.T, report func(string, float64)) {
 		_, cfg := startControlPlane(t)

@@ -46,6 +46,7 @@ const (
 // no wait). The time runs from the first create to the moment all 100 are
 // Ready for their generation; memory is the process's peak RSS.
 var hr100 = benchmark{
+	name:  "hr100",
 	names: []string{"hr100_ready_s", "hr100_rss_mib"},
 	run: func(t *testing.T, report func(string, float64)) {
 		const releases = 100
@@ -90,6 +91,7 @@ var hr100 = benchmark{
 // observed for 6s (about 560 passes); passes are counted by
 // controller-runtime's reconcile counter. Both figures should be 0.
 var hrNoop = benchmark{
+	name:  "hr_noop",
 	names: []string{"hr_noop_api_writes", "hr_noop_chart_downloads"},
 	run: func(t *testing.T, report func(string, float64)) {
 		const (
@@ -147,6 +149,7 @@ var hrNoop = benchmark{
 // antecedent annotation, no wait), median of 20 installs into fresh release
 // names after one warm-up install.
 var hrInstallFloor = benchmark{
+	name:  "hr_install_floor",
 	names: []string{"hr_install_floor_ms"},
 	run: func(t *testing.T, report func(string, float64)) {
 		const installs = 20
@@ -554,71 +557,43 @@ func operatorLogErrors(log string) (int, string) {
 	return n, first
 }
 
-// clockTicks is the unit of /proc/<pid>/stat's CPU times (USER_HZ, 100 on
-// every Linux architecture Go supports).
-const clockTicks = 100
-
 // cpuSeconds returns the CPU time (user and system) the processes used so far.
 func cpuSeconds(t *testing.T, pids ...int) float64 {
 	t.Helper()
 	var ticks int64
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		st, err := readProcStat(pid)
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The fields after the command name, which is in parentheses and
-		// may hold spaces: state is the first, utime the 12th, stime the 13th.
-		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(fields) < 13 {
-			t.Fatalf("/proc/%d/stat has %d fields after the command", pid, len(fields))
-		}
-		for _, f := range fields[11:13] {
-			n, err := strconv.ParseInt(f, 10, 64)
-			if err != nil {
-				t.Fatalf("/proc/%d/stat: %v", pid, err)
-			}
-			ticks += n
-		}
+		ticks += st.utime + st.stime
 	}
 	return float64(ticks) / clockTicks
 }
 
-// childProcesses returns the pids of this process's children with one of
-// the given command names (the control plane's etcd and kube-apiserver).
+// childProcesses returns the pids of this process's children with the
+// given command names (the control plane's etcd and kube-apiserver), and
+// fails unless there is exactly one of each: the benchmarks run one at a
+// time, each with a control plane of its own.
 func childProcesses(t *testing.T, names ...string) []int {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
+	procs, err := descendants()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue // gone
-		}
-		open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		comm, fields := string(b[open+1:end]), strings.Fields(string(b[end+1:]))
-		if len(fields) < 2 || fields[1] != strconv.Itoa(os.Getpid()) {
-			continue
-		}
-		for _, n := range names {
+	for _, n := range names {
+		var found []procStat
+		for _, p := range procs {
 			// comm is cut to 15 bytes.
-			if comm == n[:min(len(n), 15)] {
-				pids = append(pids, pid)
+			if p.ppid == os.Getpid() && p.comm == n[:min(len(n), 15)] {
+				found = append(found, p)
 			}
 		}
-	}
-	if len(pids) < len(names) {
-		t.Fatalf("found %d of the processes %v among this process's children", len(pids), names)
+		if len(found) != 1 {
+			t.Fatalf("found %d processes %s among this process's children, want 1: %v", len(found), n, found)
+		}
+		pids = append(pids, found[0].pid)
 	}
 	return pids
 }
