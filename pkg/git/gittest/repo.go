@@ -2,6 +2,7 @@ package gittest
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -438,4 +439,81 @@ func (r *Repo) FileAt(cm *object.Commit, name string) string {
 		r.t.Fatalf("read %s at %s: %v", name, cm.Hash, err)
 	}
 	return s
+}
+
+// Occurrences returns where s occurs in the bare remote's objects: the
+// message, author, committer or signature of a commit, the message or
+// tagger of a tag, the names in a tree and the contents of a blob. Every
+// object stored counts, reachable from a branch or not, so nothing that a
+// writer ever pushed there escapes. Each place is named, e.g. "commit
+// <hash> message".
+func (r *Repo) Occurrences(s string) []string {
+	r.t.Helper()
+	bare, err := gogit.PlainOpen(r.bare)
+	if err != nil {
+		r.t.Fatalf("open bare: %v", err)
+	}
+	var out []string
+	found := func(where string, hash plumbing.Hash, texts ...string) {
+		for _, text := range texts {
+			if strings.Contains(text, s) {
+				out = append(out, where+" "+hash.String())
+				return
+			}
+		}
+	}
+	commits, err := bare.CommitObjects()
+	if err != nil {
+		r.t.Fatalf("list commits: %v", err)
+	}
+	r.each(commits.ForEach(func(c *object.Commit) error {
+		found("commit message of", c.Hash, c.Message)
+		found("commit identity or signature of", c.Hash, c.Author.String(), c.Committer.String(), c.PGPSignature)
+		return nil
+	}))
+	tags, err := bare.TagObjects()
+	if err != nil {
+		r.t.Fatalf("list tags: %v", err)
+	}
+	r.each(tags.ForEach(func(tg *object.Tag) error {
+		found("tag", tg.Hash, tg.Message, tg.Tagger.String(), tg.PGPSignature)
+		return nil
+	}))
+	trees, err := bare.TreeObjects()
+	if err != nil {
+		r.t.Fatalf("list trees: %v", err)
+	}
+	r.each(trees.ForEach(func(tr *object.Tree) error {
+		names := make([]string, 0, len(tr.Entries))
+		for _, e := range tr.Entries {
+			names = append(names, e.Name)
+		}
+		found("tree entry name in", tr.Hash, names...)
+		return nil
+	}))
+	blobs, err := bare.BlobObjects()
+	if err != nil {
+		r.t.Fatalf("list blobs: %v", err)
+	}
+	r.each(blobs.ForEach(func(b *object.Blob) error {
+		rd, err := b.Reader()
+		if err != nil {
+			return err
+		}
+		defer func() { _ = rd.Close() }()
+		data, err := io.ReadAll(rd)
+		if err != nil {
+			return err
+		}
+		found("blob", b.Hash, string(data))
+		return nil
+	}))
+	return out
+}
+
+func (r *Repo) each(err error) {
+	r.t.Helper()
+	if err != nil {
+		r.t.Fatalf("read the remote's objects: %v", err)
+	}
 }

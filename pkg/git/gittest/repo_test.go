@@ -1,0 +1,27 @@
+package gittest
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestOccurrencesFindsEveryPushedObject: a secret in a file, a file name or
+// a commit message is found, also after the branch no longer reaches the
+// commit (a force push does not unsend it), and nothing else is reported.
+func TestOccurrencesFindsEveryPushedObject(t *testing.T) {
+	const canary = "canary-Occur-71c3"
+	repo := NewRepo(t, map[string]string{"a.txt": "clean\n"})
+	clean := repo.Head()
+	if got := repo.Occurrences(canary); len(got) != 0 {
+		t.Fatalf("found in a clean repository: %v", got)
+	}
+	repo.CommitFiles("leaks "+canary, map[string]string{"b.txt": "password: " + canary + "\n", canary + ".txt": "x\n"})
+	repo.ResetHard(clean)
+	repo.Commit("force-pushed over the leak")
+	got := strings.Join(repo.Occurrences(canary), "\n")
+	for _, want := range []string{"commit message of", "blob", "tree entry name in"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q among the occurrences:\n%s", want, got)
+		}
+	}
+}
