@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/internal/testenv"
 	"github.com/helmflux/helmflux/operator/automation"
 	"github.com/helmflux/helmflux/pkg/git/gittest"
 	"github.com/helmflux/helmflux/pkg/helm/helmtest"
@@ -170,9 +171,6 @@ func TestNewTagIsCommittedOnceAndRuns(t *testing.T) {
 	if head.Message != wantMsg {
 		t.Errorf("commit message:\n%s\nwant:\n%s", head.Message, wantMsg)
 	}
-	if strings.Contains(head.Message, canary) {
-		t.Errorf("the commit message shows the registry password")
-	}
 	if head.Author.Name != automation.DefaultAuthorName || head.Author.Email != automation.DefaultAuthorEmail ||
 		head.Committer.Name != head.Author.Name || head.Committer.Email != head.Author.Email {
 		t.Errorf("author %v, committer %v", head.Author, head.Committer)
@@ -187,13 +185,18 @@ func TestNewTagIsCommittedOnceAndRuns(t *testing.T) {
 		t.Fatalf("imageAutomation status %+v", gs.Status.ImageAutomation)
 	}
 
-	// Later passes find nothing to do: still exactly one commit.
+	// Later passes, which list the tags again, find nothing to do: still
+	// exactly one commit, and they started from it.
+	passes := automationPasses(ns, "apps")
 	notify(t, host+"/team/app", host+"/team/rel", host+"/team/vf")
-	time.Sleep(3 * time.Second)
+	testenv.WaitPasses(t, passes, 2)
 	if h := repo.RemoteHead("main").Hash; h != head.Hash {
 		t.Fatalf("a second commit %s appeared", h)
 	}
-	assertNoCanary(t, ns, canary)
+	if got, want := getGitSync(t, ns, "apps").Status.ImageAutomation.LastRevision, "main@sha1:"+head.Hash.String(); got != want {
+		t.Errorf("the last pass started from %s, want %s", got, want)
+	}
+	assertNoCanary(t, canary, repo)
 }
 
 // createGitSync applies a GitSync of the repository's apps directory.

@@ -15,6 +15,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/internal/testenv"
 	"github.com/helmflux/helmflux/pkg/git/gittest"
 	"github.com/helmflux/helmflux/pkg/registry/registrytest"
 )
@@ -60,9 +61,14 @@ func TestReadOnlyReportsWithoutWriting(t *testing.T) {
 		t.Fatalf("pending %+v", p)
 	}
 	waitEvent(t, ns, helmfluxv1alpha1.UpdatesPendingReason, "would commit")
-	time.Sleep(3 * time.Second) // more passes
+	// Passes that would each have committed, had the GitSync not been
+	// readOnly: the second one started after the update was reported.
+	testenv.WaitPasses(t, automationPasses(ns, "apps"), 2)
 	if repo.RemoteHead("main").Hash.String() != before {
 		t.Fatal("a readOnly GitSync pushed a commit")
+	}
+	if got := getGitSync(t, ns, "apps").Status.ImageAutomation.LastRevision; got != "main@sha1:"+before {
+		t.Errorf("the passes started from %s, want main@sha1:%s", got, before)
 	}
 }
 
