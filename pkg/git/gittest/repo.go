@@ -517,3 +517,18 @@ func (r *Repo) each(err error) {
 		r.t.Fatalf("read the remote's objects: %v", err)
 	}
 }
+
+// Hook installs a server-side hook (pre-receive, update, ...) in the bare
+// remote: a shell script that git runs when a push arrives over a server
+// that runs git itself (HTTPServer, SSHServer), not over file:// URLs,
+// which go-git serves on its own.
+func (r *Repo) Hook(name, script string) {
+	r.t.Helper()
+	p := filepath.Join(r.bare, "hooks", name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		r.t.Fatalf("hook %s: %v", name, err)
+	}
+	if err := os.WriteFile(p, []byte(script), 0o700); err != nil { // #nosec G306 -- git runs it
+		r.t.Fatalf("hook %s: %v", name, err)
+	}
+}
