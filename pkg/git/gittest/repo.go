@@ -392,11 +392,24 @@ func (r *Repo) SetRemoteHEAD(ref string) {
 // test expects a writer (a human, the operator) to have pushed.
 func (r *Repo) RemoteHead(branch string) *object.Commit {
 	r.t.Helper()
+	cm := r.LookupRemoteHead(branch)
+	if cm == nil {
+		r.t.Fatalf("read remote %s: no such branch", branch)
+	}
+	return cm
+}
+
+// LookupRemoteHead is RemoteHead, or nil while the branch does not exist.
+func (r *Repo) LookupRemoteHead(branch string) *object.Commit {
+	r.t.Helper()
 	bare, err := gogit.PlainOpen(r.bare)
 	if err != nil {
 		r.t.Fatalf("open bare: %v", err)
 	}
 	ref, err := bare.Reference(plumbing.NewBranchReferenceName(branch), true)
+	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+		return nil
+	}
 	if err != nil {
 		r.t.Fatalf("read remote %s: %v", branch, err)
 	}
@@ -405,6 +418,26 @@ func (r *Repo) RemoteHead(branch string) *object.Commit {
 		r.t.Fatalf("read remote %s commit: %v", branch, err)
 	}
 	return cm
+}
+
+// SetRemoteBranch points the bare remote's branch at hash, as a person's
+// merge or force push would, or deletes the branch when hash is "". The
+// working repository does not see it.
+func (r *Repo) SetRemoteBranch(branch, hash string) {
+	r.t.Helper()
+	bare, err := gogit.PlainOpen(r.bare)
+	if err != nil {
+		r.t.Fatalf("open bare: %v", err)
+	}
+	n := plumbing.NewBranchReferenceName(branch)
+	if hash == "" {
+		err = bare.Storer.RemoveReference(n)
+	} else {
+		err = bare.Storer.SetReference(plumbing.NewHashReference(n, plumbing.NewHash(hash)))
+	}
+	if err != nil {
+		r.t.Fatalf("set remote %s to %q: %v", branch, hash, err)
+	}
 }
 
 // RemoteLog returns every commit reachable from the remote's branch, newest
