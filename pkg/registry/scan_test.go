@@ -87,6 +87,12 @@ func (f *fakeClock) Add(d time.Duration) {
 	f.t = f.t.Add(d)
 }
 
+func (f *fakeClock) Set(t time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.t = t
+}
+
 func all(string) bool { return true }
 
 func only(tags ...string) func(string) bool {
