@@ -37,11 +37,11 @@ func containsAll(s string, words []string) bool {
 
 // AutomationPasses counts the image automation passes over the GitSync
 // ns/name that have ended since it was called, by the line each pass logs at
-// V(1) (automation.PassDoneMessage) in log: the proof that a pass ran, where
+// V(1) (automation.DoneMessage) in log: the proof that a pass ran, where
 // its status may not change. The operator must log at V(1) (zap's
 // development mode, or --zap-log-level=debug for the process).
 func AutomationPasses(log func() string, ns, name string) func() int {
-	return LineCounter(log, automation.PassDoneMessage, fmt.Sprintf(`{"name":"%s","namespace":"%s"}`, name, ns))
+	return LineCounter(log, automation.DoneMessage, fmt.Sprintf(`{"name":"%s","namespace":"%s"}`, name, ns))
 }
 
 // WaitPasses waits until passes, a counter such as AutomationPasses, has

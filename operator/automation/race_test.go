@@ -143,7 +143,7 @@ func passLog(ns, name string) func() []pass {
 	return func() []pass {
 		var out []pass
 		for _, l := range strings.Split(logs.String()[skip:], "\n") {
-			if !strings.Contains(l, automation.PassDoneMessage) || !strings.Contains(l, key) {
+			if !strings.Contains(l, automation.DoneMessage) || !strings.Contains(l, key) {
 				continue
 			}
 			p := pass{}

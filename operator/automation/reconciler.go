@@ -163,7 +163,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	// One line per finished pass, even one that changed no status: what
 	// shows that a pass ran, and how often its push lost a race.
-	log.V(1).Info(PassDoneMessage, "gitsync", klog.KObj(obj), "reason", readyReason(obj), "pushAttempts", attempts)
+	log.V(1).Info(DoneMessage, "gitsync", klog.KObj(obj), "reason", readyReason(obj), "pushAttempts", attempts)
 	if pushed != nil && r.Synced != nil {
 		select {
 		case r.Synced <- event.GenericEvent{Object: obj}:
@@ -197,10 +197,10 @@ func (r *Reconciler) interval() time.Duration {
 	return r.Interval
 }
 
-// PassDoneMessage is the debug log line (V(1)) that ends every automation
+// DoneMessage is the debug log line (V(1)) that ends every automation
 // pass, with the keys gitsync, reason and pushAttempts (the
 // edit-commit-push rounds; more than one means a push lost a race).
-const PassDoneMessage = "Ran image automation pass"
+const DoneMessage = "Ran image automation pass"
 
 // readyReason is the reason of status.imageAutomation's Ready, if any.
 func readyReason(obj *helmfluxv1alpha1.GitSync) string {
