@@ -20,25 +20,10 @@ import (
 	"github.com/helmflux/helmflux/pkg/registry/registrytest"
 )
 
-// plainDeploy is an automated Deployment without pull secrets.
+// plainDeploy is an automated Deployment of HOST/team/NAME:1.0.0 without
+// pull secrets.
 func plainDeploy(ns, host, name, filter string) string {
-	return strings.NewReplacer("NS", ns, "HOST", host, "NAME", name, "FILTER", filter).Replace(`apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: NAME
-  namespace: NS
-  annotations:
-    fluxcd.io/automated: "true"
-    filter.fluxcd.io/app: FILTER
-spec:
-  selector: {matchLabels: {app: NAME}}
-  template:
-    metadata: {labels: {app: NAME}}
-    spec:
-      containers:
-        - name: app
-          image: HOST/team/NAME:1.0.0
-`)
+	return testenv.AutomatedDeployment(ns, name, host+"/team/"+name+":1.0.0", filter)
 }
 
 // TestReadOnlyReportsWithoutWriting: a readOnly GitSync lists what it would

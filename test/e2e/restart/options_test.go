@@ -20,27 +20,6 @@ import (
 	"github.com/helmflux/helmflux/pkg/registry/registrytest"
 )
 
-// automatedDeploy is an automated Deployment of image HOST/REPO:1.0.0
-// without pull secrets: only the operator-wide login can open its registry.
-const automatedDeploy = `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: NAME
-  namespace: NS
-  annotations:
-    fluxcd.io/automated: "true"
-    filter.fluxcd.io/app: semver:~1.0
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: NAME}}
-  template:
-    metadata: {labels: {app: NAME}}
-    spec:
-      containers:
-        - name: app
-          image: HOST/REPO:1.0.0
-`
-
 // TestOperatorWideLoginIsReadAtStartAndImageFiltersHold runs the operator
 // process with --docker-config, --registry-include-image and
 // --registry-exclude-image: the docker config's login opens a registry no
@@ -63,8 +42,9 @@ func TestOperatorWideLoginIsReadAtStartAndImageFiltersHold(t *testing.T) {
 	if err := k8s.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)
 	}
+	// Without pull secrets: only the operator-wide login opens the registry.
 	deploy := func(name, repo string) string {
-		return strings.NewReplacer("NAME", name, "NS", ns.Name, "HOST", host, "REPO", repo).Replace(automatedDeploy)
+		return testenv.AutomatedDeployment(ns.Name, name, host+"/"+repo+":1.0.0", "semver:~1.0")
 	}
 	repo := gittest.NewRepo(t, map[string]string{
 		"apps/app.yaml":      deploy("app", "team/app"),
