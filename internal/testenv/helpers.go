@@ -10,7 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
+	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -83,4 +86,28 @@ func ReleaseHistory(ctx context.Context, c client.Reader, namespace, release str
 		out = append(out, s.Labels["status"])
 	}
 	return out, nil
+}
+
+// RequestReconcile sets obj's reconcile.fluxcd.io/requestedAt annotation to a
+// new token, as `helmflux sync` does, and returns it: once the object's
+// status records the token as handled, a pass that began after the request
+// has ended.
+func RequestReconcile(t testing.TB, c client.Client, obj client.Object) string {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+		t.Fatal(err)
+	}
+	token := time.Now().Format(time.RFC3339Nano)
+	patch := client.MergeFrom(obj.DeepCopyObject().(client.Object))
+	ann := obj.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[meta.ReconcileRequestAnnotation] = token
+	obj.SetAnnotations(ann)
+	if err := c.Patch(ctx, obj, patch); err != nil {
+		t.Fatal(err)
+	}
+	return token
 }

@@ -14,6 +14,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/internal/testenv"
+	"github.com/helmflux/helmflux/operator/automation"
 	"github.com/helmflux/helmflux/pkg/git/gittest"
 	"github.com/helmflux/helmflux/pkg/helm/helmtest"
 	"github.com/helmflux/helmflux/pkg/registry/registrytest"
@@ -155,18 +157,23 @@ func TestNewTagIsCommittedOnceAndRuns(t *testing.T) {
 			t.Errorf("%s after the commit:\n%q\nwant\n%q", name, got, w)
 		}
 	}
-	for _, line := range []string{
-		"Helmflux-Image: " + host + "/team/app 1.0.0 -> 1.0.1",
-		"Helmflux-Image: " + host + "/team/vf 1.0.0 -> 1.0.1",
-		"Helmflux-Workload: " + ns + ":deployment/app",
-		"Helmflux-Workload: " + ns + ":helmrelease/inline",
-	} {
-		if !strings.Contains(head.Message, line+"\n") {
-			t.Errorf("commit message lacks %q:\n%s", line, head.Message)
-		}
+	// The whole message: Flux v1's subject and list, then every trailer.
+	wantMsg := "Auto-release multiple (3) images\n\n" +
+		"- " + ns + ":deployment/app (app): " + host + "/team/app 1.0.0 -> 1.0.1\n" +
+		"- " + ns + ":helmrelease/inline (chart-image): " + host + "/team/rel 1.0.0 -> 1.0.1\n" +
+		"- " + ns + ":helmrelease/vf (chart-image): " + host + "/team/vf 1.0.0 -> 1.0.1\n\n" +
+		automation.ImageTrailer + ": " + host + "/team/app 1.0.0 -> 1.0.1\n" +
+		automation.ImageTrailer + ": " + host + "/team/rel 1.0.0 -> 1.0.1\n" +
+		automation.ImageTrailer + ": " + host + "/team/vf 1.0.0 -> 1.0.1\n" +
+		automation.WorkloadTrailer + ": " + ns + ":deployment/app\n" +
+		automation.WorkloadTrailer + ": " + ns + ":helmrelease/inline\n" +
+		automation.WorkloadTrailer + ": " + ns + ":helmrelease/vf\n"
+	if head.Message != wantMsg {
+		t.Errorf("commit message:\n%s\nwant:\n%s", head.Message, wantMsg)
 	}
-	if head.Author.Name != "helmflux" || strings.Contains(head.Message, canary) {
-		t.Errorf("author %v, message %q", head.Author, head.Message)
+	if head.Author.Name != automation.DefaultAuthorName || head.Author.Email != automation.DefaultAuthorEmail ||
+		head.Committer.Name != head.Author.Name || head.Committer.Email != head.Author.Email {
+		t.Errorf("author %v, committer %v", head.Author, head.Committer)
 	}
 
 	// The GitSync applies the commit, the releases upgrade, pods roll.
@@ -178,13 +185,18 @@ func TestNewTagIsCommittedOnceAndRuns(t *testing.T) {
 		t.Fatalf("imageAutomation status %+v", gs.Status.ImageAutomation)
 	}
 
-	// Later passes find nothing to do: still exactly one commit.
+	// Later passes, which list the tags again, find nothing to do: still
+	// exactly one commit, and they started from it.
+	passes := automationPasses(ns, "apps")
 	notify(t, host+"/team/app", host+"/team/rel", host+"/team/vf")
-	time.Sleep(3 * time.Second)
+	testenv.WaitPasses(t, passes, 2)
 	if h := repo.RemoteHead("main").Hash; h != head.Hash {
 		t.Fatalf("a second commit %s appeared", h)
 	}
-	assertNoCanary(t, ns, canary)
+	if got, want := getGitSync(t, ns, "apps").Status.ImageAutomation.LastRevision, "main@sha1:"+head.Hash.String(); got != want {
+		t.Errorf("the last pass started from %s, want %s", got, want)
+	}
+	assertNoCanary(t, canary, repo)
 }
 
 // createGitSync applies a GitSync of the repository's apps directory.

@@ -15,29 +15,15 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/internal/testenv"
 	"github.com/helmflux/helmflux/pkg/git/gittest"
 	"github.com/helmflux/helmflux/pkg/registry/registrytest"
 )
 
-// plainDeploy is an automated Deployment without pull secrets.
+// plainDeploy is an automated Deployment of HOST/team/NAME:1.0.0 without
+// pull secrets.
 func plainDeploy(ns, host, name, filter string) string {
-	return strings.NewReplacer("NS", ns, "HOST", host, "NAME", name, "FILTER", filter).Replace(`apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: NAME
-  namespace: NS
-  annotations:
-    fluxcd.io/automated: "true"
-    filter.fluxcd.io/app: FILTER
-spec:
-  selector: {matchLabels: {app: NAME}}
-  template:
-    metadata: {labels: {app: NAME}}
-    spec:
-      containers:
-        - name: app
-          image: HOST/team/NAME:1.0.0
-`)
+	return testenv.AutomatedDeployment(ns, name, host+"/team/"+name+":1.0.0", filter)
 }
 
 // TestReadOnlyReportsWithoutWriting: a readOnly GitSync lists what it would
@@ -60,9 +46,14 @@ func TestReadOnlyReportsWithoutWriting(t *testing.T) {
 		t.Fatalf("pending %+v", p)
 	}
 	waitEvent(t, ns, helmfluxv1alpha1.UpdatesPendingReason, "would commit")
-	time.Sleep(3 * time.Second) // more passes
+	// Passes that would each have committed, had the GitSync not been
+	// readOnly: the second one started after the update was reported.
+	testenv.WaitPasses(t, automationPasses(ns, "apps"), 2)
 	if repo.RemoteHead("main").Hash.String() != before {
 		t.Fatal("a readOnly GitSync pushed a commit")
+	}
+	if got := getGitSync(t, ns, "apps").Status.ImageAutomation.LastRevision; got != "main@sha1:"+before {
+		t.Errorf("the passes started from %s, want main@sha1:%s", got, before)
 	}
 }
 

@@ -14,8 +14,12 @@ import (
 	"github.com/helmflux/helmflux/pkg/update"
 )
 
-// errTooMuch means the checkout holds more YAML than one pass reads.
-var errTooMuch = errors.New("too much YAML")
+var (
+	// errTooMuch means the checkout holds more YAML than one pass reads.
+	errTooMuch = errors.New("too much YAML")
+	// errFileTooLarge means one file is larger than a pass reads.
+	errFileTooLarge = errors.New("file too large")
+)
 
 // reader reads YAML files of one checkout, confined to it (os.Root: no
 // symlink or ".." leads out) and bounded like the manifests the GitSync
@@ -93,7 +97,7 @@ func (r *reader) read(name string) (*update.File, error) {
 		return nil, fmt.Errorf("read %s: not a regular file", name)
 	}
 	if fi.Size() > r.maxFile {
-		return nil, fmt.Errorf("read %s: larger than %d bytes", name, r.maxFile)
+		return nil, fmt.Errorf("read %s: %w: larger than %d bytes", name, errFileTooLarge, r.maxFile)
 	}
 	if fi.Size() > r.bytesLeft {
 		return nil, fmt.Errorf("read %s: %w (more than %d bytes in all)", name, errTooMuch, manifest.DefaultMaxTotalSize)
@@ -108,7 +112,7 @@ func (r *reader) read(name string) (*update.File, error) {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	if int64(len(data)) > r.maxFile {
-		return nil, fmt.Errorf("read %s: larger than %d bytes", name, r.maxFile)
+		return nil, fmt.Errorf("read %s: %w: larger than %d bytes", name, errFileTooLarge, r.maxFile)
 	}
 	r.bytesLeft -= int64(len(data))
 	r.seen[name] = true

@@ -27,6 +27,10 @@ const (
 // maxMessage bounds a rendered commit message.
 const maxMessage = 64 << 10
 
+// errMessageTooLong is what a template that renders more than maxMessage
+// bytes fails with.
+var errMessageTooLong = fmt.Errorf("message longer than %d bytes", maxMessage)
+
 // MessageData is what a message template sees.
 type MessageData struct {
 	// Updates are the changes, sorted by workload, container and file.
@@ -127,7 +131,7 @@ type limitedWriter struct {
 
 func (l *limitedWriter) Write(p []byte) (int, error) {
 	if len(p) > l.left {
-		return 0, fmt.Errorf("message longer than %d bytes", maxMessage)
+		return 0, errMessageTooLong
 	}
 	l.left -= len(p)
 	return l.w.Write(p)

@@ -5,11 +5,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/automation"
 	"github.com/helmflux/helmflux/pkg/git/gittest"
 	"github.com/helmflux/helmflux/pkg/registry/registrytest"
 )
@@ -25,8 +28,10 @@ echo "$1 $2 $3" >> "$(dirname "$0")/../updates.log"
 
 // TestHumanAndAutomationPushesRaceWithoutLoss races a person pushing with
 // the git command line (pull --rebase on rejection, as people do) against
-// automation commits, through a real git server: no human commit is lost, no
-// update is forced and no automation commit is empty.
+// automation commits, through a real git server: the two sides really
+// collide (automation loses pushes and redoes its edit on the person's
+// commit, the person's pushes are rejected), yet no pass fails, no human
+// commit is lost, no update is forced and no automation commit is empty.
 func TestHumanAndAutomationPushesRaceWithoutLoss(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("needs the git command line for the human side")
@@ -38,13 +43,7 @@ func TestHumanAndAutomationPushesRaceWithoutLoss(t *testing.T) {
 	fill := strings.NewReplacer("NS", ns, "HOST", host).Replace
 	deploy := strings.Replace(fill(deployYAML), "imagePullSecrets:\n        - name: regcred\n      ", "", 1)
 	repo := gittest.NewRepo(t, map[string]string{"apps/deploy.yaml": deploy, "notes/human.txt": "0\n"})
-	hook := filepath.Join(repo.BareDir(), "hooks", "update")
-	if err := os.MkdirAll(filepath.Dir(hook), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(hook, []byte(updateHook), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	repo.Hook("update", updateHook)
 	srv := gittest.NewHTTPServer(t, repo.Root())
 	url := srv.URL(gittest.RepoName)
 	human := cloneAsHuman(t, url)
@@ -53,6 +52,7 @@ func TestHumanAndAutomationPushesRaceWithoutLoss(t *testing.T) {
 		gs := getGitSync(t, ns, "apps")
 		return strings.HasPrefix(automationReady(gs), "True ImagesUpToDate"), automationReady(gs)
 	})
+	passes := passLog(ns, "apps")
 
 	for i := 1; i <= races; i++ {
 		tag := "1.0." + strconv.Itoa(i)
@@ -99,7 +99,64 @@ func TestHumanAndAutomationPushesRaceWithoutLoss(t *testing.T) {
 		t.Errorf("%d automation commits, want %d (one per new tag)", automation, races)
 	}
 	assertNoForcedUpdates(t, repo)
-	t.Logf("%d of %d human pushes were rejected first and redone after a pull --rebase", human.rejected, races)
+
+	// The collisions happened, on both sides, and automation came through
+	// each of its lost races by redoing the edit within the pass.
+	retried, reasons := 0, map[string]int{}
+	for _, p := range passes() {
+		reasons[p.reason]++
+		if p.attempts > 1 {
+			retried++
+		}
+	}
+	t.Logf("%d of %d human pushes were rejected first and redone after a pull --rebase; "+
+		"%d automation passes lost a push race and redid their edit; pass outcomes %v", human.rejected, races, retried, reasons)
+	if human.rejected == 0 {
+		t.Error("no human push was rejected: automation never pushed first, so nothing raced")
+	}
+	if retried == 0 {
+		t.Error("no automation push lost a race and was redone: the retry was never exercised")
+	}
+	for reason, n := range reasons {
+		if reason != helmfluxv1alpha1.ImagesUpdatedReason && reason != helmfluxv1alpha1.ImagesUpToDateReason {
+			t.Errorf("%d passes ended %s during the races, want every one to come through", n, reason)
+		}
+	}
+}
+
+// pass is what an automation pass logged when it ended.
+type pass struct {
+	reason   string
+	attempts int
+}
+
+var (
+	reasonField   = regexp.MustCompile(`"reason": ?"([^"]*)"`)
+	attemptsField = regexp.MustCompile(`"pushAttempts": ?(\d+)`)
+)
+
+// passLog returns a function listing the automation passes over a GitSync
+// that have ended since passLog was called.
+func passLog(ns, name string) func() []pass {
+	key := fmt.Sprintf(`{"name":"%s","namespace":"%s"}`, name, ns)
+	skip := len(logs.String())
+	return func() []pass {
+		var out []pass
+		for _, l := range strings.Split(logs.String()[skip:], "\n") {
+			if !strings.Contains(l, automation.DoneMessage) || !strings.Contains(l, key) {
+				continue
+			}
+			p := pass{}
+			if m := reasonField.FindStringSubmatch(l); m != nil {
+				p.reason = m[1]
+			}
+			if m := attemptsField.FindStringSubmatch(l); m != nil {
+				p.attempts, _ = strconv.Atoi(m[1])
+			}
+			out = append(out, p)
+		}
+		return out
+	}
 }
 
 // humanClone is a person's clone, driven with the git command line.

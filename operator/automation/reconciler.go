@@ -153,7 +153,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil
 	}
 	base := obj.DeepCopy()
-	p, pushed, err := r.run(ctx, obj)
+	p, pushed, attempts, err := r.run(ctx, obj)
 	if p != nil {
 		r.remember(req.NamespacedName, p.repositories)
 	}
@@ -161,6 +161,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.patchStatus(ctx, base, obj); err != nil {
 		return ctrl.Result{}, err
 	}
+	// One line per finished pass, even one that changed no status: what
+	// shows that a pass ran, and how often its push lost a race.
+	log.V(1).Info(DoneMessage, "gitsync", klog.KObj(obj), "reason", readyReason(obj), "pushAttempts", attempts)
 	if pushed != nil && r.Synced != nil {
 		select {
 		case r.Synced <- event.GenericEvent{Object: obj}:
@@ -194,20 +197,36 @@ func (r *Reconciler) interval() time.Duration {
 	return r.Interval
 }
 
+// DoneMessage is the debug log line (V(1)) that ends every automation
+// pass, with the keys gitsync, reason and pushAttempts (the
+// edit-commit-push rounds; more than one means a push lost a race).
+const DoneMessage = "Ran image automation pass"
+
+// readyReason is the reason of status.imageAutomation's Ready, if any.
+func readyReason(obj *helmfluxv1alpha1.GitSync) string {
+	if st := obj.Status.ImageAutomation; st != nil {
+		if c := apimeta.FindStatusCondition(st.Conditions, meta.ReadyCondition); c != nil {
+			return c.Reason
+		}
+	}
+	return ""
+}
+
 // run plans the pass on a fresh checkout of the branch head and, unless the
 // GitSync is readOnly, commits and pushes the changes. It returns the plan
-// of the last attempt and the pushed commit, if any.
-func (r *Reconciler) run(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (*plan, *git.Revision, error) {
+// of the last attempt, the pushed commit, if any, and the number of
+// edit-commit-push rounds.
+func (r *Reconciler) run(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (*plan, *git.Revision, int, error) {
 	if ref := obj.Spec.Ref; ref != nil && (ref.Tag != "" || ref.SemVer != "") {
-		return nil, nil, errors.New("image automation needs a branch: spec.ref follows a tag")
+		return nil, nil, 0, errors.New("image automation needs a branch: spec.ref follows a tag")
 	}
 	auth, err := gitcreds.Credentials(ctx, r.Client, obj)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	opts, tmpl, err := r.pushOptions(ctx, obj, auth)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	pl := &planner{registry: r.Registry, creds: newCredentials(r.Client, r.DockerConfig), paths: obj.Spec.Paths}
 	ctx, cancel := context.WithTimeout(ctx, 4*obj.GetTimeout())
@@ -215,7 +234,7 @@ func (r *Reconciler) run(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (*p
 
 	keyRing, err := r.keyRing(ctx, obj)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	var last *plan
 	var msgErr error
@@ -247,19 +266,19 @@ func (r *Reconciler) run(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (*p
 		if errors.Is(err, git.ErrPushRejected) || !errors.Is(err, git.ErrInvalidInput) {
 			err = fmt.Errorf("%w: %w", errRetry, err)
 		}
-		return last, nil, err
+		return last, nil, res.Attempts, err
 	}
 	if last != nil {
 		obj.Status.ImageAutomation = ensureStatus(obj)
 		obj.Status.ImageAutomation.LastRevision = res.Base.String()
 	}
 	if msgErr != nil {
-		return last, nil, msgErr
+		return last, nil, res.Attempts, msgErr
 	}
 	if res.Commit.Hash == "" {
-		return last, nil, nil
+		return last, nil, res.Attempts, nil
 	}
-	return last, &res.Commit, nil
+	return last, &res.Commit, res.Attempts, nil
 }
 
 // keyRing returns the keys that must have signed the head automation builds

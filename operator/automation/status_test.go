@@ -109,7 +109,7 @@ func TestMessage(t *testing.T) {
 		}
 	}
 	huge, _ := parseTemplate(`{{ range .Updates }}{{ printf "%070000d" 0 }}{{ end }}`)
-	if _, err := message(huge, []helmfluxv1alpha1.ImageUpdate{someUpdate}); err == nil {
-		t.Error("a message over the size limit was accepted")
+	if _, err := message(huge, []helmfluxv1alpha1.ImageUpdate{someUpdate}); !errors.Is(err, errMessageTooLong) {
+		t.Errorf("a message over the size limit: err = %v, want errMessageTooLong", err)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/helmflux/helmflux/internal/testenv"
 	"github.com/helmflux/helmflux/operator/controllers"
 	"github.com/helmflux/helmflux/operator/webhook"
+	"github.com/helmflux/helmflux/pkg/git/gittest"
 	"github.com/helmflux/helmflux/pkg/registry"
 )
 
@@ -162,8 +163,15 @@ func pullSecret(t *testing.T, ns, name, host, user, pass string) {
 	}
 }
 
-// assertNoCanary checks that a secret value appears in no log line, Event or status.
-func assertNoCanary(t *testing.T, ns, canary string) {
+// assertNoCanary checks that a secret value appears in no log line, Event
+// or status of any namespace, and in no object of the git remotes.
+func assertNoCanary(t *testing.T, canary string, remotes ...*gittest.Repo) {
 	t.Helper()
-	testenv.AssertNoCanary(t, k8s, ns, canary, logs.String())
+	testenv.AssertNoLeak(t, k8s, canary, testenv.Leaks{Logs: []string{logs.String()}, Remotes: remotes})
+}
+
+// automationPasses counts the automation passes over a GitSync that end
+// from now on.
+func automationPasses(ns, name string) func() int {
+	return testenv.AutomationPasses(logs.String, ns, name)
 }

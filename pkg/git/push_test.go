@@ -1,7 +1,6 @@
 package git
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -9,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
 
 	"github.com/helmflux/helmflux/pkg/git/gittest"
 )
@@ -181,21 +178,10 @@ func TestCommitAndPushOverHTTPWithAuthAndAPushBranch(t *testing.T) {
 
 func TestCommitAndPushSignsCommits(t *testing.T) {
 	key := gittest.NewOpenPGPKey(t, "automation")
-	var armored bytes.Buffer
-	w, err := armor.Encode(&armored, "PGP PRIVATE KEY BLOCK", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := key.Entity.SerializePrivate(w, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
 	repo := gittest.NewRepo(t, map[string]string{"app/deploy.yaml": "tag: 1.0.0\n"})
 	c := newTestCache(t)
 	calls := 0
-	res, err := c.CommitAndPush(testCtx(t), repo.URL(), PushOptions{Author: testAuthor, SigningKey: armored.Bytes()}, bumpEdit("1.1.0", &calls))
+	res, err := c.CommitAndPush(testCtx(t), repo.URL(), PushOptions{Author: testAuthor, SigningKey: key.PrivateArmored(t, "")}, bumpEdit("1.1.0", &calls))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,18 +18,19 @@ func TestRetryAfterBlocksHostUntilExpiry(t *testing.T) {
 	for _, r := range []string{"app1", "app2", "app3"} {
 		srv.PushTags(t, r, "v1")
 	}
-	var mu sync.Mutex
-	var limitedAt time.Time
+	var once sync.Once
 	srv.Fail(func(r *http.Request, n int) (int, http.Header, string, bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		if r.URL.Path == "/v2/app2/tags/list" && limitedAt.IsZero() {
-			limitedAt = time.Now()
+		limited := false
+		if r.URL.Path == "/v2/app2/tags/list" {
+			once.Do(func() { limited = true })
+		}
+		if limited {
 			return http.StatusTooManyRequests, http.Header{"Retry-After": {"2"}}, "slow down", true
 		}
 		return 0, nil, "", false
 	})
-	c := newClient(t, srv, Options{})
+	clock := newFakeClock()
+	c := newClient(t, srv, Options{Now: clock.Now})
 	ctx := context.Background()
 	scan := func(repo string) error {
 		_, err := c.Scan(ctx, srv.Host()+"/"+repo, ScanOptions{})
@@ -39,47 +40,37 @@ func TestRetryAfterBlocksHostUntilExpiry(t *testing.T) {
 	if err := scan("app1"); err != nil {
 		t.Fatal(err)
 	}
+	limitedAt := clock.Now()
 	err := scan("app2")
 	var ra *RetryAfterError
 	if !errors.As(err, &ra) || ra.Host != srv.Host() {
 		t.Fatalf("err = %v, want a *RetryAfterError for %s", err, srv.Host())
 	}
-	if d := time.Until(ra.Until); d < time.Second || d > 2*time.Second {
-		t.Errorf("blocked for %v, want about 2s", d)
+	if want := limitedAt.Add(2 * time.Second); !ra.Until.Equal(want) {
+		t.Errorf("blocked until %v, want %v: the 429's Retry-After of 2s", ra.Until, want)
 	}
-	// Another repository of the host fails fast, without a request.
+	// Until the Retry-After has passed, every repository of the host fails
+	// at once, without a request.
 	before := len(srv.Requests())
-	if err := scan("app3"); !errors.As(err, &ra) {
-		t.Fatalf("app3 err = %v, want a *RetryAfterError", err)
+	for _, at := range []time.Duration{0, time.Second, 2*time.Second - time.Nanosecond} {
+		clock.Set(limitedAt.Add(at))
+		for _, repo := range []string{"app2", "app3"} {
+			if err := scan(repo); !errors.As(err, &ra) {
+				t.Fatalf("%s at %v after the 429: err = %v, want a *RetryAfterError", repo, at, err)
+			}
+		}
 	}
 	if after := len(srv.Requests()); after != before {
 		t.Errorf("%d requests sent to a blocked host", after-before)
 	}
 
-	// Keep trying until the block expires; every failure must be the block.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := scan("app2")
-		if err == nil {
-			break
-		}
-		if !errors.As(err, &ra) || time.Now().After(deadline) {
-			t.Fatalf("err = %v while waiting for the Retry-After to pass", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-
-	reqs := srv.Requests()
-	mu.Lock()
-	expiry := limitedAt.Add(2 * time.Second)
-	mu.Unlock()
-	for _, r := range reqs {
-		if r.Time.After(limitedAt) && r.Time.Before(expiry) {
-			t.Errorf("%s %s arrived %v after the 429, before its Retry-After of 2s", r.Method, r.Path, r.Time.Sub(limitedAt))
-		}
+	// At the Retry-After, the host is asked again.
+	clock.Set(limitedAt.Add(2 * time.Second))
+	if err := scan("app2"); err != nil {
+		t.Fatalf("at the end of the Retry-After: %v", err)
 	}
 	// Exactly two lists of app2: the 429 (never retried early) and the success.
-	if got := count(reqs, "GET", "/v2/app2/tags/list"); got != 2 {
+	if got := count(srv.Requests(), "GET", "/v2/app2/tags/list"); got != 2 {
 		t.Errorf("app2 was listed %d times, want 2", got)
 	}
 }

@@ -263,6 +263,16 @@ func (sc *scan) do(ctx context.Context, method, u, accept string) (*http.Respons
 	return resp, nil
 }
 
+// What a hostile or broken registry gets from list and tagTime instead of
+// a partial answer; sentinels, so tests can tell which bound held.
+var (
+	errEndlessPages   = errors.New("registry keeps returning pages")
+	errLastIgnored    = errors.New("registry ignores the last parameter of tag list pagination; cannot list completely")
+	errStalePage      = errors.New("registry sent a page of no new tags with a link to another")
+	errForeignLink    = errors.New("next-page link points away from the registry")
+	errConfigTooLarge = fmt.Errorf("image config is more than %d bytes", maxConfigSize)
+)
+
 // list reads the whole tag list, following Link headers, and for a
 // registry that sends none (go-containerregistry's own, among others)
 // asking for the page after the last tag while pages come back full. The
@@ -277,14 +287,14 @@ func (sc *scan) list(ctx context.Context) ([]string, error) {
 	u, after := first, ""
 	for pages := 1; u != ""; pages++ {
 		if pages > maxTags+1 {
-			return nil, errors.New("registry keeps returning pages")
+			return nil, errEndlessPages
 		}
 		page, next, err := sc.listPage(ctx, u)
 		if err != nil {
 			return nil, err
 		}
 		if after != "" && len(page) > 0 && page[0] <= after {
-			return nil, errors.New("registry ignores the last parameter of tag list pagination; cannot list completely")
+			return nil, errLastIgnored
 		}
 		added := 0
 		for _, t := range page {
@@ -304,7 +314,7 @@ func (sc *scan) list(ctx context.Context) ([]string, error) {
 		switch {
 		case next != "":
 			if added == 0 {
-				return nil, errors.New("registry sent a page of no new tags with a link to another")
+				return nil, errStalePage
 			}
 			u, after = next, ""
 		case len(page) >= pageSize:
@@ -344,7 +354,7 @@ func (sc *scan) listPage(ctx context.Context, u string) (tags []string, next str
 	}
 	nu := resp.Request.URL.ResolveReference(ref)
 	if nu.Scheme != sc.scheme || !strings.EqualFold(nu.Host, sc.repo.RegistryStr()) {
-		return nil, "", errors.New("next-page link points away from the registry")
+		return nil, "", errForeignLink
 	}
 	return page.Tags, nu.String(), nil
 }
@@ -623,7 +633,7 @@ func (sc *scan) timeFromManifest(ctx context.Context, body []byte, mt types.Medi
 		return time.Time{}, errors.New("manifest has an unsupported config digest")
 	}
 	if m.Config.Size > maxConfigSize {
-		return time.Time{}, fmt.Errorf("image config is %d bytes, more than %d", m.Config.Size, maxConfigSize)
+		return time.Time{}, fmt.Errorf("%w: the manifest says %d bytes", errConfigTooLarge, m.Config.Size)
 	}
 	resp, err := sc.do(ctx, http.MethodGet, sc.url("blobs/"+cfgDigest), "")
 	if err != nil {
@@ -635,7 +645,7 @@ func (sc *scan) timeFromManifest(ctx context.Context, body []byte, mt types.Medi
 		return time.Time{}, fmt.Errorf("read image config: %w", err)
 	}
 	if len(raw) > maxConfigSize {
-		return time.Time{}, fmt.Errorf("image config is more than %d bytes", maxConfigSize)
+		return time.Time{}, errConfigTooLarge
 	}
 	if sum := sha256.Sum256(raw); "sha256:"+hex.EncodeToString(sum[:]) != cfgDigest {
 		return time.Time{}, errors.New("image config does not match its digest")

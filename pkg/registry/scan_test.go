@@ -87,6 +87,12 @@ func (f *fakeClock) Add(d time.Duration) {
 	f.t = f.t.Add(d)
 }
 
+func (f *fakeClock) Set(t time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.t = t
+}
+
 func all(string) bool { return true }
 
 func only(tags ...string) func(string) bool {
@@ -158,8 +164,8 @@ func TestScanNeverTruncatesWhenRegistryIgnoresLast(t *testing.T) {
 		return 0, nil, "", false
 	})
 	res, err := c.Scan(context.Background(), srv.Host()+"/app", ScanOptions{})
-	if err == nil || res.Complete || len(res.Tags) != 0 {
-		t.Fatalf("Scan = %d tags, Complete=%v, err=%v; want an error and no tags", len(res.Tags), res.Complete, err)
+	if !errors.Is(err, errLastIgnored) || res.Complete || len(res.Tags) != 0 {
+		t.Fatalf("Scan = %d tags, Complete=%v, err=%v; want errLastIgnored and no tags", len(res.Tags), res.Complete, err)
 	}
 }
 
@@ -590,12 +596,33 @@ func TestScanCapsResponseBodies(t *testing.T) {
 		return 0, nil, "", false
 	})
 	c := newClient(t, srv, Options{})
-	if _, err := c.Scan(context.Background(), srv.Host()+"/big", ScanOptions{}); err == nil || !strings.Contains(err.Error(), "exceeds") {
-		t.Errorf("huge tag list: err = %v, want a size error", err)
+	if _, err := c.Scan(context.Background(), srv.Host()+"/big", ScanOptions{}); !errors.Is(err, errBodyTooLarge) {
+		t.Errorf("huge tag list: err = %v, want errBodyTooLarge", err)
 	}
 	res, err := c.Scan(context.Background(), srv.Host()+"/app", ScanOptions{Created: all})
-	if err == nil || res.Complete {
-		t.Errorf("huge config: Complete=%v err=%v, want an error", res.Complete, err)
+	if !errors.Is(err, errBodyTooLarge) || res.Complete {
+		t.Errorf("huge config: Complete=%v err=%v, want errBodyTooLarge", res.Complete, err)
+	}
+}
+
+func TestScanRefusesAConfigTheManifestSaysIsTooLarge(t *testing.T) {
+	srv := registrytest.NewServer(t)
+	srv.PushTags(t, "app", "v1")
+	manifest := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
+		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":%d,"digest":"sha256:%064x"},"layers":[]}`, maxConfigSize+1, 1)
+	srv.Fail(func(r *http.Request, n int) (int, http.Header, string, bool) {
+		if strings.HasSuffix(r.URL.Path, "/manifests/v1") {
+			return 200, http.Header{"Content-Type": {"application/vnd.oci.image.manifest.v1+json"}}, manifest, true
+		}
+		return 0, nil, "", false
+	})
+	c := newClient(t, srv, Options{})
+	res, err := c.Scan(context.Background(), srv.Host()+"/app", ScanOptions{Created: all})
+	if !errors.Is(err, errConfigTooLarge) || res.Complete {
+		t.Fatalf("Complete=%v err=%v, want errConfigTooLarge", res.Complete, err)
+	}
+	if n := count(srv.Requests(), "GET", "/blobs/sha256:"+fmt.Sprintf("%064x", 1)); n != 0 {
+		t.Errorf("the config was downloaded anyway, %d times", n)
 	}
 }
 
@@ -626,11 +653,31 @@ func TestScanStopsOnRepeatedPages(t *testing.T) {
 		return 0, nil, "", false
 	})
 	c := newClient(t, srv, Options{PageSize: 2})
-	if _, err := c.Scan(context.Background(), srv.Host()+"/loop", ScanOptions{}); err == nil {
-		t.Fatal("a registry repeating its page forever was listed without error")
+	if _, err := c.Scan(context.Background(), srv.Host()+"/loop", ScanOptions{}); !errors.Is(err, errStalePage) {
+		t.Fatalf("a registry linking to its page forever: err = %v, want errStalePage", err)
 	}
 	if got := count(srv.Requests(), "GET", "/tags/list"); got != 2 {
 		t.Errorf("%d list requests, want 2", got)
+	}
+}
+
+func TestScanStopsAfterAsManyPagesAsTheTagLimit(t *testing.T) {
+	// Full, unsorted pages of old tags, without a Link: each ?last= gets
+	// the same page, whose first tag sorts after last, so only the page
+	// count stops the listing.
+	srv := registrytest.NewServer(t)
+	srv.Fail(func(r *http.Request, n int) (int, http.Header, string, bool) {
+		if strings.HasSuffix(r.URL.Path, "/tags/list") {
+			return 200, http.Header{"Content-Type": {"application/json"}}, `{"tags":["z","a"]}`, true
+		}
+		return 0, nil, "", false
+	})
+	c := newClient(t, srv, Options{PageSize: 2, MaxTags: 5})
+	if _, err := c.Scan(context.Background(), srv.Host()+"/endless", ScanOptions{}); !errors.Is(err, errEndlessPages) {
+		t.Fatalf("err = %v, want errEndlessPages", err)
+	}
+	if got := count(srv.Requests(), "GET", "/tags/list"); got != 6 {
+		t.Errorf("%d list requests, want 6 (MaxTags+1 pages)", got)
 	}
 }
 
@@ -643,7 +690,7 @@ func TestScanRefusesLinkToAnotherHost(t *testing.T) {
 		return 0, nil, "", false
 	})
 	c := newClient(t, srv, Options{PageSize: 2})
-	if _, err := c.Scan(context.Background(), srv.Host()+"/x", ScanOptions{}); err == nil || !strings.Contains(err.Error(), "away from the registry") {
-		t.Fatalf("err = %v, want the cross-host link refused", err)
+	if _, err := c.Scan(context.Background(), srv.Host()+"/x", ScanOptions{}); !errors.Is(err, errForeignLink) {
+		t.Fatalf("err = %v, want errForeignLink", err)
 	}
 }

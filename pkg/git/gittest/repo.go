@@ -2,6 +2,7 @@ package gittest
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -391,11 +392,24 @@ func (r *Repo) SetRemoteHEAD(ref string) {
 // test expects a writer (a human, the operator) to have pushed.
 func (r *Repo) RemoteHead(branch string) *object.Commit {
 	r.t.Helper()
+	cm := r.LookupRemoteHead(branch)
+	if cm == nil {
+		r.t.Fatalf("read remote %s: no such branch", branch)
+	}
+	return cm
+}
+
+// LookupRemoteHead is RemoteHead, or nil while the branch does not exist.
+func (r *Repo) LookupRemoteHead(branch string) *object.Commit {
+	r.t.Helper()
 	bare, err := gogit.PlainOpen(r.bare)
 	if err != nil {
 		r.t.Fatalf("open bare: %v", err)
 	}
 	ref, err := bare.Reference(plumbing.NewBranchReferenceName(branch), true)
+	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+		return nil
+	}
 	if err != nil {
 		r.t.Fatalf("read remote %s: %v", branch, err)
 	}
@@ -404,6 +418,26 @@ func (r *Repo) RemoteHead(branch string) *object.Commit {
 		r.t.Fatalf("read remote %s commit: %v", branch, err)
 	}
 	return cm
+}
+
+// SetRemoteBranch points the bare remote's branch at hash, as a person's
+// merge or force push would, or deletes the branch when hash is "". The
+// working repository does not see it.
+func (r *Repo) SetRemoteBranch(branch, hash string) {
+	r.t.Helper()
+	bare, err := gogit.PlainOpen(r.bare)
+	if err != nil {
+		r.t.Fatalf("open bare: %v", err)
+	}
+	n := plumbing.NewBranchReferenceName(branch)
+	if hash == "" {
+		err = bare.Storer.RemoveReference(n)
+	} else {
+		err = bare.Storer.SetReference(plumbing.NewHashReference(n, plumbing.NewHash(hash)))
+	}
+	if err != nil {
+		r.t.Fatalf("set remote %s to %q: %v", branch, hash, err)
+	}
 }
 
 // RemoteLog returns every commit reachable from the remote's branch, newest
@@ -438,4 +472,96 @@ func (r *Repo) FileAt(cm *object.Commit, name string) string {
 		r.t.Fatalf("read %s at %s: %v", name, cm.Hash, err)
 	}
 	return s
+}
+
+// Occurrences returns where s occurs in the bare remote's objects: the
+// message, author, committer or signature of a commit, the message or
+// tagger of a tag, the names in a tree and the contents of a blob. Every
+// object stored counts, reachable from a branch or not, so nothing that a
+// writer ever pushed there escapes. Each place is named, e.g. "commit
+// <hash> message".
+func (r *Repo) Occurrences(s string) []string {
+	r.t.Helper()
+	bare, err := gogit.PlainOpen(r.bare)
+	if err != nil {
+		r.t.Fatalf("open bare: %v", err)
+	}
+	var out []string
+	found := func(where string, hash plumbing.Hash, texts ...string) {
+		for _, text := range texts {
+			if strings.Contains(text, s) {
+				out = append(out, where+" "+hash.String())
+				return
+			}
+		}
+	}
+	commits, err := bare.CommitObjects()
+	if err != nil {
+		r.t.Fatalf("list commits: %v", err)
+	}
+	r.each(commits.ForEach(func(c *object.Commit) error {
+		found("commit message of", c.Hash, c.Message)
+		found("commit identity or signature of", c.Hash, c.Author.String(), c.Committer.String(), c.PGPSignature)
+		return nil
+	}))
+	tags, err := bare.TagObjects()
+	if err != nil {
+		r.t.Fatalf("list tags: %v", err)
+	}
+	r.each(tags.ForEach(func(tg *object.Tag) error {
+		found("tag", tg.Hash, tg.Message, tg.Tagger.String(), tg.PGPSignature)
+		return nil
+	}))
+	trees, err := bare.TreeObjects()
+	if err != nil {
+		r.t.Fatalf("list trees: %v", err)
+	}
+	r.each(trees.ForEach(func(tr *object.Tree) error {
+		names := make([]string, 0, len(tr.Entries))
+		for _, e := range tr.Entries {
+			names = append(names, e.Name)
+		}
+		found("tree entry name in", tr.Hash, names...)
+		return nil
+	}))
+	blobs, err := bare.BlobObjects()
+	if err != nil {
+		r.t.Fatalf("list blobs: %v", err)
+	}
+	r.each(blobs.ForEach(func(b *object.Blob) error {
+		rd, err := b.Reader()
+		if err != nil {
+			return err
+		}
+		defer func() { _ = rd.Close() }()
+		data, err := io.ReadAll(rd)
+		if err != nil {
+			return err
+		}
+		found("blob", b.Hash, string(data))
+		return nil
+	}))
+	return out
+}
+
+func (r *Repo) each(err error) {
+	r.t.Helper()
+	if err != nil {
+		r.t.Fatalf("read the remote's objects: %v", err)
+	}
+}
+
+// Hook installs a server-side hook (pre-receive, update, ...) in the bare
+// remote: a shell script that git runs when a push arrives over a server
+// that runs git itself (HTTPServer, SSHServer), not over file:// URLs,
+// which go-git serves on its own.
+func (r *Repo) Hook(name, script string) {
+	r.t.Helper()
+	p := filepath.Join(r.bare, "hooks", name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		r.t.Fatalf("hook %s: %v", name, err)
+	}
+	if err := os.WriteFile(p, []byte(script), 0o700); err != nil { // #nosec G306 -- git runs it
+		r.t.Fatalf("hook %s: %v", name, err)
+	}
 }

@@ -60,8 +60,8 @@ func TestRestartWithAWarmCacheNeverDowngradesNorCommitsEarly(t *testing.T) {
 	repo := gittest.NewRepo(t, map[string]string{
 		"apps/app.yaml": strings.NewReplacer("NS", ns.Name, "HOST", host).Replace(timeOrdered),
 	})
-	// Fast passes, tags listed on every pass.
-	op := testenv.StartOperator(t, env, "--automation-interval=1s", "--registry-poll-interval=0s", "--registry-insecure-host="+host)
+	// Fast passes, tags listed on every pass, a log line per pass.
+	op := testenv.StartOperator(t, env, "--automation-interval=1s", "--registry-poll-interval=0s", "--registry-insecure-host="+host, "--zap-log-level=debug")
 	gs := &helmfluxv1alpha1.GitSync{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "apps"},
 		Spec:       helmfluxv1alpha1.GitSyncSpec{URL: repo.URL(), Paths: []string{"apps"}, Interval: metav1.Duration{Duration: time.Minute}},
@@ -97,9 +97,14 @@ func TestRestartWithAWarmCacheNeverDowngradesNorCommitsEarly(t *testing.T) {
 		got := automationStatus(t, ns.Name, "apps")
 		return strings.HasPrefix(got, "False ScanFailed"), got
 	})
-	time.Sleep(3 * time.Second) // three more passes
+	// Passes that ran after the report, on the same incomplete scan, each of
+	// which could have committed.
+	testenv.WaitPasses(t, testenv.AutomationPasses(op.Log, ns.Name, "apps"), 3)
 	if h := repo.RemoteHead("main").Hash.String(); h != head {
 		t.Fatalf("a commit %s was pushed from an incomplete scan", h)
+	}
+	if got := automationStatus(t, ns.Name, "apps"); !strings.HasPrefix(got, "False ScanFailed") {
+		t.Fatalf("the passes after the restart ended %s, want ScanFailed", got)
 	}
 	for _, r := range reg.Requests() {
 		if strings.Contains(r.Path, "/manifests/build-1") || strings.Contains(r.Path, "/manifests/build-2") {
@@ -121,12 +126,19 @@ func waitTag(t *testing.T, repo *gittest.Repo, tag string) {
 	})
 }
 
-func automationStatus(t *testing.T, ns, name string) string {
+func getGitSync(t *testing.T, ns, name string) *helmfluxv1alpha1.GitSync {
 	t.Helper()
 	gs := &helmfluxv1alpha1.GitSync{}
 	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, gs); err != nil {
 		t.Fatal(err)
 	}
+	return gs
+}
+
+// automationStatus returns status.imageAutomation's Ready as "Status Reason: message".
+func automationStatus(t *testing.T, ns, name string) string {
+	t.Helper()
+	gs := getGitSync(t, ns, name)
 	if gs.Status.ImageAutomation == nil {
 		return "no status"
 	}

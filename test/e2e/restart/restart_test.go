@@ -1,6 +1,9 @@
-// Package restart holds the user story of an operator that dies in the middle
-// of a Helm upgrade: killed (a node failure) or stopped (a rolling update), it
-// must never leave a release locked for good.
+// Package restart holds the user stories of the operator as its own process,
+// started with its flags, killed and started again: one that dies in the
+// middle of a Helm upgrade — killed (a node failure) or stopped (a rolling
+// update) — must never leave a release locked for good; one restarted with
+// a warm registry cache must not downgrade; and what it reads once at start
+// (--docker-config) counts after a restart.
 package restart
 
 import (
