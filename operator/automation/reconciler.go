@@ -170,7 +170,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		default:
 		}
 	}
-	return outcome.Result(classify(err, r.interval()), r.interval())
+	err = classify(err, r.interval())
+	outcome.LogWaiting(ctx, err)
+	return outcome.Result(err, r.interval())
 }
 
 // classify maps a failed pass to when the next one runs: within a minute
