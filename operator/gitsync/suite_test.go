@@ -23,6 +23,8 @@ var (
 	k8s     client.Client
 	logs    testenv.LogBuffer // everything the controller logged
 	hookURL string            // base URL of the push receiver
+	// requests counts what the operator asks of the API server.
+	requests *testenv.RequestCounter
 )
 
 func TestMain(m *testing.M) {
@@ -56,7 +58,7 @@ func run(m *testing.M) int {
 }
 
 // startOperator runs the GitSync controller the way operator/main.go wires it,
-// logging into logs.
+// logging into logs and counting its requests in requests.
 func startOperator(ctx context.Context, cfg *rest.Config) error {
 	dir, err := os.MkdirTemp("", "gitsync-test-")
 	if err != nil {
@@ -68,6 +70,7 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 		return err
 	}
 	hookURL = "http://" + addr
+	cfg, requests = testenv.Counted(cfg)
 	_, err = testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)),
 		controllers.Options{Concurrency: 4, CacheDir: dir, Listen: addr})
 	return err
@@ -114,6 +117,23 @@ func waitApplied(t *testing.T, ns, name, hash string) *helmfluxv1alpha1.GitSync 
 			strings.HasPrefix(ready(gs), "True"), ready(gs)
 	})
 	return gs
+}
+
+// passCounter returns a function counting the passes that applied a
+// revision of a GitSync (changed or not) since passCounter was called.
+func passCounter(ns, name string) func() int {
+	return logs.Counter("Applied revision", fmt.Sprintf(`"GitSync": {"name":"%s","namespace":"%s"}`, name, ns))
+}
+
+// waitPasses waits until the controller has run n more passes that applied
+// a revision of a GitSync.
+func waitPasses(t *testing.T, ns, name string, n int) {
+	t.Helper()
+	passes := passCounter(ns, name)
+	eventually(t, fmt.Sprintf("%d passes", n), func() (bool, string) {
+		c := passes()
+		return c >= n, fmt.Sprintf("%d passes", c)
+	})
 }
 
 // requestReconcile asks for a reconcile at once, as `helmflux sync` does.
