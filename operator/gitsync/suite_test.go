@@ -136,18 +136,43 @@ func waitPasses(t *testing.T, ns, name string, n int) {
 	})
 }
 
-// requestReconcile asks for a reconcile at once, as `helmflux sync` does.
-func requestReconcile(t *testing.T, ns, name string) {
+// requestReconcile asks for a reconcile at once, as `helmflux sync` does,
+// and returns the token, which the pass records in lastHandledReconcileAt.
+func requestReconcile(t *testing.T, ns, name string) string {
+	t.Helper()
+	token := time.Now().Format(time.RFC3339Nano)
+	annotate(t, ns, name, meta.ReconcileRequestAnnotation, token)
+	return token
+}
+
+// annotate sets an annotation on a GitSync.
+func annotate(t *testing.T, ns, name, key, value string) {
 	t.Helper()
 	gs := getGitSync(t, ns, name)
 	patch := client.MergeFrom(gs.DeepCopy())
 	if gs.Annotations == nil {
 		gs.Annotations = map[string]string{}
 	}
-	gs.Annotations[meta.ReconcileRequestAnnotation] = time.Now().Format(time.RFC3339Nano)
+	gs.Annotations[key] = value
 	if err := k8s.Patch(context.Background(), gs, patch); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// waitHandled waits until a pass has handled the reconcile request token
+// and written its outcome, and returns the GitSync as that pass left it.
+func waitHandled(t *testing.T, ns, name, token string) *helmfluxv1alpha1.GitSync {
+	t.Helper()
+	var gs *helmfluxv1alpha1.GitSync
+	eventually(t, "request "+token+" handled", func() (bool, string) {
+		gs = getGitSync(t, ns, name)
+		// Reconciling goes when the pass ends; a checkpoint in the middle of
+		// the pass may show the token already.
+		return gs.Status.LastHandledReconcileAt == token &&
+				apimeta.FindStatusCondition(gs.Status.Conditions, meta.ReconcilingCondition) == nil,
+			gs.Status.LastHandledReconcileAt + "; " + ready(gs)
+	})
+	return gs
 }
 
 // assertNoCanary checks that a secret value appears in no log line, Event or status.
