@@ -124,12 +124,9 @@ func deployment(t *testing.T, ns, name string) *appsv1.Deployment {
 }
 
 // passCounter returns a function counting the passes over a HelmRelease
-// since passCounter was called, by its reconcile requests in the logs.
+// since passCounter was called, by the line each pass logs.
 func passCounter(ns, name string) func() int {
-	key := fmt.Sprintf(`"helmrelease": {"name":"%s","namespace":"%s"}`, name, ns)
-	count := func() int { return strings.Count(logs.String(), key) }
-	start := count()
-	return func() int { return count() - start }
+	return logs.Counter("\tReconciling\t", fmt.Sprintf(`"helmrelease": {"name":"%s","namespace":"%s"}`, name, ns))
 }
 
 // waitPasses waits until the controller has handled n more passes over a
@@ -224,20 +221,30 @@ func TestInstallFromAnOCIRegistry(t *testing.T) {
 	}
 }
 
+// Every values source sets a key of its own (fromX) and overrides the key of
+// the source before it; only the next source overrides its own. So a source
+// left out of the merge, or merged out of order, shows in the result: the
+// key before it keeps the older value, or its own key is not overridden.
 func TestValuesFromEverySourceInOrderWithoutLeakingSecrets(t *testing.T) {
 	ns := newNamespace(t)
 	repo := helmtest.NewRepoServer(t)
-	repo.Add(t, appChart("1.0.0"))
+	chart := appChart("1.0.0")
+	chart.Values += "fromChart: chart\n"
+	chart.Files = map[string]string{"overrides/prod.yaml": "fromLegacy: chartFile\nfromChartFile: chartFile\n"}
+	repo.Add(t, chart)
 	const canary = "canary-Qx7-secret-value"
-	external := httptestTLS(t, "fromExternal: true\nmessage: external\n")
+	external := httptestTLS(t, "fromSecret: external\nfromExternal: external\n")
 
+	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "legacy"},
+		Data: map[string][]byte{"values.yaml": []byte("fromChart: legacy\nfromLegacy: legacy\n")}})
 	mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cm"},
-		Data: map[string]string{"values.yaml": "fromConfigMap: true\nmessage: configmap\nnested: {a: 1, b: 1}\n"}})
+		Data: map[string]string{"values.yaml": "fromChartFile: configMap\nfromConfigMap: configMap\nnested: {a: 1, b: 1}\n"}})
 	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sec"},
-		Data: map[string][]byte{"custom.yaml": []byte("password: " + canary + "\nmessage: secret\nnested: {b: 2}\n")}})
+		Data: map[string][]byte{"custom.yaml": []byte("password: " + canary + "\nfromConfigMap: secret\nfromSecret: secret\nnested: {b: 2}\n")}})
 
-	hr := repoRelease(ns, "vals", repo.URL(), "1.0.0", "message: inline\nnested: {c: 3}")
+	hr := repoRelease(ns, "vals", repo.URL(), "1.0.0", "fromExternal: inline\nnested: {c: 3}")
 	optional := true
+	hr.Spec.ValueFileSecrets = []helmv1.LocalObjectReference{{Name: "legacy"}}
 	hr.Spec.ValuesFrom = []helmv1.ValuesFromSource{
 		{ChartFileRef: &helmv1.ChartFileSelector{Path: "overrides/prod.yaml"}},
 		{ConfigMapKeyRef: &helmv1.OptionalKeySelector{Name: "cm"}},
@@ -250,8 +257,14 @@ func TestValuesFromEverySourceInOrderWithoutLeakingSecrets(t *testing.T) {
 	waitReady(t, ns, "vals")
 	got := renderedValues(t, ns, ns+"-vals")
 	want := map[string]any{
-		"message": "inline", "fromConfigMap": true, "fromExternal": true, "password": canary,
-		"nested": map[string]any{"a": float64(1), "b": float64(2), "c": float64(3)},
+		"fromChart":     "legacy",    // chart defaults < valueFileSecrets
+		"fromLegacy":    "chartFile", // valueFileSecrets < chartFileRef
+		"fromChartFile": "configMap", // chartFileRef < configMapKeyRef
+		"fromConfigMap": "secret",    // configMapKeyRef < secretKeyRef
+		"fromSecret":    "external",  // secretKeyRef < externalSourceRef
+		"fromExternal":  "inline",    // externalSourceRef < values
+		"password":      canary,
+		"nested":        map[string]any{"a": float64(1), "b": float64(2), "c": float64(3)},
 	}
 	for k, v := range want {
 		if fmt.Sprint(got[k]) != fmt.Sprint(v) {
@@ -264,12 +277,12 @@ func TestValuesFromEverySourceInOrderWithoutLeakingSecrets(t *testing.T) {
 	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "cm"}, cm); err != nil {
 		t.Fatal(err)
 	}
-	cm.Data["values.yaml"] = "fromConfigMap: changed\n"
+	cm.Data["values.yaml"] = "fromChartFile: changed\n"
 	if err := k8s.Update(context.Background(), cm); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, time.Minute, "the ConfigMap change released", func() (bool, string) {
-		v := renderedValues(t, ns, ns+"-vals")["fromConfigMap"]
+		v := renderedValues(t, ns, ns+"-vals")["fromChartFile"]
 		return v == "changed", fmt.Sprint(v)
 	})
 
