@@ -143,8 +143,8 @@ func TestGitChartAndValuesFileFollowTheCommitThatDeliveredThem(t *testing.T) {
 		"releases/app.yaml": strings.Replace(gitRelease(ns, repo.URL()), "values/app.yaml", "../../../etc/passwd", 1),
 	})
 	requestSync(t, ns, "apps")
-	hr = waitCondition(t, ns, "from-git", meta.ReadyCondition, "False")
-	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, "etc/passwd") {
+	hr = waitCondition(t, ns, "from-git", meta.ReadyCondition, "False "+helmv1.InvalidSpecReason)
+	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, `gitFileRef ../../../etc/passwd: path "../../../etc/passwd" leaves its root`) {
 		t.Errorf("Ready: %s", c)
 	}
 }

@@ -403,7 +403,7 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 	evil.Spec.Chart.Name = "evil"
 	mustCreateHR(t, evil)
 	hr := waitCondition(t, ns, "evil", meta.ReadyCondition, "False ChartFetchFailed")
-	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, "..") {
+	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, `hostile chart archive refused: entry "app/../../evil.yaml": name has a ".." component`) {
 		t.Errorf("the refusal does not name the entry: %s", c)
 	}
 
@@ -413,6 +413,9 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 	hr = waitCondition(t, ns, "escape", meta.ReadyCondition, "False InvalidSpec")
 	if c := condition(hr, meta.StalledCondition); !strings.HasPrefix(c, "True") {
 		t.Errorf("Stalled: %s", c)
+	}
+	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, `chartFileRef ../../etc/passwd: path "../../etc/passwd" leaves its root`) {
+		t.Errorf("Ready: %s", c)
 	}
 
 	other := newNamespace(t)
