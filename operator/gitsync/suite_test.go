@@ -122,7 +122,7 @@ func waitApplied(t *testing.T, ns, name, hash string) *helmfluxv1alpha1.GitSync 
 // passCounter returns a function counting the passes that applied a
 // revision of a GitSync (changed or not) since passCounter was called.
 func passCounter(ns, name string) func() int {
-	return logs.Counter("Applied revision", fmt.Sprintf(`"GitSync": {"name":"%s","namespace":"%s"}`, name, ns))
+	return logs.Counter("\tApplied revision\t", fmt.Sprintf(`"GitSync": {"name":"%s","namespace":"%s"}`, name, ns))
 }
 
 // waitPasses waits until the controller has run n more passes that applied
