@@ -12,8 +12,10 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"helm.sh/helm/v3/pkg/chart/loader"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	"github.com/helmflux/helmflux/internal/testenv"
@@ -91,8 +93,9 @@ func TestStaleLockIsClearedButAYoungOneIsLeftAlone(t *testing.T) {
 	repo.Add(t, appChart("1.0.0"))
 	repo.Add(t, appChart("1.1.0"))
 
+	const staleTimeout = 6 * time.Second
 	stale := repoRelease(ns, "stale", repo.URL(), "1.0.0", "")
-	stale.Spec.Timeout = ptrTo(int64(4))
+	stale.Spec.Timeout = ptrTo(int64(staleTimeout / time.Second))
 	young := repoRelease(ns, "young", repo.URL(), "1.0.0", "")
 	young.Spec.Timeout = ptrTo(int64(600))
 	mustCreateHR(t, stale)
@@ -100,38 +103,53 @@ func TestStaleLockIsClearedButAYoungOneIsLeftAlone(t *testing.T) {
 	waitReady(t, ns, "stale")
 	waitReady(t, ns, "young")
 
-	lockRelease(t, ns, ns+"-stale", ns+":helmrelease/stale", appChart("1.1.0"))
+	// The stale lock is taken last and its HelmRelease changed first, so
+	// that the controller first sees it younger than its timeout.
 	lockRelease(t, ns, ns+"-young", ns+":helmrelease/young", appChart("1.1.0"))
+	lockRelease(t, ns, ns+"-stale", ns+":helmrelease/stale", appChart("1.1.0"))
+	locked, err := runner.Last(context.Background(), ns, ns+"-stale")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{"stale", "young"} {
 		update(t, ns, name, func(hr *helmv1.HelmRelease) { hr.Spec.Chart.Version = "1.1.0" })
 	}
 
-	// The young lock may be someone's helm upgrade: left alone, and said so.
-	hr := waitCondition(t, ns, "young", meta.ReadyCondition, "False ReleaseLocked")
-	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, "pending-upgrade") {
-		t.Errorf("Ready: %s", c)
-	}
-	// ... and tried again once, when the lock would expire (in ten minutes),
-	// not in a backoff that starts at milliseconds: over the next 30 s (in
-	// which the stale release below is unlocked and upgraded) it is not
-	// reconciled again.
-	youngPasses := passCounter(ns, "young")
-	window := time.Now().Add(30 * time.Second)
-
 	// The stale one is unlocked once older than its timeout, then upgraded.
-	hr = waitReady(t, ns, "stale")
+	hr := waitReady(t, ns, "stale")
 	if hr.Status.Revision != "1.1.0" || hr.Status.ReleaseStatus != "deployed" {
 		t.Errorf("status: %+v", hr.Status)
 	}
 	if h := history(t, ns, ns+"-stale"); strings.Join(h, ",") != "superseded,failed,deployed" {
 		t.Errorf("history: %v", h)
 	}
-	if !containsAny(events(t, ns, "stale"), "Unlocked release") {
+	// ... but not before its timeout: while younger, it was left alone (and
+	// said so), and it was cleared no earlier than its timeout after it was
+	// taken.
+	if _, ok := eventTime(t, ns, "stale", helmv1.ReleaseLockedReason); !ok {
+		t.Errorf("the stale lock was never left alone as a young one: %v", events(t, ns, "stale"))
+	}
+	unlockedAt, ok := eventTime(t, ns, "stale", helmv1.ReleaseUnlockedReason)
+	if !ok {
 		t.Errorf("no Unlocked Event: %v", events(t, ns, "stale"))
+	} else if earliest := locked.LastDeployed.Add(staleTimeout); unlockedAt.Before(earliest) {
+		t.Errorf("the stale lock was cleared at %s, %s after it was taken, before its timeout of %s",
+			unlockedAt.Format(time.RFC3339Nano), unlockedAt.Sub(locked.LastDeployed), staleTimeout)
+	}
+
+	// The young lock may be someone's helm upgrade: left alone, and said so.
+	hr = waitCondition(t, ns, "young", meta.ReadyCondition, "False ReleaseLocked")
+	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, "pending-upgrade") {
+		t.Errorf("Ready: %s", c)
 	}
 	if h := history(t, ns, ns+"-young"); h[len(h)-1] != helm.StatusPendingUpgrade {
 		t.Errorf("the young lock was touched: %v", h)
 	}
+	// ... and tried again once, when the lock would expire (in ten minutes),
+	// not in a backoff that starts at milliseconds: over the next 30 s it is
+	// not reconciled again.
+	youngPasses := passCounter(ns, "young")
+	window := time.Now().Add(30 * time.Second)
 	time.Sleep(time.Until(window)) // the window the count is over, not a wait for an outcome
 	if n := youngPasses(); n > 1 {
 		t.Errorf("the young lock was reconciled %d times in 30 s; want it left until the lock expires", n)
@@ -139,4 +157,20 @@ func TestStaleLockIsClearedButAYoungOneIsLeftAlone(t *testing.T) {
 	if c := condition(getHR(t, ns, "young"), meta.ReadyCondition); !strings.HasPrefix(c, "False ReleaseLocked") {
 		t.Errorf("Ready after the window: %s", c)
 	}
+}
+
+// eventTime returns when the first Event with reason about an object was
+// recorded (by the recorder's clock, the operator's, when it decided).
+func eventTime(t *testing.T, ns, name, reason string) (time.Time, bool) {
+	t.Helper()
+	list := &eventsv1.EventList{}
+	if err := k8s.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list.Items {
+		if e.Regarding.Name == name && e.Reason == reason {
+			return e.EventTime.Time, true
+		}
+	}
+	return time.Time{}, false
 }
