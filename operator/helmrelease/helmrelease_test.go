@@ -372,6 +372,18 @@ func TestHelmTestsRunAndFailuresAreReported(t *testing.T) {
 	if hr.Status.Phase != helmv1.PhaseTestFailed {
 		t.Errorf("phase = %s", hr.Status.Phase)
 	}
+	// Ignored failures keep the release Ready, pass after pass, and say so.
+	waitPasses(t, ns, "tested", 5)
+	hr = getHR(t, ns, "tested")
+	if c := condition(hr, meta.ReadyCondition); !strings.HasPrefix(c, "True") || !strings.Contains(c, "tests failed") {
+		t.Errorf("Ready with ignoreFailures: %s", c)
+	}
+	if c := condition(hr, helmv1.ReleasedCondition); !strings.HasPrefix(c, "True") {
+		t.Errorf("Released with ignoreFailures: %s", c)
+	}
+	if !containsAny(events(t, ns, "tested"), "(ignored)") {
+		t.Errorf("no Event for the ignored failure: %v", events(t, ns, "tested"))
+	}
 
 	// Failed tests that count, with rollback on, roll the upgrade back.
 	noIgnore := false
@@ -550,6 +562,13 @@ func TestDriftIsReportedOrCorrected(t *testing.T) {
 			if r := *deployment(t, ns, ns+"-"+name).Spec.Replicas; r != 3 {
 				t.Errorf("warn mode changed replicas to %d", r)
 			}
+			// Drift does not make the release unready: Ready stays True, pass
+			// after pass, and names the drift.
+			waitPasses(t, ns, name, 5)
+			if c := condition(getHR(t, ns, name), meta.ReadyCondition); !strings.HasPrefix(c, "True") ||
+				!strings.Contains(c, "differ from release") {
+				t.Errorf("Ready in warn mode with drift: %s", c)
+			}
 			continue
 		}
 		eventually(t, time.Minute, "drift corrected", func() (bool, string) {
@@ -562,6 +581,24 @@ func TestDriftIsReportedOrCorrected(t *testing.T) {
 		}
 		if h := history(t, ns, ns+"-"+name); len(h) != 1 {
 			t.Errorf("correcting drift made a revision: %v", h)
+		}
+
+		// An object of the release deleted by hand is created again.
+		values := &corev1.ConfigMap{}
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: ns + "-" + name + "-values"}, values); err != nil {
+			t.Fatal(err)
+		}
+		if err := k8s.Delete(context.Background(), values); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "the deleted ConfigMap created again", func() (bool, string) {
+			cm := &corev1.ConfigMap{}
+			err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: values.Name}, cm)
+			return err == nil && cm.UID != values.UID, fmt.Sprint(err)
+		})
+		waitEvent(t, ns, name, helmv1.DriftCorrectedReason, "ConfigMap/"+ns+"/"+values.Name)
+		if h := history(t, ns, ns+"-"+name); len(h) != 1 {
+			t.Errorf("re-creating a deleted object made a revision: %v", h)
 		}
 	}
 }
