@@ -83,3 +83,40 @@ func TestRollbackRetryMakesMaxRetriesPlusOneAttempts(t *testing.T) {
 		t.Errorf("history after the requested attempt and ten passes: %v, want %d attempts", h, maxRetries+2)
 	}
 }
+
+// A failed install is not rolled back, even with rollback.enable, and not
+// tried again, even with rollback.retry (which follows a rollback): the
+// failed revision stays until something changes.
+func TestAFailedInstallIsNotRolledBack(t *testing.T) {
+	for _, retry := range []bool{false, true} {
+		t.Run(fmt.Sprintf("retry=%v", retry), func(t *testing.T) {
+			ns := newNamespace(t)
+			repo := helmtest.NewRepoServer(t)
+			repo.Add(t, appChart("1.0.0"))
+			hr := repoRelease(ns, "fresh", repo.URL(), "1.0.0", neverReady)
+			hr.Spec.Timeout = ptrTo(int64(3))
+			hr.Spec.Rollback = helmv1.Rollback{Enable: true, Retry: retry}
+			phases := watchPhases(t, ns, "fresh")
+			mustCreateHR(t, hr)
+			waitCondition(t, ns, "fresh", helmv1.ReleasedCondition, "False "+helmv1.InstallFailedReason)
+			waitPasses(t, ns, "fresh", 10)
+
+			if h := history(t, ns, ns+"-fresh"); strings.Join(h, ",") != helm.StatusFailed {
+				t.Errorf("history: %v, want the failed install alone", h)
+			}
+			hr = getHR(t, ns, "fresh")
+			if c := condition(hr, helmv1.RolledBackCondition); c != "no "+helmv1.RolledBackCondition+" condition" {
+				t.Errorf("RolledBack: %s", c)
+			}
+			if hr.Status.RollbackCount != 0 {
+				t.Errorf("rollbackCount = %d, want 0", hr.Status.RollbackCount)
+			}
+			if c := condition(hr, meta.ReadyCondition); !strings.HasPrefix(c, "False "+helmv1.InstallFailedReason) {
+				t.Errorf("Ready: %s", c)
+			}
+			if p := phases(); strings.Contains(p, string(helmv1.PhaseRollingBack)) {
+				t.Errorf("phases %q include a rollback", p)
+			}
+		})
+	}
+}
