@@ -90,6 +90,7 @@ func TestRollbackRetryMakesMaxRetriesPlusOneAttempts(t *testing.T) {
 func TestAFailedInstallIsNotRolledBack(t *testing.T) {
 	for _, retry := range []bool{false, true} {
 		t.Run(fmt.Sprintf("retry=%v", retry), func(t *testing.T) {
+			t.Parallel() // each waits out a timeout and ten passes
 			ns := newNamespace(t)
 			repo := helmtest.NewRepoServer(t)
 			repo.Add(t, appChart("1.0.0"))
