@@ -151,15 +151,7 @@ func TestDeletingAGitSyncPrunesOnlyWithPrune(t *testing.T) {
 			repo := gittest.NewRepo(t, map[string]string{"cms.yaml": configMaps(ns, "plain", "kept")})
 			createGitSync(t, ns, "doomed", helmfluxv1alpha1.GitSyncSpec{URL: repo.URL(), Prune: tt.prune})
 			waitApplied(t, ns, "doomed", repo.Head())
-			keep := &corev1.ConfigMap{}
-			if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "kept"}, keep); err != nil {
-				t.Fatal(err)
-			}
-			patch := client.MergeFrom(keep.DeepCopy())
-			keep.Annotations["fluxcd.io/ignore"] = "true"
-			if err := k8s.Patch(context.Background(), keep, patch); err != nil {
-				t.Fatal(err)
-			}
+			ignoreLive(t, ns, "kept")
 			if tt.suspend {
 				setSuspend(t, ns, "doomed", true)
 				eventually(t, "the GitSync suspended", func() (bool, string) {
@@ -221,15 +213,7 @@ func TestIgnoreAnnotationsOnTheSyncSide(t *testing.T) {
 		t.Errorf("inventory = %s, want kept-by-hand,pruned,settings", got)
 	}
 
-	kept := &corev1.ConfigMap{}
-	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "kept-by-hand"}, kept); err != nil {
-		t.Fatal(err)
-	}
-	patch := client.MergeFrom(kept.DeepCopy())
-	kept.Annotations["fluxcd.io/ignore"] = "true"
-	if err := k8s.Patch(context.Background(), kept, patch); err != nil {
-		t.Fatal(err)
-	}
+	ignoreLive(t, ns, "kept-by-hand")
 	repo.Remove("synconly.yaml")
 	repo.Write(map[string]string{"plain.yaml": configMaps(ns, "settings")})
 	hash := repo.Commit("drop all but settings")
@@ -249,6 +233,24 @@ func TestIgnoreAnnotationsOnTheSyncSide(t *testing.T) {
 	}
 	if len(gs.Status.Failures) != 0 {
 		t.Errorf("failures = %+v, want none", gs.Status.Failures)
+	}
+}
+
+// ignoreLive annotates a live ConfigMap fluxcd.io/ignore: "true", as a
+// person keeping it from a prune does.
+func ignoreLive(t *testing.T, ns, name string) {
+	t.Helper()
+	cm := &corev1.ConfigMap{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, cm); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(cm.DeepCopy())
+	if cm.Annotations == nil {
+		cm.Annotations = map[string]string{}
+	}
+	cm.Annotations["fluxcd.io/ignore"] = "true"
+	if err := k8s.Patch(context.Background(), cm, patch); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -28,16 +28,10 @@ func TestATagRefStaysOnItsTag(t *testing.T) {
 	ns := newNamespace(t)
 	repo, tags := taggedRepo(t, ns)
 	createGitSync(t, ns, "pinned", helmfluxv1alpha1.GitSyncSpec{URL: repo.URL(), Ref: &helmfluxv1alpha1.GitRef{Tag: "v1.1.0"}})
-	gs := waitApplied(t, ns, "pinned", tags["v1.1.0"])
-	if want := "v1.1.0@sha1:" + tags["v1.1.0"]; gs.Status.LastAppliedRevision != want {
-		t.Errorf("lastAppliedRevision = %s, want %s", gs.Status.LastAppliedRevision, want)
-	}
-	if color := settingsColor(t, ns); color != "v1.1.0" {
-		t.Errorf("color = %q, want v1.1.0", color)
-	}
+	waitAtTag(t, ns, "pinned", "v1.1.0", tags["v1.1.0"])
 
 	repo.CommitFiles("newer", map[string]string{"settings.yaml": configMap(ns, "newer")})
-	gs = waitHandled(t, ns, "pinned", requestReconcile(t, ns, "pinned"))
+	gs := waitHandled(t, ns, "pinned", requestReconcile(t, ns, "pinned"))
 	if !strings.HasSuffix(gs.Status.LastFetchedRevision, tags["v1.1.0"]) || settingsColor(t, ns) != "v1.1.0" {
 		t.Errorf("a tag ref moved with main: fetched %s, color %q", gs.Status.LastFetchedRevision, settingsColor(t, ns))
 	}
@@ -49,22 +43,23 @@ func TestASemverRefFollowsTheHighestTagInRange(t *testing.T) {
 	ns := newNamespace(t)
 	repo, tags := taggedRepo(t, ns)
 	createGitSync(t, ns, "ranged", helmfluxv1alpha1.GitSyncSpec{URL: repo.URL(), Ref: &helmfluxv1alpha1.GitRef{SemVer: ">=1.0.0 <2.0.0"}})
-	gs := waitApplied(t, ns, "ranged", tags["v1.1.0"])
-	if want := "v1.1.0@sha1:" + tags["v1.1.0"]; gs.Status.LastAppliedRevision != want {
-		t.Errorf("lastAppliedRevision = %s, want %s", gs.Status.LastAppliedRevision, want)
-	}
-	if color := settingsColor(t, ns); color != "v1.1.0" {
-		t.Errorf("color = %q, want v1.1.0", color)
-	}
+	waitAtTag(t, ns, "ranged", "v1.1.0", tags["v1.1.0"])
 
 	next := repo.CommitFiles("v1.2.0", map[string]string{"settings.yaml": configMap(ns, "v1.2.0")})
 	repo.AnnotatedTag("v1.2.0", "release 1.2.0")
 	requestReconcile(t, ns, "ranged")
-	gs = waitApplied(t, ns, "ranged", next)
-	if want := "v1.2.0@sha1:" + next; gs.Status.LastAppliedRevision != want {
+	waitAtTag(t, ns, "ranged", "v1.2.0", next)
+}
+
+// waitAtTag waits until a GitSync applied the commit of tag, and checks that
+// the revision names the tag and that the cluster has the tag's color.
+func waitAtTag(t *testing.T, ns, name, tag, hash string) {
+	t.Helper()
+	gs := waitApplied(t, ns, name, hash)
+	if want := tag + "@sha1:" + hash; gs.Status.LastAppliedRevision != want {
 		t.Errorf("lastAppliedRevision = %s, want %s", gs.Status.LastAppliedRevision, want)
 	}
-	if color := settingsColor(t, ns); color != "v1.2.0" {
-		t.Errorf("color = %q, want v1.2.0", color)
+	if color := settingsColor(t, ns); color != tag {
+		t.Errorf("color = %q, want %s", color, tag)
 	}
 }
