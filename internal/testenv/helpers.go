@@ -51,6 +51,27 @@ func (b *LogBuffer) LinesWith(s string) []string {
 	return out
 }
 
+// Counter returns a function that counts the lines written since Counter
+// was called that contain every one of parts: the passes of one object, say,
+// by the line a controller logs once per pass and the object's key.
+func (b *LogBuffer) Counter(parts ...string) func() int {
+	count := func() int {
+		n := 0
+		for _, l := range b.LinesWith(parts[0]) {
+			all := true
+			for _, p := range parts[1:] {
+				all = all && strings.Contains(l, p)
+			}
+			if all {
+				n++
+			}
+		}
+		return n
+	}
+	start := count()
+	return func() int { return count() - start }
+}
+
 // AdminKubeconfig adds a system:masters user named name to env and writes its
 // kubeconfig into dir, for a process that talks to the control plane.
 func AdminKubeconfig(env *envtest.Environment, dir, name string) (string, error) {

@@ -258,11 +258,11 @@ func TestEscapesAndOversizedFilesAreRefused(t *testing.T) {
 		setup func(r *gittest.Repo)
 		want  string
 	}{
-		{name: "symlink out", want: "escapes.yaml", setup: func(r *gittest.Repo) { r.Symlink("escapes.yaml", "/etc/passwd") }},
-		{name: "kustomize parent", want: "outside", setup: func(r *gittest.Repo) {
+		{name: "symlink out", want: "escapes.yaml: symlink resolves outside the checkout", setup: func(r *gittest.Repo) { r.Symlink("escapes.yaml", "/etc/passwd") }},
+		{name: "kustomize parent", want: "outside.yaml is outside the checkout", setup: func(r *gittest.Repo) {
 			r.Write(map[string]string{"app/kustomization.yaml": "resources:\n- ../../outside.yaml\n"})
 		}},
-		{name: "oversized", want: "big.yaml", setup: func(r *gittest.Repo) {
+		{name: "oversized", want: "big.yaml: file is 6291459 bytes, over the limit of 5242880: size limit exceeded", setup: func(r *gittest.Repo) {
 			r.Write(map[string]string{"big.yaml": "# " + strings.Repeat("x", 6<<20) + "\n"})
 		}},
 	}

@@ -23,6 +23,8 @@ var (
 	k8s     client.Client
 	logs    testenv.LogBuffer // everything the controller logged
 	hookURL string            // base URL of the push receiver
+	// requests counts what the operator asks of the API server.
+	requests *testenv.RequestCounter
 )
 
 func TestMain(m *testing.M) {
@@ -56,7 +58,7 @@ func run(m *testing.M) int {
 }
 
 // startOperator runs the GitSync controller the way operator/main.go wires it,
-// logging into logs.
+// logging into logs and counting its requests in requests.
 func startOperator(ctx context.Context, cfg *rest.Config) error {
 	dir, err := os.MkdirTemp("", "gitsync-test-")
 	if err != nil {
@@ -68,6 +70,7 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 		return err
 	}
 	hookURL = "http://" + addr
+	cfg, requests = testenv.Counted(cfg)
 	_, err = testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)),
 		controllers.Options{Concurrency: 4, CacheDir: dir, Listen: addr})
 	return err
@@ -116,18 +119,60 @@ func waitApplied(t *testing.T, ns, name, hash string) *helmfluxv1alpha1.GitSync 
 	return gs
 }
 
-// requestReconcile asks for a reconcile at once, as `helmflux sync` does.
-func requestReconcile(t *testing.T, ns, name string) {
+// passCounter returns a function counting the passes that applied a
+// revision of a GitSync (changed or not) since passCounter was called.
+func passCounter(ns, name string) func() int {
+	return logs.Counter("\tApplied revision\t", fmt.Sprintf(`"GitSync": {"name":"%s","namespace":"%s"}`, name, ns))
+}
+
+// waitPasses waits until the controller has run n more passes that applied
+// a revision of a GitSync.
+func waitPasses(t *testing.T, ns, name string, n int) {
+	t.Helper()
+	passes := passCounter(ns, name)
+	eventually(t, fmt.Sprintf("%d passes", n), func() (bool, string) {
+		c := passes()
+		return c >= n, fmt.Sprintf("%d passes", c)
+	})
+}
+
+// requestReconcile asks for a reconcile at once, as `helmflux sync` does,
+// and returns the token, which the pass records in lastHandledReconcileAt.
+func requestReconcile(t *testing.T, ns, name string) string {
+	t.Helper()
+	token := time.Now().Format(time.RFC3339Nano)
+	annotate(t, ns, name, meta.ReconcileRequestAnnotation, token)
+	return token
+}
+
+// annotate sets an annotation on a GitSync.
+func annotate(t *testing.T, ns, name, key, value string) {
 	t.Helper()
 	gs := getGitSync(t, ns, name)
 	patch := client.MergeFrom(gs.DeepCopy())
 	if gs.Annotations == nil {
 		gs.Annotations = map[string]string{}
 	}
-	gs.Annotations[meta.ReconcileRequestAnnotation] = time.Now().Format(time.RFC3339Nano)
+	gs.Annotations[key] = value
 	if err := k8s.Patch(context.Background(), gs, patch); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// waitHandled waits until a pass has handled the reconcile request token
+// and written its outcome, and returns the GitSync as that pass left it.
+func waitHandled(t *testing.T, ns, name, token string) *helmfluxv1alpha1.GitSync {
+	t.Helper()
+	var gs *helmfluxv1alpha1.GitSync
+	eventually(t, "request "+token+" handled", func() (bool, string) {
+		gs = getGitSync(t, ns, name)
+		// Reconciling goes when the pass ends; a checkpoint in the middle of
+		// the pass may show the token already.
+		return gs.Status.LastHandledReconcileAt == token &&
+				apimeta.FindStatusCondition(gs.Status.Conditions, meta.ReconcilingCondition) == nil,
+			gs.Status.LastHandledReconcileAt + "; " + ready(gs)
+	})
+	return gs
 }
 
 // assertNoCanary checks that a secret value appears in no log line, Event or status.

@@ -157,6 +157,9 @@ func runsDesired(s situation) bool {
 // repeatRefused stops an action that failed for the same chart and values
 // from running again (the Helm Operator's upgrade-rollback loop), unless
 // rollback.retry allows another attempt or a reconcile was requested.
+// rollback.retry tries again after a rolled-back upgrade only: a failed
+// install (or failed tests of one) made no rollback, so rollbackCount is 0
+// and it waits for a change like any other failure.
 func repeatRefused(s situation) bool {
 	r := s.released
 	if s.requested || s.desired != s.status.LastAttemptedDigest || r == nil || r.Status != metav1.ConditionFalse {
@@ -166,7 +169,8 @@ func repeatRefused(s situation) bool {
 		return false
 	}
 	rb := s.spec.Rollback
-	retryAllowed := rb.Enable && rb.Retry && (rb.GetMaxRetries() == 0 || s.status.RollbackCount <= rb.GetMaxRetries())
+	retryAllowed := rb.Enable && rb.Retry && s.status.RollbackCount > 0 &&
+		(rb.GetMaxRetries() == 0 || s.status.RollbackCount <= rb.GetMaxRetries())
 	return !retryAllowed
 }
 

@@ -116,12 +116,26 @@ func TestGitChartAndValuesFileFollowTheCommitThatDeliveredThem(t *testing.T) {
 		t.Errorf("history: %v", h)
 	}
 
-	// A commit that touches neither chart nor values makes no new revision.
-	repo.CommitFiles("Unrelated", map[string]string{"README.md": "hello\n"})
+	// A commit that touches neither chart nor values makes no new revision:
+	// once the GitSync applied it and stamped the HelmRelease with it, the
+	// HelmRelease's passes over that revision change nothing.
+	unrelated := repo.CommitFiles("Unrelated", map[string]string{"README.md": "hello\n"})
 	requestSync(t, ns, "apps")
+	eventually(t, time.Minute, "the unrelated commit applied and delivered", func() (bool, string) {
+		gs := &helmfluxv1alpha1.GitSync{}
+		if err := k8s.Get(context.Background(), clientKey(ns, "apps"), gs); err != nil {
+			return false, err.Error()
+		}
+		rev := getHR(t, ns, "from-git").Annotations[helmv1.RevisionAnnotation]
+		return strings.HasSuffix(gs.Status.LastAppliedRevision, unrelated) && strings.HasSuffix(rev, unrelated),
+			gs.Status.LastAppliedRevision + "; HelmRelease at " + rev
+	})
 	waitPasses(t, ns, "from-git", 5)
 	if h := history(t, ns, release); len(h) != 3 {
 		t.Errorf("an unrelated commit made a revision: %v", h)
+	}
+	if hr := waitReady(t, ns, "from-git"); hr.Status.ReleaseRevision != 3 {
+		t.Errorf("releaseRevision after the unrelated commit = %d, want 3", hr.Status.ReleaseRevision)
 	}
 
 	// A values path that leaves the repository is refused.
@@ -129,8 +143,8 @@ func TestGitChartAndValuesFileFollowTheCommitThatDeliveredThem(t *testing.T) {
 		"releases/app.yaml": strings.Replace(gitRelease(ns, repo.URL()), "values/app.yaml", "../../../etc/passwd", 1),
 	})
 	requestSync(t, ns, "apps")
-	hr = waitCondition(t, ns, "from-git", meta.ReadyCondition, "False")
-	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, "etc/passwd") {
+	hr = waitCondition(t, ns, "from-git", meta.ReadyCondition, "False "+helmv1.InvalidSpecReason)
+	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, `gitFileRef ../../../etc/passwd: path "../../../etc/passwd" leaves its root`) {
 		t.Errorf("Ready: %s", c)
 	}
 }

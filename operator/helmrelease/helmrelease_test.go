@@ -124,12 +124,9 @@ func deployment(t *testing.T, ns, name string) *appsv1.Deployment {
 }
 
 // passCounter returns a function counting the passes over a HelmRelease
-// since passCounter was called, by its reconcile requests in the logs.
+// since passCounter was called, by the line each pass logs.
 func passCounter(ns, name string) func() int {
-	key := fmt.Sprintf(`"helmrelease": {"name":"%s","namespace":"%s"}`, name, ns)
-	count := func() int { return strings.Count(logs.String(), key) }
-	start := count()
-	return func() int { return count() - start }
+	return logs.Counter("\tReconciling\t", fmt.Sprintf(`"helmrelease": {"name":"%s","namespace":"%s"}`, name, ns))
 }
 
 // waitPasses waits until the controller has handled n more passes over a
@@ -224,20 +221,30 @@ func TestInstallFromAnOCIRegistry(t *testing.T) {
 	}
 }
 
+// Every values source sets a key of its own (fromX) and overrides the key of
+// the source before it; only the next source overrides its own. So a source
+// left out of the merge, or merged out of order, shows in the result: the
+// key before it keeps the older value, or its own key is not overridden.
 func TestValuesFromEverySourceInOrderWithoutLeakingSecrets(t *testing.T) {
 	ns := newNamespace(t)
 	repo := helmtest.NewRepoServer(t)
-	repo.Add(t, appChart("1.0.0"))
+	chart := appChart("1.0.0")
+	chart.Values += "fromChart: chart\n"
+	chart.Files = map[string]string{"overrides/prod.yaml": "fromLegacy: chartFile\nfromChartFile: chartFile\n"}
+	repo.Add(t, chart)
 	const canary = "canary-Qx7-secret-value"
-	external := httptestTLS(t, "fromExternal: true\nmessage: external\n")
+	external := httptestTLS(t, "fromSecret: external\nfromExternal: external\n")
 
+	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "legacy"},
+		Data: map[string][]byte{"values.yaml": []byte("fromChart: legacy\nfromLegacy: legacy\n")}})
 	mustCreate(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cm"},
-		Data: map[string]string{"values.yaml": "fromConfigMap: true\nmessage: configmap\nnested: {a: 1, b: 1}\n"}})
+		Data: map[string]string{"values.yaml": "fromChartFile: configMap\nfromConfigMap: configMap\nnested: {a: 1, b: 1}\n"}})
 	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sec"},
-		Data: map[string][]byte{"custom.yaml": []byte("password: " + canary + "\nmessage: secret\nnested: {b: 2}\n")}})
+		Data: map[string][]byte{"custom.yaml": []byte("password: " + canary + "\nfromConfigMap: secret\nfromSecret: secret\nnested: {b: 2}\n")}})
 
-	hr := repoRelease(ns, "vals", repo.URL(), "1.0.0", "message: inline\nnested: {c: 3}")
+	hr := repoRelease(ns, "vals", repo.URL(), "1.0.0", "fromExternal: inline\nnested: {c: 3}")
 	optional := true
+	hr.Spec.ValueFileSecrets = []helmv1.LocalObjectReference{{Name: "legacy"}}
 	hr.Spec.ValuesFrom = []helmv1.ValuesFromSource{
 		{ChartFileRef: &helmv1.ChartFileSelector{Path: "overrides/prod.yaml"}},
 		{ConfigMapKeyRef: &helmv1.OptionalKeySelector{Name: "cm"}},
@@ -250,8 +257,14 @@ func TestValuesFromEverySourceInOrderWithoutLeakingSecrets(t *testing.T) {
 	waitReady(t, ns, "vals")
 	got := renderedValues(t, ns, ns+"-vals")
 	want := map[string]any{
-		"message": "inline", "fromConfigMap": true, "fromExternal": true, "password": canary,
-		"nested": map[string]any{"a": float64(1), "b": float64(2), "c": float64(3)},
+		"fromChart":     "legacy",    // chart defaults < valueFileSecrets
+		"fromLegacy":    "chartFile", // valueFileSecrets < chartFileRef
+		"fromChartFile": "configMap", // chartFileRef < configMapKeyRef
+		"fromConfigMap": "secret",    // configMapKeyRef < secretKeyRef
+		"fromSecret":    "external",  // secretKeyRef < externalSourceRef
+		"fromExternal":  "inline",    // externalSourceRef < values
+		"password":      canary,
+		"nested":        map[string]any{"a": float64(1), "b": float64(2), "c": float64(3)},
 	}
 	for k, v := range want {
 		if fmt.Sprint(got[k]) != fmt.Sprint(v) {
@@ -264,12 +277,12 @@ func TestValuesFromEverySourceInOrderWithoutLeakingSecrets(t *testing.T) {
 	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "cm"}, cm); err != nil {
 		t.Fatal(err)
 	}
-	cm.Data["values.yaml"] = "fromConfigMap: changed\n"
+	cm.Data["values.yaml"] = "fromChartFile: changed\n"
 	if err := k8s.Update(context.Background(), cm); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, time.Minute, "the ConfigMap change released", func() (bool, string) {
-		v := renderedValues(t, ns, ns+"-vals")["fromConfigMap"]
+		v := renderedValues(t, ns, ns+"-vals")["fromChartFile"]
 		return v == "changed", fmt.Sprint(v)
 	})
 
@@ -359,6 +372,18 @@ func TestHelmTestsRunAndFailuresAreReported(t *testing.T) {
 	if hr.Status.Phase != helmv1.PhaseTestFailed {
 		t.Errorf("phase = %s", hr.Status.Phase)
 	}
+	// Ignored failures keep the release Ready, pass after pass, and say so.
+	waitPasses(t, ns, "tested", 5)
+	hr = getHR(t, ns, "tested")
+	if c := condition(hr, meta.ReadyCondition); !strings.HasPrefix(c, "True") || !strings.Contains(c, "tests failed") {
+		t.Errorf("Ready with ignoreFailures: %s", c)
+	}
+	if c := condition(hr, helmv1.ReleasedCondition); !strings.HasPrefix(c, "True") {
+		t.Errorf("Released with ignoreFailures: %s", c)
+	}
+	if !containsAny(events(t, ns, "tested"), "(ignored)") {
+		t.Errorf("no Event for the ignored failure: %v", events(t, ns, "tested"))
+	}
 
 	// Failed tests that count, with rollback on, roll the upgrade back.
 	noIgnore := false
@@ -390,7 +415,7 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 	evil.Spec.Chart.Name = "evil"
 	mustCreateHR(t, evil)
 	hr := waitCondition(t, ns, "evil", meta.ReadyCondition, "False ChartFetchFailed")
-	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, "..") {
+	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, `hostile chart archive refused: entry "app/../../evil.yaml": name has a ".." component`) {
 		t.Errorf("the refusal does not name the entry: %s", c)
 	}
 
@@ -400,6 +425,9 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 	hr = waitCondition(t, ns, "escape", meta.ReadyCondition, "False InvalidSpec")
 	if c := condition(hr, meta.StalledCondition); !strings.HasPrefix(c, "True") {
 		t.Errorf("Stalled: %s", c)
+	}
+	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, `chartFileRef ../../etc/passwd: path "../../etc/passwd" leaves its root`) {
+		t.Errorf("Ready: %s", c)
 	}
 
 	other := newNamespace(t)
@@ -534,6 +562,13 @@ func TestDriftIsReportedOrCorrected(t *testing.T) {
 			if r := *deployment(t, ns, ns+"-"+name).Spec.Replicas; r != 3 {
 				t.Errorf("warn mode changed replicas to %d", r)
 			}
+			// Drift does not make the release unready: Ready stays True, pass
+			// after pass, and names the drift.
+			waitPasses(t, ns, name, 5)
+			if c := condition(getHR(t, ns, name), meta.ReadyCondition); !strings.HasPrefix(c, "True") ||
+				!strings.Contains(c, "differ from release") {
+				t.Errorf("Ready in warn mode with drift: %s", c)
+			}
 			continue
 		}
 		eventually(t, time.Minute, "drift corrected", func() (bool, string) {
@@ -546,6 +581,24 @@ func TestDriftIsReportedOrCorrected(t *testing.T) {
 		}
 		if h := history(t, ns, ns+"-"+name); len(h) != 1 {
 			t.Errorf("correcting drift made a revision: %v", h)
+		}
+
+		// An object of the release deleted by hand is created again.
+		values := &corev1.ConfigMap{}
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: ns + "-" + name + "-values"}, values); err != nil {
+			t.Fatal(err)
+		}
+		if err := k8s.Delete(context.Background(), values); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "the deleted ConfigMap created again", func() (bool, string) {
+			cm := &corev1.ConfigMap{}
+			err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: values.Name}, cm)
+			return err == nil && cm.UID != values.UID, fmt.Sprint(err)
+		})
+		waitEvent(t, ns, name, helmv1.DriftCorrectedReason, "ConfigMap/"+ns+"/"+values.Name)
+		if h := history(t, ns, ns+"-"+name); len(h) != 1 {
+			t.Errorf("re-creating a deleted object made a revision: %v", h)
 		}
 	}
 }

@@ -12,8 +12,11 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"helm.sh/helm/v3/pkg/chart/loader"
+	eventsv1 "k8s.io/api/events/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	"github.com/helmflux/helmflux/internal/testenv"
@@ -91,8 +94,9 @@ func TestStaleLockIsClearedButAYoungOneIsLeftAlone(t *testing.T) {
 	repo.Add(t, appChart("1.0.0"))
 	repo.Add(t, appChart("1.1.0"))
 
+	const staleTimeout = 6 * time.Second
 	stale := repoRelease(ns, "stale", repo.URL(), "1.0.0", "")
-	stale.Spec.Timeout = ptrTo(int64(4))
+	stale.Spec.Timeout = ptrTo(int64(staleTimeout / time.Second))
 	young := repoRelease(ns, "young", repo.URL(), "1.0.0", "")
 	young.Spec.Timeout = ptrTo(int64(600))
 	mustCreateHR(t, stale)
@@ -100,15 +104,26 @@ func TestStaleLockIsClearedButAYoungOneIsLeftAlone(t *testing.T) {
 	waitReady(t, ns, "stale")
 	waitReady(t, ns, "young")
 
-	lockRelease(t, ns, ns+"-stale", ns+":helmrelease/stale", appChart("1.1.0"))
+	// The stale lock is taken last and its HelmRelease changed first, so
+	// that the controller first sees it younger than its timeout.
 	lockRelease(t, ns, ns+"-young", ns+":helmrelease/young", appChart("1.1.0"))
+	lockRelease(t, ns, ns+"-stale", ns+":helmrelease/stale", appChart("1.1.0"))
+	locked, err := runner.Last(context.Background(), ns, ns+"-stale")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{"stale", "young"} {
 		update(t, ns, name, func(hr *helmv1.HelmRelease) { hr.Spec.Chart.Version = "1.1.0" })
 	}
 
 	// The young lock may be someone's helm upgrade: left alone, and said so.
-	hr := waitCondition(t, ns, "young", meta.ReadyCondition, "False ReleaseLocked")
-	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, "pending-upgrade") {
+	var hr *helmv1.HelmRelease
+	eventually(t, time.Minute, "a pass over young's new generation", func() (bool, string) {
+		hr = getHR(t, ns, "young")
+		c := apimeta.FindStatusCondition(hr.Status.Conditions, meta.ReadyCondition)
+		return c != nil && c.ObservedGeneration == hr.Generation, condition(hr, meta.ReadyCondition)
+	})
+	if c := condition(hr, meta.ReadyCondition); !strings.HasPrefix(c, "False ReleaseLocked") || !strings.Contains(c, "pending-upgrade") {
 		t.Errorf("Ready: %s", c)
 	}
 	// ... and tried again once, when the lock would expire (in ten minutes),
@@ -126,9 +141,20 @@ func TestStaleLockIsClearedButAYoungOneIsLeftAlone(t *testing.T) {
 	if h := history(t, ns, ns+"-stale"); strings.Join(h, ",") != "superseded,failed,deployed" {
 		t.Errorf("history: %v", h)
 	}
-	if !containsAny(events(t, ns, "stale"), "Unlocked release") {
-		t.Errorf("no Unlocked Event: %v", events(t, ns, "stale"))
+	// ... but not before its timeout: while younger, it was left alone (and
+	// said so), and it was cleared no earlier than its timeout after it was
+	// taken.
+	if _, ok := eventTime(t, ns, "stale", helmv1.ReleaseLockedReason); !ok {
+		t.Errorf("the stale lock was never left alone as a young one: %v", events(t, ns, "stale"))
 	}
+	unlockedAt, ok := eventTime(t, ns, "stale", helmv1.ReleaseUnlockedReason)
+	if !ok {
+		t.Errorf("no Unlocked Event: %v", events(t, ns, "stale"))
+	} else if earliest := locked.LastDeployed.Add(staleTimeout); unlockedAt.Before(earliest) {
+		t.Errorf("the stale lock was cleared at %s, %s after it was taken, before its timeout of %s",
+			unlockedAt.Format(time.RFC3339Nano), unlockedAt.Sub(locked.LastDeployed), staleTimeout)
+	}
+
 	if h := history(t, ns, ns+"-young"); h[len(h)-1] != helm.StatusPendingUpgrade {
 		t.Errorf("the young lock was touched: %v", h)
 	}
@@ -167,4 +193,20 @@ func TestTheEndOfSomeonesHelmCommandWakesALockedRelease(t *testing.T) {
 	if hr.Status.Revision != "1.1.0" || hr.Status.ReleaseRevision != 3 {
 		t.Errorf("status after the command ended: %+v", hr.Status)
 	}
+}
+
+// eventTime returns when the first Event with reason about an object was
+// recorded (by the recorder's clock, the operator's, when it decided).
+func eventTime(t *testing.T, ns, name, reason string) (time.Time, bool) {
+	t.Helper()
+	list := &eventsv1.EventList{}
+	if err := k8s.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list.Items {
+		if e.Regarding.Name == name && e.Reason == reason {
+			return e.EventTime.Time, true
+		}
+	}
+	return time.Time{}, false
 }

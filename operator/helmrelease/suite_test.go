@@ -36,6 +36,8 @@ var (
 	cfg     *rest.Config
 	logs    testenv.LogBuffer // everything the controller logged
 	runner  *helm.Runner
+	// requests counts what the operator asks of the API server.
+	requests *testenv.RequestCounter
 	// tlsClient trusts the tests' TLS servers (httptest's certificate).
 	tlsClient *http.Client
 )
@@ -82,7 +84,8 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// startOperator runs the controllers the way operator/main.go wires them.
+// startOperator runs the controllers the way operator/main.go wires them,
+// counting their requests in requests.
 func startOperator(ctx context.Context, cfg *rest.Config) error {
 	dir, err := os.MkdirTemp("", "helmrelease-test-")
 	if err != nil {
@@ -90,6 +93,7 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 	}
 	go func() { <-ctx.Done(); _ = os.RemoveAll(dir) }()
 	tlsClient = testenv.TLSTrustingClient()
+	cfg, requests = testenv.Counted(cfg)
 	_, err = testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)), controllers.Options{
 		Concurrency: 4, CacheDir: dir, HelmInterval: interval,
 		HTTPClient: tlsClient, PlainHTTPRegistries: []string{"127.0.0.1"},
