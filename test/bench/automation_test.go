@@ -66,7 +66,7 @@ var tagToApplied = benchmark{
 		c := newClient(t, cfg)
 		ns := createNamespace(t, c, "bench-automation")
 		image := reg.Host() + "/team/app"
-		repo := gittest.NewRepo(t, map[string]string{automatedPath: automatedDeployment(ns, image+":1.0.0")})
+		repo := gittest.NewRepo(t, map[string]string{automatedPath: testenv.AutomatedDeployment(ns, "app", image+":1.0.0", "semver:~1.0")})
 		createGitSync(t, c, ns, "apps", helmfluxv1alpha1.GitSyncSpec{URL: repo.URL(), Ref: &helmfluxv1alpha1.GitRef{Branch: "main"}})
 		waitApplied(t, c, ns, "apps", repo.Head(), time.Minute)
 		// The webhook only wakes GitSyncs whose last pass used the image.
@@ -160,29 +160,6 @@ var scan1000x100 = benchmark{
 
 // automatedPath is the file of the Deployment that tagToApplied automates.
 const automatedPath = "apps/app.yaml"
-
-// automatedDeployment is a Deployment named app in ns running image, whose
-// tag helmflux keeps at the newest 1.0.x, with Flux v1's annotations.
-func automatedDeployment(ns, image string) string {
-	return fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-  namespace: %s
-  annotations:
-    fluxcd.io/automated: "true"
-    filter.fluxcd.io/app: semver:~1.0
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: app}}
-  template:
-    metadata: {labels: {app: app}}
-    spec:
-      containers:
-      - name: app
-        image: %s
-`, ns, image)
-}
 
 // notifyRegistry sends the operator at base the notification a Docker
 // Distribution registry at host sends after a push to repo.
