@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 )
 
@@ -137,6 +138,9 @@ func (c *Cache) fetch(ctx context.Context, r *remote, ref Ref, ta transport.Auth
 		if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
 			return Revision{}, fmt.Errorf("fetch %s: %w", t.spec.Src(), err)
 		}
+		if err := compact(repo); err != nil {
+			return Revision{}, damaged(fmt.Errorf("repack cache: %w", err))
+		}
 	}
 
 	// Resolve through a fresh handle: it reads the on-disk pack indexes
@@ -155,6 +159,27 @@ func (c *Cache) fetch(ctx context.Context, r *remote, ref Ref, ta transport.Auth
 		return Revision{}, fmt.Errorf("resolve %s: %w", t.name, err)
 	}
 	return Revision{Ref: t.name, Hash: commit.Hash.String()}, nil
+}
+
+// maxPacks bounds the packfiles of a cached repository. Every fetch adds
+// one, and every object lookup and every open of the repository goes
+// through all of their indexes, so a GitSync that fetches each push would
+// otherwise get slower with every commit (about 0.7 ms per fetch measured by
+// commit_to_applied with 200 commits).
+const maxPacks = 32
+
+// compact repacks a cached repository into one pack once it holds more than
+// maxPacks. Only objects reachable from the cached refs are kept.
+func compact(repo *gogit.Repository) error {
+	pos, ok := repo.Storer.(storer.PackedObjectStorer)
+	if !ok {
+		return nil
+	}
+	packs, err := pos.ObjectPacks()
+	if err != nil || len(packs) <= maxPacks {
+		return err
+	}
+	return repo.RepackObjects(&gogit.RepackConfig{})
 }
 
 // resolveTarget finds what ref names among the remote's advertised refs.

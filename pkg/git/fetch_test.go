@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -387,6 +388,29 @@ func TestIncrementalFetch(t *testing.T) {
 	}
 	if _, err := os.Stat(before[0]); err != nil {
 		t.Errorf("first packfile is gone, the cache was re-cloned: %v", err)
+	}
+}
+
+// TestManyFetchesKeepFewPacks: every fetch adds a packfile, and lookups go
+// through all of them, so the cache repacks once it holds more than
+// maxPacks; every commit fetched stays readable.
+func TestManyFetchesKeepFewPacks(t *testing.T) {
+	repo := gittest.NewRepo(t, map[string]string{"n.yaml": "n: 0\n"})
+	url := repo.URL()
+	c := newTestCache(t)
+	var revs []Revision
+	for i := 1; i <= 2*maxPacks; i++ {
+		repo.CommitFiles(fmt.Sprintf("commit %d", i), map[string]string{"n.yaml": fmt.Sprintf("n: %d\n", i)})
+		revs = append(revs, mustFetch(t, c, url, Ref{}, nil))
+		if n := len(packs(t, c, url)); n > maxPacks {
+			t.Fatalf("after %d fetches: %d packfiles, want at most %d", i, n, maxPacks)
+		}
+	}
+	for i, rev := range revs {
+		b, err := c.ReadFile(testCtx(t), url, rev, "n.yaml", 1<<10)
+		if err != nil || string(b) != fmt.Sprintf("n: %d\n", i+1) {
+			t.Errorf("n.yaml at commit %d after the repacks: %q, %v", i+1, b, err)
+		}
 	}
 }
 
