@@ -400,13 +400,22 @@ func (r *Repo) RemoteHead(branch string) *object.Commit {
 }
 
 // LookupRemoteHead is RemoteHead, or nil while the branch does not exist.
+//
+// A push rewrites the ref file in place (go-git truncates, then writes), so
+// a read that races it can find no branch for a moment: a missing branch is
+// read again for up to 100 ms before it counts as missing.
 func (r *Repo) LookupRemoteHead(branch string) *object.Commit {
 	r.t.Helper()
 	bare, err := gogit.PlainOpen(r.bare)
 	if err != nil {
 		r.t.Fatalf("open bare: %v", err)
 	}
-	ref, err := bare.Reference(plumbing.NewBranchReferenceName(branch), true)
+	name := plumbing.NewBranchReferenceName(branch)
+	ref, err := bare.Reference(name, true)
+	for i := 0; i < 20 && errors.Is(err, plumbing.ErrReferenceNotFound); i++ {
+		time.Sleep(5 * time.Millisecond)
+		ref, err = bare.Reference(name, true)
+	}
 	if errors.Is(err, plumbing.ErrReferenceNotFound) {
 		return nil
 	}
