@@ -75,9 +75,14 @@ func TestPushBranchStacksCommitsAndLeavesTheFollowedBranch(t *testing.T) {
 	if len(first.ParentHashes) != 1 || first.ParentHashes[0].String() != main {
 		t.Fatalf("the first commit on %s has parents %v, want the followed branch's head %s", push, first.ParentHashes, main)
 	}
-	if got := getGitSync(t, ns, "apps").Status.ImageAutomation.LastPushedCommit; got != push+"@sha1:"+first.Hash.String() {
-		t.Errorf("lastPushedCommit %q", got)
-	}
+	// The status is written after the push.
+	eventually(t, 30*time.Second, "lastPushedCommit on "+push, func() (bool, string) {
+		ia := getGitSync(t, ns, "apps").Status.ImageAutomation
+		if ia == nil {
+			return false, "no status.imageAutomation"
+		}
+		return ia.LastPushedCommit == push+"@sha1:"+first.Hash.String(), ia.LastPushedCommit
+	})
 
 	reg.PushTags(t, "team/app", "1.0.2")
 	notify(t, host+"/team/app")
