@@ -170,27 +170,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		default:
 		}
 	}
-	err = classify(err, r.interval())
+	err = classify(err)
 	outcome.LogWaiting(ctx, err)
 	return outcome.Result(err, r.interval())
 }
 
-// classify maps a failed pass to when the next one runs: within a minute
-// after a lost push race or an unreachable remote, at the interval otherwise
+// classify maps a failed pass to when the next one runs: run marks what is
+// worth a sooner try (outcome.RetryAfter); the rest waits for the interval
 // (its status says what failed either way).
-func classify(err error, interval time.Duration) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, errRetry):
-		return outcome.RetryAfter(helmfluxv1alpha1.AutomationFailedReason, min(interval, time.Minute), err)
+func classify(err error) error {
+	var e *outcome.Error
+	if err == nil || errors.As(err, &e) {
+		return err
 	}
 	return outcome.WaitForChange(helmfluxv1alpha1.AutomationFailedReason, err)
 }
-
-// errRetry marks failures worth a sooner retry than the interval (a lost
-// push race, the remote unreachable).
-var errRetry = errors.New("retry")
 
 func (r *Reconciler) interval() time.Duration {
 	if r.Interval <= 0 {
@@ -266,7 +260,8 @@ func (r *Reconciler) run(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (*p
 	res, err := r.Git.CommitAndPush(ctx, obj.Spec.URL, opts, edit)
 	if err != nil {
 		if errors.Is(err, git.ErrPushRejected) || !errors.Is(err, git.ErrInvalidInput) {
-			err = fmt.Errorf("%w: %w", errRetry, err)
+			// A lost push race or an unreachable remote: try again within a minute.
+			err = outcome.RetryAfter(helmfluxv1alpha1.AutomationFailedReason, min(r.interval(), time.Minute), err)
 		}
 		return last, nil, res.Attempts, err
 	}
@@ -375,9 +370,9 @@ func summarize(obj *helmfluxv1alpha1.GitSync, p *plan, pushed *git.Revision, err
 	}
 	switch {
 	case err != nil && errors.Is(err, git.ErrPushRejected):
-		set(metav1.ConditionFalse, helmfluxv1alpha1.PushFailedReason, strings.TrimPrefix(err.Error(), errRetry.Error()+": "))
+		set(metav1.ConditionFalse, helmfluxv1alpha1.PushFailedReason, err.Error())
 	case err != nil:
-		set(metav1.ConditionFalse, helmfluxv1alpha1.AutomationFailedReason, strings.TrimPrefix(err.Error(), errRetry.Error()+": "))
+		set(metav1.ConditionFalse, helmfluxv1alpha1.AutomationFailedReason, err.Error())
 	case pushed != nil:
 		now := metav1.Now()
 		st.LastPushedCommit = pushed.String()

@@ -2,14 +2,15 @@ package automation
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/git"
 )
 
@@ -38,9 +39,9 @@ func TestSummarize(t *testing.T) {
 			wantStatus: "True", wantReason: helmfluxv1alpha1.UpdatesPendingReason, wantMsg: "readOnly: would commit ghcr.io/acme/web", pending: 1},
 		{name: "scan failures", plan: &plan{automated: 2, failures: []helmfluxv1alpha1.ImageFailure{failure, failure}},
 			wantStatus: "False", wantReason: helmfluxv1alpha1.ScanFailedReason, wantMsg: "apps:deployment/api (api): scan ghcr.io/acme/api: 500 (and 1 more failures)"},
-		{name: "lost every race", err: fmt.Errorf("%w: %w", errRetry, git.ErrPushRejected),
+		{name: "lost every race", err: outcome.RetryAfter(helmfluxv1alpha1.AutomationFailedReason, time.Minute, git.ErrPushRejected),
 			wantStatus: "False", wantReason: helmfluxv1alpha1.PushFailedReason, wantMsg: "push rejected"},
-		{name: "fetch failed", err: fmt.Errorf("%w: %w", errRetry, errors.New("fetch: connection refused")),
+		{name: "fetch failed", err: outcome.RetryAfter(helmfluxv1alpha1.AutomationFailedReason, time.Minute, errors.New("fetch: connection refused")),
 			wantStatus: "False", wantReason: helmfluxv1alpha1.AutomationFailedReason, wantMsg: "fetch: connection refused"},
 	}
 	for _, tt := range tests {

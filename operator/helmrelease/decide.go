@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/helm"
 )
 
@@ -135,6 +136,10 @@ func decide(s situation) decision {
 	return decision{next: doUpgrade, external: external}
 }
 
+// maxDescription bounds the part of a foreign revision's description quoted
+// in an Event.
+const maxDescription = 200
+
 // lockTimeout is how long the action holding a release's lock may take:
 // after that, it cannot still be running.
 func lockTimeout(spec helmv1.HelmReleaseSpec, status string) time.Duration {
@@ -191,7 +196,8 @@ func externalChange(s situation) string {
 	case l.Pending() || l.Version == st.ReleaseRevision:
 		return ""
 	}
-	how := l.Description
+	// The description is whoever ran helm's text (or Helm's error): bounded.
+	how := outcome.Trim(l.Description, maxDescription)
 	if how == "" {
 		how = l.Status
 	}

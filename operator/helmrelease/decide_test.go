@@ -139,3 +139,15 @@ func TestDecide(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// TestExternalChangeQuotesABoundedDescription: a foreign revision's
+// description (someone's text, or Helm's error) reaches an Event cut short.
+func TestExternalChangeQuotesABoundedDescription(t *testing.T) {
+	s := situation{
+		status: helmv1.HelmReleaseStatus{ReleaseName: "x", ReleaseStatus: helm.StatusDeployed, ReleaseRevision: 1},
+		last:   &helm.Release{Name: "x", Version: 2, Status: helm.StatusDeployed, Description: strings.Repeat("d", 10000)},
+	}
+	if got := externalChange(s); len(got) > maxDescription+200 || !strings.Contains(got, "revision 2") {
+		t.Errorf("external change message of %d bytes: %.80q", len(got), got)
+	}
+}
