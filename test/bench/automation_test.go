@@ -98,8 +98,8 @@ var tagToApplied = benchmark{
 			})
 			applied = append(applied, time.Since(start))
 		}
-		report("tag_to_commit_p50_ms", milliseconds(percentile(committed, 50)))
-		report("tag_to_applied_p50_ms", milliseconds(percentile(applied, 50)))
+		reportPercentile(t, report, "tag_to_commit_p50_ms", committed, 50, time.Millisecond)
+		reportPercentile(t, report, "tag_to_applied_p50_ms", applied, 50, time.Millisecond)
 		t.Logf("note: tag_to_applied: %d runs; to the commit p95 %s, max %s; to the cluster p95 %s, max %s",
 			runs, percentile(committed, 95).Round(time.Millisecond), percentile(committed, 100).Round(time.Millisecond),
 			percentile(applied, 95).Round(time.Millisecond), percentile(applied, 100).Round(time.Millisecond))
@@ -238,9 +238,4 @@ func scanAll(t *testing.T, opts registry.Options, images []string, want int) int
 		t.Fatal(err)
 	}
 	return int(cached.Load())
-}
-
-// milliseconds returns d in milliseconds with its fraction.
-func milliseconds(d time.Duration) float64 {
-	return float64(d.Microseconds()) / 1000
 }

@@ -57,8 +57,8 @@ var commitToApplied = benchmark{
 			})
 			samples = append(samples, time.Since(start))
 		}
-		report("commit_to_applied_p50_ms", float64(percentile(samples, 50).Milliseconds()))
-		report("commit_to_applied_p95_ms", float64(percentile(samples, 95).Milliseconds()))
+		reportPercentile(t, report, "commit_to_applied_p50_ms", samples, 50, time.Millisecond)
+		reportPercentile(t, report, "commit_to_applied_p95_ms", samples, 95, time.Millisecond)
 	},
 }
 
