@@ -4,6 +4,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"path"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -99,13 +100,22 @@ func FuzzDecide(f *testing.F) {
 			scan.Tags = append(scan.Tags, Candidate{Tag: tag, Created: fuzzTime(tag, scanOpts)})
 		}
 
-		d, err := Decide(c, current, scan)
+		// Half the inputs hold the last listed tag: a hold must neither
+		// make the outcome depend on order nor let the held tag be written.
+		var holds []Hold
+		if scanOpts&4 != 0 && len(scan.Tags) > 0 {
+			holds = []Hold{{Tag: scan.Tags[len(scan.Tags)-1].Tag, By: "fuzz"}}
+		}
+		d, err := Decide(c, current, scan, holds...)
 		rev := scan
 		rev.Tags = slices.Clone(scan.Tags)
 		slices.Reverse(rev.Tags)
-		d2, err2 := Decide(c, current, rev)
-		if d != d2 || errText(err) != errText(err2) {
+		d2, err2 := Decide(c, current, rev, holds...)
+		if !reflect.DeepEqual(d, d2) || errText(err) != errText(err2) {
 			t.Fatalf("order matters: %+v, %v vs reversed %+v, %v", d, err, d2, err2)
+		}
+		if err == nil && d.Held != nil && d.Changed && d.Tag == d.Held.Tag {
+			t.Fatalf("the held tag %s was written: %+v", d.Held.Tag, d)
 		}
 		if !scan.Complete {
 			if !errors.Is(err, ErrIncompleteScan) {

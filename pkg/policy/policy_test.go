@@ -3,6 +3,8 @@ package policy
 import (
 	"errors"
 	"math/rand/v2"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +47,10 @@ type decideCase struct {
 	err     error  // expected sentinel (errors.Is), or nil
 	errText string // substring of the error, when err is not a sentinel or to check the message
 	reason  string // substring of Decision.Reason
+	holds   []Hold
+	held    string   // expected Decision.Held.Tag ("" for none)
+	passed  []string // expected Decision.PassedOver as "tag:Why"
+	best    string   // expected Decision.Best, when set
 }
 
 func decideCases(t *testing.T) []decideCase {
@@ -360,6 +366,88 @@ func decideCases(t *testing.T) []decideCase {
 			scan:    complete(names("1")...),
 			errText: "invalid filter",
 		},
+		// Holds: a rollback or a quarantine keeps every tag at or below the
+		// held one out while the current tag ranks below it.
+		{
+			name:   "a rollback below the held tag stays there",
+			policy: cp(t, "semver:~1.0", "", false, ""), current: "1.0.0",
+			scan:  complete(names("1.0.0", "1.0.1")...),
+			holds: []Hold{{Tag: "1.0.1", By: "rollback in abc1234"}},
+			want:  "1.0.0", held: "1.0.1", reason: "held (rollback in abc1234)",
+			passed: []string{"1.0.1:Held"},
+		},
+		{
+			name:   "a tag ranking above the held one ends the hold's effect",
+			policy: cp(t, "semver:~1.0", "", false, ""), current: "1.0.0",
+			scan:  complete(names("1.0.0", "1.0.1", "1.0.2")...),
+			holds: []Hold{{Tag: "1.0.1", By: "rollback in abc1234"}},
+			want:  "1.0.2", changed: true, held: "1.0.1", best: "1.0.2",
+		},
+		{
+			name:   "tags between the current and the held one are held too",
+			policy: cp(t, "semver:~1.0", "", false, ""), current: "1.0.0",
+			scan:  complete(names("1.0.0", "1.0.1", "1.0.2", "1.0.3")...),
+			holds: []Hold{{Tag: "1.0.3", By: "quarantine"}},
+			want:  "1.0.0", held: "1.0.3", best: "",
+			passed: []string{"1.0.3:Held", "1.0.2:Held", "1.0.1:Held"},
+		},
+		{
+			name:   "the held tag written again ends the hold",
+			policy: cp(t, "semver:~1.0", "", false, ""), current: "1.0.1",
+			scan:  complete(names("1.0.0", "1.0.1", "1.0.2")...),
+			holds: []Hold{{Tag: "1.0.1", By: "rollback"}},
+			want:  "1.0.2", changed: true,
+		},
+		{
+			name:   "a current tag above the held one ends the hold",
+			policy: cp(t, "semver:~1.0", "", false, ""), current: "1.0.2",
+			scan:  complete(names("1.0.1", "1.0.2", "1.0.3")...),
+			holds: []Hold{{Tag: "1.0.1", By: "rollback"}},
+			want:  "1.0.3", changed: true,
+		},
+		{
+			name:   "the highest of two holds binds",
+			policy: cp(t, "semver:~1.0", "", false, ""), current: "1.0.0",
+			scan:  complete(names("1.0.0", "1.0.1", "1.0.2", "1.0.3")...),
+			holds: []Hold{{Tag: "1.0.1", By: "a"}, {Tag: "1.0.2", By: "b"}},
+			want:  "1.0.3", changed: true, held: "1.0.2",
+		},
+		{
+			name:   "a held tag that cannot be ranked holds everything",
+			policy: cp(t, "glob:build-*", "", false, ""), current: "build-1",
+			scan:  complete(at("build-1", 1), at("build-3", 3)),
+			holds: []Hold{{Tag: "build-2", By: "quarantine"}},
+			want:  "build-1", held: "build-2", reason: "cannot be ranked",
+			passed: []string{"build-3:Held"},
+		},
+		{
+			name:   "time order: a newer build than the held one moves on",
+			policy: cp(t, "glob:build-*", "", false, ""), current: "build-1",
+			scan:  complete(at("build-1", 1), at("build-2", 2), at("build-3", 3)),
+			holds: []Hold{{Tag: "build-2", By: "rollback"}},
+			want:  "build-3", changed: true, held: "build-2",
+		},
+		{
+			name:   "numeric order honours a hold",
+			policy: cp(t, `regex:^main-(?P<ts>\d+)$`, "numeric", false, "$ts"), current: "main-10",
+			scan:  complete(names("main-10", "main-20")...),
+			holds: []Hold{{Tag: "main-20", By: "rollback"}},
+			want:  "main-10", held: "main-20", passed: []string{"main-20:Held"},
+		},
+		{
+			name:   "passed over: a higher version outside the filter",
+			policy: cp(t, "semver:~1.0", "", false, ""), current: "1.0.0",
+			scan: complete(names("1.0.0", "1.0.1", "2.0.0")...),
+			want: "1.0.1", changed: true,
+			passed: []string{"2.0.0:Filter"},
+		},
+		{
+			name:   "an empty hold is no hold",
+			policy: cp(t, "semver:~1.0", "", false, ""), current: "1.0.0",
+			scan:  complete(names("1.0.0", "1.0.1")...),
+			holds: []Hold{{}},
+			want:  "1.0.1", changed: true,
+		},
 		{
 			name:   "hand-built unknown order is refused",
 			policy: ContainerPolicy{Order: "newest"}, current: "1",
@@ -372,7 +460,7 @@ func decideCases(t *testing.T) []decideCase {
 func TestDecide(t *testing.T) {
 	for _, tc := range decideCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := Decide(tc.policy, tc.current, tc.scan)
+			d, err := Decide(tc.policy, tc.current, tc.scan, tc.holds...)
 			checkDecision(t, tc, d, err)
 		})
 	}
@@ -404,6 +492,25 @@ func checkDecision(t *testing.T, tc decideCase, d Decision, err error) {
 	if d.Reason == "" || !strings.Contains(d.Reason, tc.reason) {
 		t.Errorf("Reason %q does not contain %q", d.Reason, tc.reason)
 	}
+	var held string
+	if d.Held != nil {
+		held = d.Held.Tag
+	}
+	if held != tc.held {
+		t.Errorf("Held = %q, want %q", held, tc.held)
+	}
+	if tc.best != "" && d.Best != tc.best {
+		t.Errorf("Best = %q, want %q", d.Best, tc.best)
+	}
+	if tc.passed != nil || tc.holds != nil {
+		var got []string
+		for _, p := range d.PassedOver {
+			got = append(got, p.Tag+":"+p.Why)
+		}
+		if !slices.Equal(got, tc.passed) {
+			t.Errorf("PassedOver = %v, want %v", got, tc.passed)
+		}
+	}
 }
 
 // TestDecideShuffled runs every case with its scan shuffled: the decision
@@ -415,13 +522,13 @@ func TestDecideShuffled(t *testing.T) {
 			continue
 		}
 		t.Run(tc.name, func(t *testing.T) {
-			want, wantErr := Decide(tc.policy, tc.current, tc.scan)
+			want, wantErr := Decide(tc.policy, tc.current, tc.scan, tc.holds...)
 			for range 20 {
 				s := tc.scan
 				s.Tags = append([]Candidate(nil), tc.scan.Tags...)
 				rng.Shuffle(len(s.Tags), func(i, j int) { s.Tags[i], s.Tags[j] = s.Tags[j], s.Tags[i] })
-				got, err := Decide(tc.policy, tc.current, s)
-				if got != want || errText(err) != errText(wantErr) {
+				got, err := Decide(tc.policy, tc.current, s, tc.holds...)
+				if !reflect.DeepEqual(got, want) || errText(err) != errText(wantErr) {
 					t.Fatalf("shuffled %v: Decide = %+v, %v; unshuffled = %+v, %v", tags(s.Tags), got, err, want, wantErr)
 				}
 			}

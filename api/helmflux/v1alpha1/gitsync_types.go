@@ -162,6 +162,19 @@ type WriteBack struct {
 	// +kubebuilder:validation:MaxLength=255
 	// +optional
 	PushBranch string `json:"pushBranch,omitempty"`
+
+	// Quarantine, on unless set to false, makes automation commit the
+	// previous tag back when a tag it wrote makes the release fail (a
+	// HelmRelease upgrade that fails or is rolled back, a Deployment whose
+	// rollout exceeds its progress deadline), with a Helmflux-Quarantine
+	// trailer that keeps the tag from being written again.
+	// +optional
+	Quarantine *bool `json:"quarantine,omitempty"`
+}
+
+// QuarantineEnabled reports whether writeBack.quarantine is on (the default).
+func (w *WriteBack) QuarantineEnabled() bool {
+	return w == nil || w.Quarantine == nil || *w.Quarantine
 }
 
 // CommitAuthor names the author of commits.
@@ -262,6 +275,110 @@ type ImageAutomationStatus struct {
 	// +kubebuilder:validation:MaxItems=50
 	// +optional
 	Failures []ImageFailure `json:"failures,omitempty"`
+	// Holds lists the automated containers automation keeps at the tag git
+	// has, derived from the repository's history (at most 50): a person's
+	// rollback below the last tag helmflux wrote, or a tag helmflux
+	// quarantined after the release it was in failed.
+	// +kubebuilder:validation:MaxItems=50
+	// +optional
+	Holds []ImageHold `json:"holds,omitempty"`
+	// Containers says, per automated container (at most 50), which tag git
+	// has, the best candidate its policy allows and why better-ranked tags
+	// were passed over: what "why is my image not updating?" reads.
+	// +kubebuilder:validation:MaxItems=50
+	// +optional
+	Containers []ContainerImage `json:"containers,omitempty"`
+}
+
+// Hold reasons (ImageHold.Reason).
+const (
+	// HoldRollback: a commit not made by helmflux left the container below
+	// the last tag helmflux wrote for it (git revert, a hand edit, a squash).
+	HoldRollback = "Rollback"
+	// HoldQuarantine: helmflux wrote the tag back after the release with
+	// the held tag failed (Helmflux-Quarantine trailer).
+	HoldQuarantine = "Quarantine"
+)
+
+// ImageHold keeps automation from writing, for one container, any tag that
+// ranks at or below Tag. A tag that ranks above it ends the hold, and so
+// does a commit that writes Tag itself again.
+type ImageHold struct {
+	// Workload is "<namespace>:<kind>/<name>".
+	Workload string `json:"workload"`
+	// Container is the container name.
+	Container string `json:"container"`
+	// Image is the repository, without tag.
+	Image string `json:"image"`
+	// Tag is the held tag: the last tag helmflux wrote (Rollback) or the
+	// quarantined one (Quarantine).
+	Tag string `json:"tag"`
+	// Current is the tag git has for the container.
+	Current string `json:"current"`
+	// Reason is Rollback or Quarantine.
+	Reason string `json:"reason"`
+	// Commit is the commit that caused the hold: the person's commit that
+	// left the container at Current, or helmflux's quarantine commit.
+	// +optional
+	Commit string `json:"commit,omitempty"`
+	// Since is the commit time of Commit.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+	// Message says why, in a sentence (never values content).
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// Why a candidate tag ranking above the current one was not written
+// (PassedOverTag.Reason).
+const (
+	PassedFilter         = "Filter"
+	PassedHeld           = "Held"
+	PassedLocked         = "Locked"
+	PassedNotNewer       = "NotNewer"
+	PassedNoCreationTime = "NoCreationTime"
+	PassedIncompleteScan = "IncompleteScan"
+	PassedRegistryError  = "RegistryError"
+)
+
+// ContainerImage is what the last pass decided for one automated container.
+type ContainerImage struct {
+	// Workload is "<namespace>:<kind>/<name>".
+	Workload string `json:"workload"`
+	// Container is the container name.
+	Container string `json:"container"`
+	// Image is the repository, without tag.
+	Image string `json:"image"`
+	// Tag is the tag git has, which the cluster runs once the GitSync
+	// applied it.
+	Tag string `json:"tag"`
+	// Best is the best candidate the policy allows ("" when none, or when
+	// the scan failed); equal to Tag when the container is up to date.
+	// +optional
+	Best string `json:"best,omitempty"`
+	// PassedOver are the best-ranked tags not written, at most 3, with why.
+	// +kubebuilder:validation:MaxItems=3
+	// +optional
+	PassedOver []PassedOverTag `json:"passedOver,omitempty"`
+	// Message sums up the decision (a registry error names the host).
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// PassedOverTag is a tag ranking above the current one that was not
+// written, or, with an empty Tag, what kept every candidate out.
+type PassedOverTag struct {
+	// Tag is the tag passed over; empty when the reason applies to all
+	// candidates (a lock, an incomplete scan, a registry error).
+	// +optional
+	Tag string `json:"tag,omitempty"`
+	// Reason is Filter, Held, Locked, NotNewer, NoCreationTime,
+	// IncompleteScan or RegistryError.
+	Reason string `json:"reason"`
+	// Message says why in a sentence: the filter, the hold's commit, the
+	// lock message, the registry host.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // ImageUpdate is one tag change.
@@ -443,6 +560,16 @@ const (
 	PushFailedReason = "PushFailed"
 	// AutomationFailedReason: the pass failed before scanning (fetch, template, credentials).
 	AutomationFailedReason = "AutomationFailed"
+)
+
+// Event reasons of holds.
+const (
+	// ImageHeldReason: a hold started (a rollback found, a tag quarantined).
+	ImageHeldReason = "ImageHeld"
+	// ImageHoldEndedReason: a hold ended (a newer tag, or the held tag written again).
+	ImageHoldEndedReason = "ImageHoldEnded"
+	// ImageQuarantinedReason: automation committed the previous tag back after a failed release.
+	ImageQuarantinedReason = "ImageQuarantined"
 )
 
 // Annotations helmflux writes on every object it applies from git, so that
