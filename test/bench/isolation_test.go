@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -198,11 +201,41 @@ func machineBusyTicks() (int64, error) {
 type noiseGauge struct {
 	start      time.Time
 	busy, self int64
+	reference  time.Duration
 }
 
 func startNoiseGauge() (noiseGauge, error) {
+	ref := referenceLoop()
 	busy, self, err := cpuTicksNow()
-	return noiseGauge{start: time.Now(), busy: busy, self: self}, err
+	return noiseGauge{start: time.Now(), busy: busy, self: self, reference: ref}, err
+}
+
+// referenceInts is what referenceLoop sorts a copy of: the same
+// pseudo-random numbers every run.
+var referenceInts = func() []int {
+	rng := rand.New(rand.NewPCG(1, 2))
+	s := make([]int, 1<<18)
+	for i := range s {
+		s[i] = rng.Int()
+	}
+	return s
+}()
+
+// referenceLoop times a fixed piece of work on one core (sorting 256 Ki
+// integers, the fastest of 5 tries): how fast this machine runs ordinary
+// code right now. A virtual machine slowed by its neighbours on the host
+// shows no CPU time of other processes, but it shows here; figures from
+// runs whose reference times differ compare only after scaling by them.
+func referenceLoop() time.Duration {
+	best := time.Duration(math.MaxInt64)
+	buf := make([]int, len(referenceInts))
+	for range 5 {
+		copy(buf, referenceInts)
+		start := time.Now()
+		slices.Sort(buf)
+		best = min(best, time.Since(start))
+	}
+	return best
 }
 
 // cpuTicksNow reads the machine's busy time and this process's CPU time
@@ -220,6 +253,8 @@ func cpuTicksNow() (busy, self int64, err error) {
 type noise struct {
 	other, own, wall float64
 	cores            int
+	// reference is referenceLoop's time before and after the benchmark.
+	reference [2]time.Duration
 }
 
 func (g noiseGauge) stop() (noise, error) {
@@ -233,18 +268,20 @@ func (g noiseGauge) stop() (noise, error) {
 		// from its run time, so the two differ by a few percent of the
 		// benchmark's own: on a quiet machine this can be a little below
 		// zero, and is shown as it is.
-		other: float64(busy-g.busy-own) / clockTicks,
-		own:   float64(own) / clockTicks,
-		wall:  time.Since(g.start).Seconds(),
-		cores: runtime.NumCPU(),
+		other:     float64(busy-g.busy-own) / clockTicks,
+		own:       float64(own) / clockTicks,
+		wall:      time.Since(g.start).Seconds(),
+		cores:     runtime.NumCPU(),
+		reference: [2]time.Duration{g.reference, referenceLoop()},
 	}, nil
 }
 
 // String is the note's text: "other processes used 3.10 CPU-s of 2 cores
 // × 40.0 s (4%); the benchmark 51.20 CPU-s".
 func (n noise) String() string {
-	return fmt.Sprintf("other processes used %.2f CPU-s of %d cores × %.1f s (%.0f%%); the benchmark %.2f CPU-s",
-		n.other, n.cores, n.wall, 100*n.other/(n.wall*float64(n.cores)), n.own)
+	return fmt.Sprintf("other processes used %.2f CPU-s of %d cores × %.1f s (%.0f%%); the benchmark %.2f CPU-s; reference loop %s before, %s after",
+		n.other, n.cores, n.wall, 100*n.other/(n.wall*float64(n.cores)), n.own,
+		n.reference[0].Round(100*time.Microsecond), n.reference[1].Round(100*time.Microsecond))
 }
 
 // The check between two benchmarks sees a process this one started, by
