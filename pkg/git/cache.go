@@ -8,12 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	"github.com/go-git/go-git/v5/plumbing/transport/server"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -33,6 +37,13 @@ const (
 	DefaultMaxCheckoutFiles = 200_000
 	// DefaultMaxVerifyCommits caps how many commits one Verify walks.
 	DefaultMaxVerifyCommits = 10_000
+	// DefaultLogCacheEntries caps the parsed commits and path states the
+	// history cache behind Log and PathChanges keeps, over all remotes.
+	DefaultLogCacheEntries = 200_000
+	// DefaultLogCacheBytes caps the estimated memory of that cache: entries
+	// alone do not bound it, since a hostile commit may carry 64 KiB of
+	// trailers.
+	DefaultLogCacheBytes int64 = 64 << 20
 )
 
 // readers is the weight of the per-URL semaphore: Fetch takes all of it
@@ -49,9 +60,17 @@ type Cache struct {
 	maxCheckoutFiles int
 	maxVerifyCommits int
 
+	logCacheEntries int
+	logCacheBytes   int64
+	history         *historyCache
+	// objectReads counts the commit and tree objects Log and PathChanges
+	// read from disk (tests check that warm walks read none).
+	objectReads atomic.Int64
+
 	mu      sync.Mutex
 	locks   map[string]*semaphore.Weighted
-	damaged map[string]bool // keys whose objects failed to read
+	damaged map[string]bool   // keys whose objects failed to read
+	logIDs  map[string]uint32 // remote key -> its id in the history cache
 }
 
 // Option tunes a Cache's limits.
@@ -68,6 +87,14 @@ func WithMaxCheckoutFiles(n int) Option { return func(c *Cache) { c.maxCheckoutF
 // WithMaxVerifyCommits caps the first-parent commits one Verify or
 // LastVerified walks (default DefaultMaxVerifyCommits).
 func WithMaxVerifyCommits(n int) Option { return func(c *Cache) { c.maxVerifyCommits = n } }
+
+// WithLogCacheEntries caps how many parsed commits and path states the
+// history cache of Log and PathChanges keeps (default DefaultLogCacheEntries).
+func WithLogCacheEntries(n int) Option { return func(c *Cache) { c.logCacheEntries = n } }
+
+// WithLogCacheBytes caps the estimated memory of that history cache (default
+// DefaultLogCacheBytes).
+func WithLogCacheBytes(n int64) Option { return func(c *Cache) { c.logCacheBytes = n } }
 
 // NewCache returns a Cache rooted at dir, creating it (0700: it holds private
 // repositories) if needed.
@@ -91,12 +118,19 @@ func NewCache(dir string, opts ...Option) (*Cache, error) {
 		maxCheckoutSize:  DefaultMaxCheckoutSize,
 		maxCheckoutFiles: DefaultMaxCheckoutFiles,
 		maxVerifyCommits: DefaultMaxVerifyCommits,
+		logCacheEntries:  DefaultLogCacheEntries,
+		logCacheBytes:    DefaultLogCacheBytes,
 		locks:            map[string]*semaphore.Weighted{},
 		damaged:          map[string]bool{},
+		logIDs:           map[string]uint32{},
 	}
 	for _, o := range opts {
 		o(c)
 	}
+	if c.logCacheEntries <= 0 || c.logCacheBytes <= 0 {
+		return nil, invalidf("log cache bounds must be positive")
+	}
+	c.history = newHistoryCache(c.logCacheEntries, c.logCacheBytes)
 	return c, nil
 }
 
@@ -148,6 +182,7 @@ func (c *Cache) Remove(ctx context.Context, url string) error {
 	if err := os.RemoveAll(c.repoDir(r)); err != nil {
 		return fmt.Errorf("remove cache of %s: %w", r.display, err)
 	}
+	c.history.forget(c.logID(r))
 	return nil
 }
 
@@ -186,11 +221,17 @@ func readCommit(repo *gogit.Repository, h plumbing.Hash) (*object.Commit, error)
 	cm, err := repo.CommitObject(h)
 	switch {
 	case errors.Is(err, plumbing.ErrObjectNotFound):
-		return nil, fmt.Errorf("commit %s is not in the cache; fetch it first: %w", h, fs.ErrNotExist)
+		return nil, notFetched(h)
 	case err != nil:
 		return nil, damaged(fmt.Errorf("read commit %s: %w", h, err))
 	}
 	return cm, nil
+}
+
+// notFetched says that commit h, which a caller asked for, is not in the
+// cache.
+func notFetched(h plumbing.Hash) error {
+	return fmt.Errorf("commit %s is not in the cache; fetch it first: %w", h, fs.ErrNotExist)
 }
 
 // errNotCached means a read asked for a remote that was never fetched.
@@ -206,6 +247,30 @@ func (c *Cache) openRepo(r *remote) (*gogit.Repository, error) {
 		return nil, fmt.Errorf("open cache of %s: %w", r.display, err)
 	}
 	return repo, nil
+}
+
+// streamObjectsOver is the size above which openRepoForWalk streams an
+// object instead of reading it into memory whole.
+const streamObjectsOver = 1 << 20
+
+// openRepoForWalk is openRepo for a long run of small reads, such as a
+// history walk: pack files stay open until close is called instead of
+// being opened again for every object, and objects over streamObjectsOver
+// bytes are streamed, so a huge hostile commit costs only what is read of
+// it.
+func (c *Cache) openRepoForWalk(r *remote) (repo *gogit.Repository, closeRepo func(), err error) {
+	st := filesystem.NewStorageWithOptions(osfs.New(c.repoDir(r)), cache.NewObjectLRUDefault(),
+		filesystem.Options{KeepDescriptors: true, LargeObjectThreshold: streamObjectsOver})
+	closeRepo = func() { _ = st.Close() }
+	repo, err = gogit.Open(st, nil)
+	if err != nil {
+		closeRepo()
+		if errors.Is(err, gogit.ErrRepositoryNotExists) {
+			return nil, nil, fmt.Errorf("%s: %w", r.display, errNotCached)
+		}
+		return nil, nil, fmt.Errorf("open cache of %s: %w", r.display, err)
+	}
+	return repo, closeRepo, nil
 }
 
 // openOrInit opens r's cached repository, initialising an empty bare one if

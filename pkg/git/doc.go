@@ -20,6 +20,12 @@
 //   - Credentials come from Secrets and must never surface in a status or a
 //     log, so every error that may carry remote text is scrubbed of URL
 //     userinfo and of the secret values themselves.
+//   - Holds (a person's rollback, a quarantined tag) are derived from the
+//     history of the branch automation writes to, every pass. Log and
+//     PathChanges walk it within bounds (commits, age) and keep the parsed
+//     commits — parents, time, author, subject, trailers — in a bounded LRU
+//     shared by all walks: commits never change, so a pass reads only what is
+//     new since the last one. Messages are untrusted and read only in part.
 //   - It is pure go-git: the operator image has no git binary. To that end
 //     the package replaces go-git's file:// transport (which execs
 //     git-upload-pack) with go-git's in-process server when it is loaded.
