@@ -129,6 +129,9 @@ func TestARevertHoldsAgainstAutomation(t *testing.T) {
 			p.git("revert", "--no-commit", bump)
 			p.edit("apps/settings.yaml", "color: blue", "color: green")
 			p.git("commit", "-q", "-a", "-m", "Green settings; app back on 1.0.0")
+			if got := p.git("diff", "--name-only", "HEAD~1", "HEAD"); got != "apps/app.yaml\napps/settings.yaml" {
+				p.t.Fatalf("the squashed commit changes %q, want both files", got)
+			}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { revertHolds(t, tc.rollBack) })
