@@ -96,7 +96,7 @@ func setTag(data []byte, loc Locator, oldTag, newTag string) ([]byte, error) {
 	}
 	current, want := n.Value, newTag
 	if loc.whole {
-		name, tag, ok := splitRef(n.Value)
+		name, tag, ok := SplitRef(n.Value)
 		if !ok || name != loc.name {
 			return nil, fmt.Errorf("%w: %s no longer holds %s", ErrStale, pathString(p), loc.name)
 		}

@@ -247,7 +247,7 @@ func (f *finder) workload(pf *parsedFile, doc int, obj *yaml.Node, base, specPat
 				f.errs = append(f.errs, fmt.Errorf("%s: %s container %q: %w", pf.path, ref, name, err))
 				continue
 			}
-			repo, tag, ok := splitRef(n.Value)
+			repo, tag, ok := SplitRef(n.Value)
 			if !ok {
 				continue // a digest, or not an image reference
 			}

@@ -326,7 +326,7 @@ func detectShape(c *mnode) (hrImage, bool) {
 // imageOf builds the image whose repository is written in repoNode (value
 // repo), with an optional registry, and an optional separate tag node.
 func imageOf(repoNode *mnode, repo, registry string, tagNode *mnode) (hrImage, bool) {
-	name, tag, ok := splitRef(repo)
+	name, tag, ok := SplitRef(repo)
 	if !ok {
 		return hrImage{}, false
 	}

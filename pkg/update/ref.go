@@ -6,7 +6,7 @@ import (
 	"github.com/helmflux/helmflux/pkg/policy"
 )
 
-// splitRef splits an image reference as written into its name (everything
+// SplitRef splits an image reference as written into its name (everything
 // before the tag: registry, port and path as the user wrote them) and its tag.
 //
 // The tag is the part after the last ':' that comes after the last '/', so
@@ -19,7 +19,7 @@ import (
 // written (no "docker.io/library/" is added), because the caller writes it
 // back into the user's file, and the registry layer parses it properly when
 // it lists tags.
-func splitRef(s string) (name, tag string, ok bool) {
+func SplitRef(s string) (name, tag string, ok bool) {
 	if s == "" || strings.ContainsAny(s, "@ \t\r\n\"'") || strings.ContainsFunc(s, isControl) {
 		return "", "", false
 	}

@@ -134,9 +134,9 @@ func TestSplitRef(t *testing.T) {
 		{"registry/", "", "", false},
 	}
 	for _, tt := range tests {
-		name, tag, ok := splitRef(tt.in)
+		name, tag, ok := SplitRef(tt.in)
 		if name != tt.name || tag != tt.tag || ok != tt.ok {
-			t.Errorf("splitRef(%q) = %q, %q, %v; want %q, %q, %v", tt.in, name, tag, ok, tt.name, tt.tag, tt.ok)
+			t.Errorf("SplitRef(%q) = %q, %q, %v; want %q, %q, %v", tt.in, name, tag, ok, tt.name, tt.tag, tt.ok)
 		}
 	}
 }
