@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/helmflux/helmflux/operator/automation"
 	"github.com/helmflux/helmflux/operator/controllers"
 	"github.com/helmflux/helmflux/pkg/registry"
 )
@@ -23,6 +24,8 @@ type automationFlags struct {
 	exclude       string
 	dockerConfig  string
 	webhookSecret string
+	holdCommits   int
+	holdAge       time.Duration
 }
 
 func (a *automationFlags) bind(fs *flag.FlagSet) {
@@ -35,12 +38,18 @@ func (a *automationFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&a.exclude, "registry-exclude-image", "", "Comma-separated globs of image repositories never to scan.")
 	fs.StringVar(&a.dockerConfig, "docker-config", "", "Path to a docker config.json with registry logins for every workload (mount a kubernetes.io/dockerconfigjson Secret).")
 	fs.StringVar(&a.webhookSecret, "registry-webhook-token-file", "", "File holding the token registry notifications to /registry-hooks must carry; empty accepts any.")
+	fs.IntVar(&a.holdCommits, "hold-history-commits", automation.DefaultHistoryCommits, "Most commits of a branch's history read to find holds (a person's rollback, a quarantined tag); a hold older than that is not known.")
+	fs.DurationVar(&a.holdAge, "hold-history-age", automation.DefaultHistoryAge, "Oldest commit of a branch's history read to find holds.")
 }
 
 // apply copies the flags into the controllers' options, reading the files
 // they name.
 func (a *automationFlags) apply(o *controllers.Options) error {
 	o.AutomationInterval = a.interval
+	if a.holdCommits <= 0 || a.holdAge <= 0 {
+		return fmt.Errorf("--hold-history-commits and --hold-history-age must be positive")
+	}
+	o.History = automation.HistoryLimits{Commits: a.holdCommits, Age: a.holdAge}
 	o.Registry.TagTTL = a.pollInterval
 	if a.pollInterval <= 0 {
 		o.Registry.TagTTL = -1 // list on every pass

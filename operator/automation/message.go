@@ -8,6 +8,7 @@ import (
 	"text/template"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/pkg/history"
 )
 
 // DefaultMessageTemplate is the commit message when writeBack.messageTemplate
@@ -20,8 +21,9 @@ const DefaultMessageTemplate = `{{ if eq (len .Images) 1 }}Auto-release {{ index
 // Trailer keys appended to every automation commit, one line per change, so
 // tools (and people running git log --grep) can find what a commit did.
 const (
-	ImageTrailer    = "Helmflux-Image"
-	WorkloadTrailer = "Helmflux-Workload"
+	ImageTrailer      = history.ImageTrailer
+	WorkloadTrailer   = history.WorkloadTrailer
+	QuarantineTrailer = history.QuarantineTrailer
 )
 
 // maxMessage bounds a rendered commit message.
@@ -54,18 +56,81 @@ func parseTemplate(text string) (*template.Template, error) {
 	return t, nil
 }
 
-// message renders the commit message for updates and appends the trailers.
-func message(t *template.Template, updates []helmfluxv1alpha1.ImageUpdate) (string, error) {
+// message renders the commit message for updates and appends the
+// trailers. Quarantines (also in updates) come first, in helmflux's own
+// words rather than the template's, so that a person reading git log sees
+// at once that a tag was taken back and why; the template renders the
+// other updates.
+func message(t *template.Template, updates []helmfluxv1alpha1.ImageUpdate, quarantines []quarantine) (string, error) {
 	data := messageData(updates)
-	var b bytes.Buffer
-	if err := t.Execute(&limitedWriter{w: &b, left: maxMessage}, data); err != nil {
-		return "", fmt.Errorf("writeBack.messageTemplate: %w", err)
+	var parts []string
+	if len(quarantines) > 0 {
+		parts = append(parts, quarantineText(quarantines))
 	}
-	body := strings.TrimRight(b.String(), " \n\t")
-	if body == "" {
-		return "", fmt.Errorf("writeBack.messageTemplate rendered an empty message")
+	if rest := withoutQuarantines(updates, quarantines); len(rest) > 0 {
+		var b bytes.Buffer
+		if err := t.Execute(&limitedWriter{w: &b, left: maxMessage}, messageData(rest)); err != nil {
+			return "", fmt.Errorf("writeBack.messageTemplate: %w", err)
+		}
+		body := strings.TrimRight(b.String(), " \n\t")
+		if body == "" {
+			return "", fmt.Errorf("writeBack.messageTemplate rendered an empty message")
+		}
+		parts = append(parts, body)
 	}
-	return body + "\n\n" + trailers(data), nil
+	return strings.Join(parts, "\n\n") + "\n\n" + quarantineTrailers(quarantines) + trailers(data), nil
+}
+
+// quarantineText is the subject and body of a quarantine.
+func quarantineText(qs []quarantine) string {
+	var b strings.Builder
+	if len(qs) == 1 {
+		fmt.Fprintf(&b, "Quarantine %s:%s", qs[0].update.Image, qs[0].update.From)
+	} else {
+		fmt.Fprintf(&b, "Quarantine %d images", len(qs))
+	}
+	b.WriteString("\n")
+	for _, q := range qs {
+		u := q.update
+		fmt.Fprintf(&b, "\n- %s (%s): %s %s -> %s: %s", u.Workload, u.Container, u.Image, u.From, u.To, oneLine(q.reason))
+	}
+	return b.String()
+}
+
+func quarantineTrailers(qs []quarantine) string {
+	seen := map[string]bool{}
+	var b strings.Builder
+	for _, q := range qs {
+		line := fmt.Sprintf("%s: %s %s\n", QuarantineTrailer, q.update.Image, q.update.From)
+		if !seen[line] {
+			seen[line] = true
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
+func withoutQuarantines(updates []helmfluxv1alpha1.ImageUpdate, qs []quarantine) []helmfluxv1alpha1.ImageUpdate {
+	if len(qs) == 0 {
+		return updates
+	}
+	q := map[helmfluxv1alpha1.ImageUpdate]bool{}
+	for _, x := range qs {
+		q[x.update] = true
+	}
+	var out []helmfluxv1alpha1.ImageUpdate
+	for _, u := range updates {
+		if !q[u] {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// oneLine keeps a reason on one bounded line.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	return trimMessage(s)
 }
 
 func messageData(updates []helmfluxv1alpha1.ImageUpdate) MessageData {
@@ -109,7 +174,7 @@ func trailers(d MessageData) string {
 
 func orNone(tag string) string {
 	if tag == "" {
-		return "<none>"
+		return history.NoTag
 	}
 	return tag
 }

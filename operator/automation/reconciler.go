@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	lru "github.com/hashicorp/golang-lru/v2"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,7 +36,9 @@ import (
 	"github.com/helmflux/helmflux/operator/gitcreds"
 	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/git"
+	"github.com/helmflux/helmflux/pkg/history"
 	"github.com/helmflux/helmflux/pkg/registry"
+	"github.com/helmflux/helmflux/pkg/update"
 )
 
 // Default commit identity, as documented for writeBack.author.
@@ -72,10 +75,19 @@ type Reconciler struct {
 	Synced chan<- event.GenericEvent
 	// Concurrency is the number of GitSyncs processed in parallel.
 	Concurrency int
+	// APIReader reads workloads live (not through a cache of every
+	// Deployment in the cluster) to tell whether a rollout of a tag
+	// automation wrote failed; nil turns that check off for Deployments.
+	APIReader client.Reader
+	// History bounds the history walk holds are derived from
+	// (--hold-history-commits, --hold-history-age); zero values are the
+	// defaults.
+	History HistoryLimits
 
 	rescans chan event.GenericEvent
 	mu      sync.Mutex
 	users   map[string]map[types.NamespacedName]bool // repository -> GitSyncs using it
+	causes  *causeCache
 }
 
 // SetupWithManager registers the controller under its own name, beside the
@@ -83,6 +95,11 @@ type Reconciler struct {
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.rescans = make(chan event.GenericEvent, 1024)
 	r.users = map[string]map[types.NamespacedName]bool{}
+	causes, err := lru.New[string, git.LogEntry](maxCauses)
+	if err != nil {
+		return err
+	}
+	r.causes = causes
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("imageautomation").
 		For(&helmfluxv1alpha1.GitSync{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -225,6 +242,9 @@ func (r *Reconciler) run(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (*p
 		return nil, nil, 0, err
 	}
 	pl := &planner{registry: r.Registry, creds: newCredentials(r.Client, r.DockerConfig), paths: obj.Spec.Paths}
+	if obj.Spec.WriteBack.QuarantineEnabled() {
+		pl.failed = r.releaseFailed
+	}
 	ctx, cancel := context.WithTimeout(ctx, 4*obj.GetTimeout())
 	defer cancel()
 
@@ -242,6 +262,10 @@ func (r *Reconciler) run(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (*p
 				return git.Edit{}, fmt.Errorf("the branch head is not verified, so nothing is built on it: %w", err)
 			}
 		}
+		pl.history = r.history(ctx, obj, head)
+		pl.cause = func(ctx context.Context, img update.Image, w history.Written) (git.LogEntry, bool) {
+			return r.cause(ctx, obj.Spec.URL, head, img, w)
+		}
 		p, err := pl.plan(ctx, dir)
 		if err != nil {
 			return git.Edit{}, err
@@ -250,7 +274,7 @@ func (r *Reconciler) run(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (*p
 		if obj.Spec.ReadOnly || len(p.files) == 0 {
 			return git.Edit{}, nil
 		}
-		msg, err := message(tmpl, p.updates)
+		msg, err := message(tmpl, p.updates, p.quarantines)
 		if err != nil {
 			msgErr = err
 			return git.Edit{}, nil
@@ -336,10 +360,18 @@ func (r *Reconciler) report(obj *helmfluxv1alpha1.GitSync, p *plan, pushed *git.
 	if before != nil {
 		beforeMsg = before.Message
 	}
+	heldBefore := append([]helmfluxv1alpha1.ImageHold(nil), st.Holds...)
 	summarize(obj, p, pushed, err)
 	after := apimeta.FindStatusCondition(st.Conditions, meta.ReadyCondition)
 	if r.Events == nil || after == nil {
 		return
+	}
+	r.holdEvents(obj, heldBefore, st.Holds, p)
+	if p != nil && pushed != nil {
+		for _, q := range p.quarantines {
+			r.Events.Eventf(obj, nil, corev1.EventTypeWarning, helmfluxv1alpha1.ImageQuarantinedReason, "Quarantine",
+				"%s (%s): wrote %s back over %s in %s: %s", q.update.Workload, q.update.Container, q.update.To, q.update.From, history.Short(pushed.Hash), oneLine(q.reason))
+		}
 	}
 	switch {
 	case pushed != nil:
@@ -364,6 +396,7 @@ func summarize(obj *helmfluxv1alpha1.GitSync, p *plan, pushed *git.Revision, err
 		updates, failures := p.report()
 		st.AutomatedImages = p.automated
 		st.Failures = failures
+		st.Holds, st.Containers = p.reportDecisions()
 		if obj.Spec.ReadOnly {
 			st.Pending = updates
 		}

@@ -71,7 +71,7 @@ func TestMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := message(def, []helmfluxv1alpha1.ImageUpdate{other, someUpdate})
+	msg, err := message(def, []helmfluxv1alpha1.ImageUpdate{other, someUpdate}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err = message(custom, []helmfluxv1alpha1.ImageUpdate{someUpdate})
+	msg, err = message(custom, []helmfluxv1alpha1.ImageUpdate{someUpdate}, nil)
 	if err != nil || !strings.HasPrefix(msg, "chore: bump 1 image(s) in apps:deployment/web\n\nHelmflux-Image: ") {
 		t.Fatalf("custom message %q, %v", msg, err)
 	}
@@ -97,7 +97,7 @@ func TestMessage(t *testing.T) {
 	for _, bad := range []string{"{{ .Nope }}", "{{ range .Updates }}", "   "} {
 		tm, err := parseTemplate(bad)
 		if err == nil {
-			_, err = message(tm, []helmfluxv1alpha1.ImageUpdate{someUpdate})
+			_, err = message(tm, []helmfluxv1alpha1.ImageUpdate{someUpdate}, nil)
 		}
 		if bad == "   " {
 			if err != nil {
@@ -110,7 +110,7 @@ func TestMessage(t *testing.T) {
 		}
 	}
 	huge, _ := parseTemplate(`{{ range .Updates }}{{ printf "%070000d" 0 }}{{ end }}`)
-	if _, err := message(huge, []helmfluxv1alpha1.ImageUpdate{someUpdate}); !errors.Is(err, errMessageTooLong) {
+	if _, err := message(huge, []helmfluxv1alpha1.ImageUpdate{someUpdate}, nil); !errors.Is(err, errMessageTooLong) {
 		t.Errorf("a message over the size limit: err = %v, want errMessageTooLong", err)
 	}
 }

@@ -73,6 +73,8 @@ type Options struct {
 	DockerConfig []byte
 	// RegistryWebhookToken, when set, authenticates registry notifications.
 	RegistryWebhookToken []byte
+	// History bounds the git history walk image holds are derived from.
+	History automation.HistoryLimits
 }
 
 // ManagerOptions returns the manager options the controllers need, on top
@@ -158,6 +160,8 @@ func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.
 		DockerConfig: docker,
 		Synced:       synced,
 		Concurrency:  opts.Concurrency,
+		APIReader:    mgr.GetAPIReader(),
+		History:      opts.History,
 	}
 	return r, r.SetupWithManager(mgr)
 }

@@ -43,7 +43,7 @@ const (
 	// DefaultLogCacheBytes caps the estimated memory of that cache: entries
 	// alone do not bound it, since a hostile commit may carry 64 KiB of
 	// trailers.
-	DefaultLogCacheBytes int64 = 64 << 20
+	DefaultLogCacheBytes int64 = 16 << 20
 )
 
 // readers is the weight of the per-URL semaphore: Fetch takes all of it
