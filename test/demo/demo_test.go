@@ -46,7 +46,7 @@ func TestDemoStartsAReachableControlPlane(t *testing.T) {
 	defer cancel()
 	state := t.TempDir()
 	var out bytes.Buffer
-	var listed, greeting, released, automated string
+	var listed, greeting, released, automated, held string
 	var opts options
 	opts = options{root: root, stateDir: state, operator: operator,
 		gitAddr: freeAddr(t), hookAddr: freeAddr(t), chartAddr: freeAddr(t), registryAddr: freeAddr(t), onReady: func(kubeconfig string) {
@@ -123,6 +123,9 @@ func TestDemoStartsAReachableControlPlane(t *testing.T) {
 			// A CI pipeline pushes a new image: helmflux commits its tag to
 			// the values file, and the release follows that commit.
 			automated = pushNewImage(t, opts, repo, kubectl, "6.5.1")
+			if automated == opts.registryAddr+"/podinfo:6.5.1" {
+				held = revertImage(t, opts, repo, kubectl)
+			}
 		}}
 	if err := run(ctx, opts, &out); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
@@ -140,6 +143,9 @@ func TestDemoStartsAReachableControlPlane(t *testing.T) {
 	}
 	if want := opts.registryAddr + "/podinfo:6.5.1"; automated != want {
 		t.Errorf("after push-tag 6.5.1 the podinfo Deployment runs %q, want %q", automated, want)
+	}
+	if held != "6.5.1 6.5.0 Rollback" {
+		t.Errorf("after the revert of helmflux's commit the hold is %q, want tag 6.5.1 held with git at 6.5.0 (Rollback)", held)
 	}
 	if !strings.Contains(out.String(), "push-tag 6.5.1") {
 		t.Errorf("demo output does not say how to push a new image:\n%s", out.String())
@@ -244,6 +250,64 @@ func pushNewImage(t *testing.T, opts options, repo *gogit.Repository, kubectl fu
 	}
 	t.Errorf("after the image commit the HelmRelease is %q (release revision, Ready), want a release revision after %s and Ready", release, oldRelease)
 	return image
+}
+
+// revertImage is the README's last step: the user reverts helmflux's image
+// commit and pushes. The release goes back to 6.5.0 and the GitSync reports
+// the hold; the pass that found it committed nothing. It returns the hold
+// as "<tag> <current> <reason>".
+func revertImage(t *testing.T, opts options, repo *gogit.Repository, kubectl func(...string) string) string {
+	t.Helper()
+	head, err := repo.Head()
+	if err != nil {
+		t.Error(err)
+		return ""
+	}
+	bump, err := repo.CommitObject(head.Hash())
+	if err != nil {
+		t.Error(err)
+		return ""
+	}
+	parent, err := bump.Parent(0)
+	if err != nil {
+		t.Error(err)
+		return ""
+	}
+	work := filepath.Join(opts.stateDir, "work")
+	const valuesFile = "values/podinfo.yaml"
+	if err := os.WriteFile(filepath.Join(work, valuesFile), []byte(fileAt(t, parent, valuesFile)), 0o600); err != nil {
+		t.Error(err)
+		return ""
+	}
+	srv := &gitServer{url: "unused"}
+	if err := srv.commitAndPush(context.Background(), repo, "Revert \""+strings.SplitN(bump.Message, "\n", 2)[0]+"\"\n\nThis reverts commit "+bump.Hash.String()+"."); err != nil {
+		t.Error(err)
+		return ""
+	}
+	var image, hold string
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		image = kubectl("get", "deployment", "demo-podinfo", "-n", "demo", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+		hold = kubectl("get", "gitsync", "demo", "-n", "helmflux-system", "-o",
+			"jsonpath={.status.imageAutomation.holds[0].tag} {.status.imageAutomation.holds[0].current} {.status.imageAutomation.holds[0].reason}")
+		if image == opts.registryAddr+"/podinfo:6.5.0" && hold == "6.5.1 6.5.0 Rollback" {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if image != opts.registryAddr+"/podinfo:6.5.0" {
+		t.Errorf("after the revert the podinfo Deployment runs %q, want 6.5.0 again", image)
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		t.Error(err)
+		return hold
+	}
+	err = wt.Pull(&gogit.PullOptions{RemoteName: "origin", ReferenceName: plumbing.NewBranchReferenceName("main"), SingleBranch: true})
+	if !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
+		t.Errorf("after the hold was reported, git pull says %v, want already up to date: automation committed over the revert", err)
+	}
+	return hold
 }
 
 // fileAt returns the content of path at commit c.
