@@ -49,6 +49,13 @@ type plan struct {
 	files map[string][]byte
 }
 
+// QuarantineWindow is how long after an automation commit the release of
+// its tag is watched for a failure: a rollout fails within its progress
+// deadline (10 minutes by default) and a Helm upgrade within its timeout,
+// so older commits are not checked, which keeps a pass from reading every
+// automated Deployment.
+const QuarantineWindow = time.Hour
+
 // quarantine is a tag written back after the release with the failed tag
 // failed.
 type quarantine struct {
@@ -268,7 +275,8 @@ func (p *planner) decideOne(gctx, ctx context.Context, c candidate, credMu *sync
 		res.container.Message = trimMessage(f.Message)
 		return nil
 	}
-	if w := c.written; w != nil && !w.Quarantine && w.Tag == img.Tag && w.From != "" && p.failed != nil {
+	if w := c.written; w != nil && !w.Quarantine && w.Tag == img.Tag && w.From != "" && p.failed != nil &&
+		time.Since(w.Commit.Time) < QuarantineWindow {
 		if why, failed := p.failed(gctx, img, w.Tag, w.Commit.Time); failed {
 			res.change = &update.Change{Image: img, NewTag: w.From}
 			res.upd = helmfluxv1alpha1.ImageUpdate{
