@@ -10,10 +10,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/inventory"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/manifest"
 )
@@ -22,14 +22,8 @@ import (
 // goes to a ConfigMap so that status stays small.
 const statusInventoryLimit = 1000
 
-// inventoryKey is the ConfigMap key holding "<id> <version>" lines.
-const inventoryKey = "inventory"
-
 // item is one inventory entry.
-type item struct {
-	id      apply.ObjectID
-	version string
-}
+type item = inventory.Entry
 
 // inventoryOf returns the inventory of an applied set: every object but the
 // sync_only ones, which are applied and never pruned. Results are in the
@@ -40,7 +34,7 @@ func inventoryOf(cs *apply.ChangeSet, objects []manifest.Object) []item {
 		if i < len(objects) && manifest.IsSyncOnly(objects[i].Object) {
 			continue
 		}
-		out = append(out, item{id: r.ID, version: r.Version})
+		out = append(out, item{ID: r.ID, Version: r.Version})
 	}
 	return out
 }
@@ -48,7 +42,7 @@ func inventoryOf(cs *apply.ChangeSet, objects []manifest.Object) []item {
 func ids(items []item) []apply.ObjectID {
 	out := make([]apply.ObjectID, len(items))
 	for i, it := range items {
-		out[i] = it.id
+		out[i] = it.ID
 	}
 	return out
 }
@@ -57,65 +51,32 @@ func ids(items []item) []apply.ObjectID {
 func union(a, b []item) []item {
 	seen := make(map[apply.ObjectID]bool, len(a))
 	for _, it := range a {
-		seen[it.id] = true
+		seen[it.ID] = true
 	}
 	out := append([]item(nil), a...)
 	for _, it := range b {
-		if !seen[it.id] {
+		if !seen[it.ID] {
 			out = append(out, it)
-			seen[it.id] = true
+			seen[it.ID] = true
 		}
 	}
 	return out
 }
 
-func inventoryConfigMapName(obj *helmfluxv1alpha1.GitSync) string {
-	return obj.Name + "-helmflux-inventory"
-}
-
 // loadInventory reads the inventory of the last apply, from status or its ConfigMap.
 func (r *Reconciler) loadInventory(ctx context.Context, obj *helmfluxv1alpha1.GitSync) ([]item, error) {
-	inv := obj.Status.Inventory
-	if inv == nil {
-		return nil, nil
-	}
-	var lines []string
-	if inv.ConfigMapRef != nil {
-		cm := &corev1.ConfigMap{}
-		err := r.Client.Get(ctx, client.ObjectKey{Namespace: obj.Namespace, Name: inv.ConfigMapRef.Name}, cm)
-		if err != nil {
-			return nil, fmt.Errorf("read inventory ConfigMap %s: %w", inv.ConfigMapRef.Name, err)
-		}
-		lines = strings.Split(strings.TrimSpace(cm.Data[inventoryKey]), "\n")
-	} else {
-		for _, e := range inv.Entries {
-			lines = append(lines, e.ID+" "+e.Version)
-		}
-	}
-	out := make([]item, 0, len(lines))
-	for _, line := range lines {
-		if line == "" {
-			continue
-		}
-		idText, version, _ := strings.Cut(line, " ")
-		id, err := apply.ParseObjectID(idText)
-		if err != nil {
-			return nil, fmt.Errorf("read inventory: %w", err)
-		}
-		out = append(out, item{id: id, version: version})
-	}
-	return out, nil
+	return inventory.Load(ctx, r.Client, obj)
 }
 
 // storeInventory records the inventory in status, or in a ConfigMap owned by
 // the GitSync when it is too large for status.
 func (r *Reconciler) storeInventory(ctx context.Context, obj *helmfluxv1alpha1.GitSync, items []item) error {
-	sort.Slice(items, func(i, j int) bool { return items[i].id.String() < items[j].id.String() })
+	sort.Slice(items, func(i, j int) bool { return items[i].ID.String() < items[j].ID.String() })
 	inv := &helmfluxv1alpha1.Inventory{Count: len(items)}
-	name := inventoryConfigMapName(obj)
+	name := inventory.ConfigMapName(obj)
 	if len(items) <= statusInventoryLimit {
 		for _, it := range items {
-			inv.Entries = append(inv.Entries, helmfluxv1alpha1.InventoryEntry{ID: it.id.String(), Version: it.version})
+			inv.Entries = append(inv.Entries, helmfluxv1alpha1.InventoryEntry{ID: it.ID.String(), Version: it.Version})
 		}
 		hadConfigMap := obj.Status.Inventory != nil && obj.Status.Inventory.ConfigMapRef != nil
 		obj.Status.Inventory = inv
@@ -131,11 +92,11 @@ func (r *Reconciler) storeInventory(ctx context.Context, obj *helmfluxv1alpha1.G
 
 	var b strings.Builder
 	for _, it := range items {
-		b.WriteString(it.id.String() + " " + it.version + "\n")
+		b.WriteString(it.ID.String() + " " + it.Version + "\n")
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: obj.Namespace, Name: name}}
 	_, err := controllerutil.CreateOrPatch(ctx, r.Client, cm, func() error {
-		cm.Data = map[string]string{inventoryKey: b.String()}
+		cm.Data = map[string]string{inventory.ConfigMapKey: b.String()}
 		return controllerutil.SetControllerReference(obj, cm, r.Client.Scheme())
 	})
 	if err != nil {

@@ -137,7 +137,7 @@ func (r *Reconciler) prune(ctx context.Context, s *scope, previous, current []it
 	var kept []item
 	for _, res := range pruned.Results {
 		if res.Action == apply.Failed {
-			kept = append(kept, item{id: res.ID, version: res.Version})
+			kept = append(kept, item{ID: res.ID, Version: res.Version})
 		}
 	}
 	return union(current, kept), nil
