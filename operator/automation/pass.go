@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/checkout"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
 	"github.com/helmflux/helmflux/pkg/history"
@@ -94,19 +95,19 @@ type planner struct {
 
 // plan reads the checkout at dir and decides what to change there.
 func (p *planner) plan(ctx context.Context, dir string) (*plan, error) {
-	rd, err := newReader(dir)
+	rd, err := checkout.Open(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = rd.Close() }()
 	out := &plan{}
-	files, errs := rd.yamlUnder(p.paths)
-	files, verrs := rd.withValuesFiles(files)
+	files, errs := rd.YAMLUnder(p.paths)
+	files, verrs := rd.WithValuesFiles(files)
 	errs = append(errs, verrs...)
 	images, ferrs := update.Find(files)
 	errs = append(errs, ferrs...)
 	for _, err := range errs {
-		if errors.Is(err, errTooMuch) {
+		if errors.Is(err, checkout.ErrTooMuch) {
 			return nil, err
 		}
 		out.fail(helmfluxv1alpha1.ImageFailure{Message: err.Error()})

@@ -1,4 +1,4 @@
-package automation
+package checkout
 
 import (
 	"errors"
@@ -9,8 +9,8 @@ import (
 )
 
 // TestReaderBoundsWhatAPassReads: a file over the per-file limit is
-// reported as errFileTooLarge and the others are still read; YAML over the
-// total limit stops the pass with errTooMuch.
+// reported as ErrFileTooLarge and the others are still read; YAML over the
+// total limit stops the pass with ErrTooMuch.
 func TestReaderBoundsWhatAPassReads(t *testing.T) {
 	dir := t.TempDir()
 	for name, size := range map[string]int{"apps/a.yaml": 8, "apps/b.yaml": 30, "apps/c.yaml": 8, "apps/d.yaml": 8} {
@@ -23,13 +23,13 @@ func TestReaderBoundsWhatAPassReads(t *testing.T) {
 		}
 	}
 	read := func(maxFile, total int64) ([]string, []error) {
-		rd, err := newReader(dir)
+		rd, err := Open(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer func() { _ = rd.Close() }()
 		rd.maxFile, rd.bytesLeft = maxFile, total
-		files, errs := rd.yamlUnder([]string{"apps"})
+		files, errs := rd.YAMLUnder([]string{"apps"})
 		var names []string
 		for _, f := range files {
 			names = append(names, f.Path)
@@ -41,12 +41,12 @@ func TestReaderBoundsWhatAPassReads(t *testing.T) {
 	if strings.Join(names, ",") != "apps/a.yaml,apps/c.yaml,apps/d.yaml" {
 		t.Errorf("read %v, want every file but the large one", names)
 	}
-	if len(errs) != 1 || !errors.Is(errs[0], errFileTooLarge) || !strings.Contains(errs[0].Error(), "apps/b.yaml") {
-		t.Errorf("errors %v, want one errFileTooLarge naming apps/b.yaml", errs)
+	if len(errs) != 1 || !errors.Is(errs[0], ErrFileTooLarge) || !strings.Contains(errs[0].Error(), "apps/b.yaml") {
+		t.Errorf("errors %v, want one ErrFileTooLarge naming apps/b.yaml", errs)
 	}
 
 	_, errs = read(100, 40)
-	if len(errs) != 1 || !errors.Is(errs[0], errTooMuch) {
-		t.Errorf("errors %v, want errTooMuch once the total passes the limit", errs)
+	if len(errs) != 1 || !errors.Is(errs[0], ErrTooMuch) {
+		t.Errorf("errors %v, want ErrTooMuch once the total passes the limit", errs)
 	}
 }

@@ -1,4 +1,8 @@
-package automation
+// Package checkout reads the YAML files of a fresh checkout that image
+// automation and the fluxd API edit: confined to the checkout (no symlink
+// or ".." leads out), bounded like the manifests the GitSync controller
+// reads, plus the values files HelmReleases name through gitFileRef.
+package checkout
 
 import (
 	"errors"
@@ -15,36 +19,38 @@ import (
 )
 
 var (
-	// errTooMuch means the checkout holds more YAML than one pass reads.
-	errTooMuch = errors.New("too much YAML")
-	// errFileTooLarge means one file is larger than a pass reads.
-	errFileTooLarge = errors.New("file too large")
+	// ErrTooMuch means the checkout holds more YAML than one pass reads.
+	ErrTooMuch = errors.New("too much YAML")
+	// ErrFileTooLarge means one file is larger than a pass reads.
+	ErrFileTooLarge = errors.New("file too large")
 )
 
-// reader reads YAML files of one checkout, confined to it (os.Root: no
+// Reader reads YAML files of one checkout, confined to it (os.Root: no
 // symlink or ".." leads out) and bounded like the manifests the GitSync
 // controller reads.
-type reader struct {
+type Reader struct {
 	root      *os.Root
 	maxFile   int64
 	bytesLeft int64
 	seen      map[string]bool
 }
 
-func newReader(dir string) (*reader, error) {
+// Open reads the checkout at dir.
+func Open(dir string) (*Reader, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open checkout: %w", err)
 	}
-	return &reader{root: root, maxFile: manifest.DefaultMaxFileSize, bytesLeft: manifest.DefaultMaxTotalSize, seen: map[string]bool{}}, nil
+	return &Reader{root: root, maxFile: manifest.DefaultMaxFileSize, bytesLeft: manifest.DefaultMaxTotalSize, seen: map[string]bool{}}, nil
 }
 
-func (r *reader) Close() error { return r.root.Close() }
+// Close releases the checkout.
+func (r *Reader) Close() error { return r.root.Close() }
 
-// yamlUnder reads every .yaml and .yml file under paths ("" or none: the
+// YAMLUnder reads every .yaml and .yml file under paths ("" or none: the
 // whole checkout), skipping symlinks. Problems with single files are
 // returned alongside the files that could be read.
-func (r *reader) yamlUnder(paths []string) ([]update.File, []error) {
+func (r *Reader) YAMLUnder(paths []string) ([]update.File, []error) {
 	if len(paths) == 0 {
 		paths = []string{"."}
 	}
@@ -64,7 +70,7 @@ func (r *reader) yamlUnder(paths []string) ([]update.File, []error) {
 				return nil
 			}
 			f, err := r.read(name)
-			if errors.Is(err, errTooMuch) {
+			if errors.Is(err, ErrTooMuch) {
 				return err
 			}
 			if err != nil {
@@ -84,7 +90,7 @@ func (r *reader) yamlUnder(paths []string) ([]update.File, []error) {
 }
 
 // read returns one file, nil when it was read before.
-func (r *reader) read(name string) (*update.File, error) {
+func (r *Reader) read(name string) (*update.File, error) {
 	name = path.Clean(name)
 	if r.seen[name] {
 		return nil, nil
@@ -97,10 +103,10 @@ func (r *reader) read(name string) (*update.File, error) {
 		return nil, fmt.Errorf("read %s: not a regular file", name)
 	}
 	if fi.Size() > r.maxFile {
-		return nil, fmt.Errorf("read %s: %w: larger than %d bytes", name, errFileTooLarge, r.maxFile)
+		return nil, fmt.Errorf("read %s: %w: larger than %d bytes", name, ErrFileTooLarge, r.maxFile)
 	}
 	if fi.Size() > r.bytesLeft {
-		return nil, fmt.Errorf("read %s: %w (more than %d bytes in all)", name, errTooMuch, manifest.DefaultMaxTotalSize)
+		return nil, fmt.Errorf("read %s: %w (more than %d bytes in all)", name, ErrTooMuch, manifest.DefaultMaxTotalSize)
 	}
 	f, err := r.root.Open(name)
 	if err != nil {
@@ -112,17 +118,17 @@ func (r *reader) read(name string) (*update.File, error) {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	if int64(len(data)) > r.maxFile {
-		return nil, fmt.Errorf("read %s: %w: larger than %d bytes", name, errFileTooLarge, r.maxFile)
+		return nil, fmt.Errorf("read %s: %w: larger than %d bytes", name, ErrFileTooLarge, r.maxFile)
 	}
 	r.bytesLeft -= int64(len(data))
 	r.seen[name] = true
 	return &update.File{Path: name, Data: data}, nil
 }
 
-// withValuesFiles adds the values files that HelmReleases in files name
+// WithValuesFiles adds the values files that HelmReleases in files name
 // through valuesFrom[].gitFileRef; a missing one is the HelmRelease
 // controller's business, not automation's.
-func (r *reader) withValuesFiles(files []update.File) ([]update.File, []error) {
+func (r *Reader) WithValuesFiles(files []update.File) ([]update.File, []error) {
 	paths, errs := update.ValuesFiles(files)
 	sort.Strings(paths)
 	for _, p := range paths {
