@@ -148,7 +148,7 @@ func TestNewTagIsCommittedOnceAndRuns(t *testing.T) {
 		"apps/inline.yaml": strings.Replace(files["apps/inline.yaml"], "tag: 1.0.0", "tag: 1.0.1", 1),
 		"values/vf.yaml":   strings.Replace(files["values/vf.yaml"], "tag: '1.0.0'", "tag: '1.0.1'", 1),
 	}
-	changed := changedFiles(t, repo, head)
+	changed := gittest.ChangedPaths(t, head)
 	if strings.Join(changed, ",") != "apps/deploy.yaml,apps/inline.yaml,values/vf.yaml" {
 		t.Fatalf("the commit changed %v", changed)
 	}
@@ -247,28 +247,4 @@ func waitImage(t *testing.T, ns, name, image string) {
 			s.ReadyReplicas == *d.Spec.Replicas && s.Replicas == *d.Spec.Replicas
 		return done, fmt.Sprintf("image %s, status %+v", got, s)
 	})
-}
-
-// changedFiles lists the paths cm changes against its first parent.
-func changedFiles(t *testing.T, repo *gittest.Repo, cm *object.Commit) []string {
-	t.Helper()
-	parent, err := cm.Parent(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	patch, err := parent.Patch(cm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, fp := range patch.FilePatches() {
-		from, to := fp.Files()
-		switch {
-		case to != nil:
-			out = append(out, to.Path())
-		case from != nil:
-			out = append(out, from.Path())
-		}
-	}
-	return out
 }

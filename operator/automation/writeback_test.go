@@ -221,7 +221,7 @@ func TestIgnoredObjectsAreNotAutomated(t *testing.T) {
 		return head.Hash.String() != before, automationReady(getGitSync(t, ns, "apps"))
 	})
 	// One pass, one commit: what it left out, it left out on purpose.
-	if changed := strings.Join(changedFiles(t, repo, head), ","); changed != "apps/plain.yaml,apps/synconly.yaml" {
+	if changed := strings.Join(gittest.ChangedPaths(t, head), ","); changed != "apps/plain.yaml,apps/synconly.yaml" {
 		t.Fatalf("the commit changed %s, want apps/plain.yaml and apps/synconly.yaml", changed)
 	}
 	for _, r := range reg.Requests() {

@@ -183,6 +183,30 @@ func (c *Client) Scan(ctx context.Context, image string, opts ScanOptions) (Resu
 	return res, nil
 }
 
+// Cached returns what the cache knows of image without asking the
+// registry, however old: every tag of the last complete listing (sorted by
+// name), with the digest and creation time of those whose time was read.
+// ok is false when no listing is cached (or image does not parse).
+func (c *Client) Cached(image string) (Result, bool) {
+	repo, err := parseRepository(image, c.isInsecure)
+	if err != nil {
+		return Result{}, false
+	}
+	key := repo.Name()
+	e := c.cache.get(key)
+	if e == nil || !e.Complete {
+		return Result{Repository: key}, false
+	}
+	res := Result{Repository: key, Complete: true, ScannedAt: e.ScannedAt, FromCache: true, Tags: make([]Tag, len(e.Tags))}
+	for i, t := range e.Tags {
+		res.Tags[i] = Tag{Name: t}
+		if d, ok := e.Digests[t]; ok {
+			res.Tags[i].Digest, res.Tags[i].Created = d.Digest, e.Created[d.Digest]
+		}
+	}
+	return res, true
+}
+
 // fresh reports whether a cached listing may be served without a request.
 func (c *Client) fresh(e *entry, now time.Time) bool {
 	age := now.Sub(e.ScannedAt)

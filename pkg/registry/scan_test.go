@@ -694,3 +694,33 @@ func TestScanRefusesLinkToAnotherHost(t *testing.T) {
 		t.Fatalf("err = %v, want errForeignLink", err)
 	}
 }
+
+// Cached answers from the cache alone: nothing before a scan, then the
+// scanned tags with the times read, and no request either way.
+func TestCachedMakesNoRequest(t *testing.T) {
+	srv := registrytest.NewServer(t)
+	t1 := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
+	d1 := srv.Push(t, "app", "v1", t1)
+	srv.Push(t, "app", "v2", t1.Add(time.Hour))
+	c := newClient(t, srv, Options{})
+	if res, ok := c.Cached(srv.Host() + "/app"); ok {
+		t.Fatalf("before any scan: %+v, want nothing cached", res)
+	}
+	if _, err := c.Scan(context.Background(), srv.Host()+"/app", ScanOptions{Created: only("v1")}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Reset()
+	res, ok := c.Cached(srv.Host() + "/app")
+	if !ok || !res.Complete || len(res.Tags) != 2 {
+		t.Fatalf("after a scan: %+v, %v; want both tags", res, ok)
+	}
+	if got := res.Tags[0]; got.Name != "v1" || got.Digest != d1 || !got.Created.Equal(t1) {
+		t.Errorf("v1 = %+v, want its digest and time", got)
+	}
+	if got := res.Tags[1]; got.Name != "v2" || !got.Created.IsZero() {
+		t.Errorf("v2 = %+v, want no time (none was asked for)", got)
+	}
+	if reqs := srv.Requests(); len(reqs) != 0 {
+		t.Errorf("Cached made requests: %v", reqs)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
@@ -52,17 +53,7 @@ var tagToApplied = benchmark{
 		_, cfg := startControlPlane(t)
 		reg := registrytest.NewServer(t)
 		reg.Push(t, "team/app", "1.0.0", time.Now())
-		errs := &errorLog{}
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("the operator logged %d errors%s", errs.count(), errs.first())
-			}
-		})
-		addr := freeAddr(t)
-		startInProcess(t, cfg, funcr.New(errs.add, funcr.Options{}), controllers.Options{
-			Concurrency: 4, CacheDir: t.TempDir(), Listen: addr, AutomationInterval: time.Hour,
-			Registry: registry.Options{TagTTL: time.Hour, Transport: testenv.TLSTrustingClient().Transport},
-		})
+		addr := startAutomationInProcess(t, cfg)
 		c := newClient(t, cfg)
 		ns := createNamespace(t, c, "bench-automation")
 		image := reg.Host() + "/team/app"
@@ -156,6 +147,26 @@ var scan1000x100 = benchmark{
 			"warm, %d of %d lists came from the cache; a restart %s after the cold scan makes %d requests",
 			registry.DefaultRPS, registry.DefaultBurst, floor.Round(10*time.Millisecond), cached, repos, registry.DefaultTagTTL, len(srv.Requests()))
 	},
+}
+
+// startAutomationInProcess starts an in-process operator whose automation
+// and sync intervals are an hour and whose tag lists are cached as long, so
+// that only webhooks start passes, and returns its listen address. Its
+// error lines are shown when the benchmark fails.
+func startAutomationInProcess(t *testing.T, cfg *rest.Config) string {
+	t.Helper()
+	errs := &errorLog{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the operator logged %d errors%s", errs.count(), errs.first())
+		}
+	})
+	addr := freeAddr(t)
+	startInProcess(t, cfg, funcr.New(errs.add, funcr.Options{}), controllers.Options{
+		Concurrency: 4, CacheDir: t.TempDir(), Listen: addr, AutomationInterval: time.Hour,
+		Registry: registry.Options{TagTTL: time.Hour, Transport: testenv.TLSTrustingClient().Transport},
+	})
+	return addr
 }
 
 // automatedPath is the file of the Deployment that tagToApplied automates.

@@ -8,7 +8,6 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-logr/logr/funcr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,11 +15,9 @@ import (
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/internal/testenv"
-	"github.com/helmflux/helmflux/operator/controllers"
 	"github.com/helmflux/helmflux/pkg/git"
 	"github.com/helmflux/helmflux/pkg/git/gittest"
 	"github.com/helmflux/helmflux/pkg/history"
-	"github.com/helmflux/helmflux/pkg/registry"
 	"github.com/helmflux/helmflux/pkg/registry/registrytest"
 )
 
@@ -44,17 +41,7 @@ var revertToApplied = benchmark{
 		_, cfg := startControlPlane(t)
 		reg := registrytest.NewServer(t)
 		reg.Push(t, "team/app", "1.0.0", time.Now())
-		errs := &errorLog{}
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("the operator logged %d errors%s", errs.count(), errs.first())
-			}
-		})
-		addr := freeAddr(t)
-		startInProcess(t, cfg, funcr.New(errs.add, funcr.Options{}), controllers.Options{
-			Concurrency: 4, CacheDir: t.TempDir(), Listen: addr, AutomationInterval: time.Hour,
-			Registry: registry.Options{TagTTL: time.Hour, Transport: testenv.TLSTrustingClient().Transport},
-		})
+		addr := startAutomationInProcess(t, cfg)
 		c := newClient(t, cfg)
 		ns := createNamespace(t, c, "bench-revert")
 		image := reg.Host() + "/team/app"

@@ -574,3 +574,28 @@ func (r *Repo) Hook(name, script string) {
 		r.t.Fatalf("hook %s: %v", name, err)
 	}
 }
+
+// ChangedPaths lists the paths commit cm changes against its first parent,
+// in the order of its patch.
+func ChangedPaths(t testing.TB, cm *object.Commit) []string {
+	t.Helper()
+	parent, err := cm.Parent(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch, err := parent.Patch(cm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, fp := range patch.FilePatches() {
+		from, to := fp.Files()
+		switch {
+		case to != nil:
+			out = append(out, to.Path())
+		case from != nil:
+			out = append(out, from.Path())
+		}
+	}
+	return out
+}

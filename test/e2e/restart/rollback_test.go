@@ -462,7 +462,7 @@ func (s *story) waitQuarantine(bump *object.Commit, image, tag string) *object.C
 	if reasonText(q.Message) == "" {
 		s.fatalf("quarantine commit %s gives no reason outside its trailers", q.Hash)
 	}
-	if got := changedPaths(s.t, q); strings.Join(got, ",") != "apps/app.yaml" {
+	if got := gittest.ChangedPaths(s.t, q); strings.Join(got, ",") != "apps/app.yaml" {
 		s.fatalf("quarantine commit %s changes %v, want apps/app.yaml alone", q.Hash, got)
 	}
 	before, err := bump.Parent(0)
@@ -610,30 +610,6 @@ func reasonText(msg string) string {
 		keep = append(keep, l)
 	}
 	return strings.TrimSpace(strings.Join(keep, "\n"))
-}
-
-// changedPaths lists the paths cm changes against its parent.
-func changedPaths(t *testing.T, cm *object.Commit) []string {
-	t.Helper()
-	parent, err := cm.Parent(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	patch, err := parent.Patch(cm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, fp := range patch.FilePatches() {
-		from, to := fp.Files()
-		switch {
-		case to != nil:
-			out = append(out, to.Path())
-		case from != nil:
-			out = append(out, from.Path())
-		}
-	}
-	return out
 }
 
 func deployment(t *testing.T, ns, name string) *appsv1.Deployment {
