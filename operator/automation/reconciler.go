@@ -43,14 +43,14 @@ import (
 
 // Default commit identity, as documented for writeBack.author.
 const (
-	DefaultAuthorName  = "helmflux"
-	DefaultAuthorEmail = "helmflux@users.noreply.helmflux.dev"
+	DefaultAuthorName  = gitcreds.DefaultAuthorName
+	DefaultAuthorEmail = gitcreds.DefaultAuthorEmail
 )
 
 // Keys of the writeBack.signingKey Secret.
 const (
-	SigningKeyKey        = "git.asc"
-	SigningPassphraseKey = "passphrase"
+	SigningKeyKey        = gitcreds.SigningKeyKey
+	SigningPassphraseKey = gitcreds.SigningPassphraseKey
 )
 
 // Reconciler runs image automation passes over GitSyncs.
@@ -313,33 +313,15 @@ func (r *Reconciler) keyRing(ctx context.Context, obj *helmfluxv1alpha1.GitSync)
 
 // pushOptions reads the commit identity, signing key and message template.
 func (r *Reconciler) pushOptions(ctx context.Context, obj *helmfluxv1alpha1.GitSync, auth *git.Auth) (git.PushOptions, *template.Template, error) {
-	opts := git.PushOptions{
-		Auth:   auth,
-		Author: git.Signature{Name: DefaultAuthorName, Email: DefaultAuthorEmail},
+	opts, err := gitcreds.PushOptions(ctx, r.Client, obj, auth)
+	if err != nil {
+		return opts, nil, err
 	}
-	if obj.Spec.Ref != nil {
-		opts.Branch = obj.Spec.Ref.Branch
+	var text string
+	if wb := obj.Spec.WriteBack; wb != nil {
+		text = wb.MessageTemplate
 	}
-	wb := obj.Spec.WriteBack
-	if wb == nil {
-		t, err := parseTemplate("")
-		return opts, t, err
-	}
-	opts.PushBranch = wb.PushBranch
-	if wb.Author != nil {
-		opts.Author = git.Signature{Name: wb.Author.Name, Email: wb.Author.Email}
-	}
-	if wb.SigningKey != nil && !obj.Spec.ReadOnly {
-		s := &corev1.Secret{}
-		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: obj.Namespace, Name: wb.SigningKey.Name}, s); err != nil {
-			return opts, nil, fmt.Errorf("read signing key Secret %s: %w", wb.SigningKey.Name, err)
-		}
-		opts.SigningKey, opts.SigningPassphrase = s.Data[SigningKeyKey], s.Data[SigningPassphraseKey]
-		if len(opts.SigningKey) == 0 {
-			return opts, nil, fmt.Errorf("signing key Secret %s has no key %q", wb.SigningKey.Name, SigningKeyKey)
-		}
-	}
-	t, err := parseTemplate(wb.MessageTemplate)
+	t, err := parseTemplate(text)
 	return opts, t, err
 }
 

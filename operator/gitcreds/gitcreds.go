@@ -1,7 +1,8 @@
 // Package gitcreds reads what a GitSync names for talking to its
-// repository — the credentials Secret and the verification keys — for every
-// controller that does (sync and image automation), so that none of them
-// imports another controller. Errors never hold secret values.
+// repository — the credentials Secret, the verification keys and how to
+// write back — for everything that does (sync, image automation and the
+// fluxd API), so that none of them imports another. Errors never hold
+// secret values.
 package gitcreds
 
 import (
@@ -66,4 +67,50 @@ func readSecret(ctx context.Context, c client.Reader, namespace, name string) (*
 		return nil, fmt.Errorf("read Secret %s: %w", name, err)
 	}
 	return secret, nil
+}
+
+// Default commit identity, as documented for writeBack.author.
+const (
+	DefaultAuthorName  = "helmflux"
+	DefaultAuthorEmail = "helmflux@users.noreply.helmflux.dev"
+)
+
+// Keys of the writeBack.signingKey Secret.
+const (
+	SigningKeyKey        = "git.asc"
+	SigningPassphraseKey = "passphrase"
+)
+
+// PushOptions says how to write to a GitSync's repository, as its
+// writeBack asks: the branch followed and the push branch, the author, and
+// the signing key (read only when the GitSync may write). Every writer —
+// image automation and the fluxd API's jobs — commits the same way.
+func PushOptions(ctx context.Context, c client.Reader, obj *helmfluxv1alpha1.GitSync, auth *git.Auth) (git.PushOptions, error) {
+	opts := git.PushOptions{
+		Auth:   auth,
+		Author: git.Signature{Name: DefaultAuthorName, Email: DefaultAuthorEmail},
+	}
+	if obj.Spec.Ref != nil {
+		opts.Branch = obj.Spec.Ref.Branch
+	}
+	wb := obj.Spec.WriteBack
+	if wb == nil {
+		return opts, nil
+	}
+	opts.PushBranch = wb.PushBranch
+	if wb.Author != nil {
+		opts.Author = git.Signature{Name: wb.Author.Name, Email: wb.Author.Email}
+	}
+	if wb.SigningKey != nil && !obj.Spec.ReadOnly {
+		s := &corev1.Secret{}
+		err := c.Get(ctx, client.ObjectKey{Namespace: obj.Namespace, Name: wb.SigningKey.Name}, s)
+		if err != nil {
+			return opts, fmt.Errorf("read signing key Secret %s: %w", wb.SigningKey.Name, err)
+		}
+		opts.SigningKey, opts.SigningPassphrase = s.Data[SigningKeyKey], s.Data[SigningPassphraseKey]
+		if len(opts.SigningKey) == 0 {
+			return opts, fmt.Errorf("signing key Secret %s has no key %q", wb.SigningKey.Name, SigningKeyKey)
+		}
+	}
+	return opts, nil
 }
