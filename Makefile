@@ -114,6 +114,10 @@ chart-lint: ## Lint the operator's Helm chart with the Helm SDK.
 controlplane: ## Build kube-apiserver, etcd, kube-controller-manager, kube-scheduler, kubectl and kwok into ./bin.
 	@hack/controlplane.sh $(BIN)
 
+.PHONY: fluxctl
+fluxctl: ## Build the unmodified Flux v1 CLI, fluxctl v1.25.4, into ./bin for the fluxd API tests.
+	@hack/fluxctl.sh $(BIN)
+
 .PHONY: demo
 demo: controlplane build ## Start a local control plane with the CRDs installed and show how to reach it.
 	go run ./test/demo
