@@ -211,8 +211,11 @@ func entrySpan(data []byte, starts []int, m *yaml.Node, i int) (int, int, error)
 	switch {
 	case j < len(data) && data[j] == ',':
 		end := skipBlanks(data, j+1, false)
-		if end < len(data) && (data[end] == '#' || breakLen(data, end) > 0) {
-			end = j + 1 // keep the space before a comment, and the line break
+		switch {
+		case end < len(data) && data[end] == '#' && (ks == 0 || !isSpaceOrBreak(data[ks-1])):
+			end = j + 1 // a comment needs a space before it: keep one
+		case end < len(data) && breakLen(data, end) > 0:
+			end = j + 1 // keep the line break
 		}
 		return ks, end, nil
 	case j < len(data) && data[j] == '}' && i > 0:
