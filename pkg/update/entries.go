@@ -230,8 +230,8 @@ func entrySpan(data []byte, starts []int, m *yaml.Node, i int) (int, int, error)
 
 // removeEntry removes the entry key from the mapping at mapPath in document
 // doc of data. The mapping must keep at least one entry.
-func removeEntry(data []byte, doc int, mapPath []string, key string) ([]byte, error) {
-	docs, err := parseDocs(data)
+func removeEntry(memo *parseMemo, data []byte, doc int, mapPath []string, key string) ([]byte, error) {
+	docs, err := memo.parse(data)
 	if err != nil {
 		return nil, err
 	}
@@ -275,11 +275,11 @@ func formatEntry(key, value string) string {
 // after the last annotation, creating metadata.annotations (after the last
 // metadata entry, in the style of metadata) when there is none. Entries are
 // written in key order.
-func insertAnnotations(data []byte, pos objectPos, entries map[string]string) ([]byte, error) {
+func insertAnnotations(memo *parseMemo, data []byte, pos objectPos, entries map[string]string) ([]byte, error) {
 	if len(entries) == 0 {
 		return data, nil
 	}
-	docs, err := parseDocs(data)
+	docs, err := memo.parse(data)
 	if err != nil {
 		return nil, err
 	}
@@ -386,13 +386,13 @@ func flowInsert(data []byte, starts []int, m *yaml.Node, text string) ([]byte, e
 // same except for the annotations of the object at pos, which must be
 // exactly want: the keys edits wrote as strings with their new values, the
 // others as they were. With want empty the annotations key must be gone.
-func checkPolicyEdit(before, after []byte, pos objectPos, want map[string]string, edits annotationEdits) error {
+func checkPolicyEdit(memo *parseMemo, before, after []byte, pos objectPos, want map[string]string, edits annotationEdits) error {
 	errChanged := errors.New("the edit would change more than the annotations; not editable in place")
-	bd, err := parseDocs(before)
+	bd, err := memo.parse(before)
 	if err != nil {
 		return err
 	}
-	ad, err := parseDocs(after)
+	ad, err := memo.parse(after)
 	if err != nil {
 		return fmt.Errorf("the edit does not parse (%w); not editable in place", err)
 	}

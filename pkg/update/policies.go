@@ -82,9 +82,10 @@ func ApplyPolicies(files []File, changes []PolicyChange) (map[string][]byte, []e
 		}
 		*e = entry{path: f.Path, orig: f.Data, cur: f.Data}
 	}
+	memo := &parseMemo{}
 	parse := func(e *entry) {
 		if !e.parsed {
-			e.docs, e.err = parseDocs(e.cur)
+			e.docs, e.err = memo.parse(e.cur)
 			e.parsed = true
 		}
 	}
@@ -136,7 +137,7 @@ func ApplyPolicies(files []File, changes []PolicyChange) (map[string][]byte, []e
 		}
 		pos := found[0]
 		e := byKey[cleanKey(pos.file)]
-		out, err := applyPlan(e.cur, pos, plan, func() []string { return objectContainers(pos.obj, current) })
+		out, err := applyPlan(memo, e.cur, pos, plan, func() []string { return objectContainers(pos.obj, current) })
 		if err != nil {
 			errs = append(errs, fmt.Errorf("update policies of %s: %s: %w", c.Object, e.path, err))
 			continue
@@ -153,6 +154,32 @@ func ApplyPolicies(files []File, changes []PolicyChange) (map[string][]byte, []e
 		}
 	}
 	return changed, errs
+}
+
+// parseMemo remembers the last few parses of one ApplyPolicies call: each
+// step of an edit reads the bytes the step before wrote, and the check of a
+// change's result parses what the next change starts from, so a change
+// costs about one parse of its file instead of one per step. Parsed nodes
+// are only read, never changed.
+type parseMemo struct {
+	data [2][]byte
+	docs [2][]*yaml.Node
+	next int
+}
+
+func (m *parseMemo) parse(data []byte) ([]*yaml.Node, error) {
+	for i := range m.data {
+		if m.docs[i] != nil && bytes.Equal(m.data[i], data) {
+			return m.docs[i], nil
+		}
+	}
+	docs, err := parseDocs(data)
+	if err != nil {
+		return nil, err
+	}
+	m.data[m.next], m.docs[m.next] = data, docs
+	m.next = (m.next + 1) % len(m.data)
+	return docs, nil
 }
 
 // objectPos is where an object is: its file, document and node path.
@@ -482,8 +509,8 @@ func mappingAt(doc *yaml.Node, path []string) (*yaml.Node, error) {
 // in data and checks the result: the new stream must read exactly as the
 // old one outside the object's annotations, and the annotations must hold
 // exactly the planned keys and string values.
-func applyPlan(data []byte, pos objectPos, plan policyPlan, containers func() []string) ([]byte, error) {
-	docs, err := parseDocs(data)
+func applyPlan(memo *parseMemo, data []byte, pos objectPos, plan policyPlan, containers func() []string) ([]byte, error) {
+	docs, err := memo.parse(data)
 	if err != nil {
 		return nil, err
 	}
@@ -510,10 +537,10 @@ func applyPlan(data []byte, pos objectPos, plan policyPlan, containers func() []
 	annPath := appendPath(metaPath, "annotations")
 	if len(want) == 0 {
 		// The last annotation goes: drop the annotations key, as fluxd did.
-		if out, err = removeEntry(out, pos.doc, metaPath, "annotations"); err != nil {
+		if out, err = removeEntry(memo, out, pos.doc, metaPath, "annotations"); err != nil {
 			return nil, err
 		}
-		return out, checkPolicyEdit(data, out, pos, want, edits)
+		return out, checkPolicyEdit(memo, data, out, pos, want, edits)
 	}
 	// Rewrite values in place; a value that cannot be (a block scalar, an
 	// empty or explicitly tagged value) has its entry replaced instead.
@@ -527,35 +554,35 @@ func applyPlan(data []byte, pos objectPos, plan policyPlan, containers func() []
 		out = next
 	}
 	// Add before removing, so the mapping is never empty on the way.
-	if out, err = insertAnnotations(out, pos, edits.insert); err != nil {
+	if out, err = insertAnnotations(memo, out, pos, edits.insert); err != nil {
 		return nil, err
 	}
 	remove := edits.remove
 	if len(replace) > 0 {
 		if len(cur)-len(edits.remove)-len(replace)+len(edits.insert) > 0 {
 			for _, k := range slices.Sorted(maps.Keys(replace)) {
-				if out, err = removeEntry(out, pos.doc, annPath, k); err != nil {
+				if out, err = removeEntry(memo, out, pos.doc, annPath, k); err != nil {
 					return nil, err
 				}
 			}
 		} else {
 			// Only entries that go or are replaced: write the annotations
 			// anew.
-			if out, err = removeEntry(out, pos.doc, metaPath, "annotations"); err != nil {
+			if out, err = removeEntry(memo, out, pos.doc, metaPath, "annotations"); err != nil {
 				return nil, err
 			}
 			replace, remove = want, nil
 		}
-		if out, err = insertAnnotations(out, pos, replace); err != nil {
+		if out, err = insertAnnotations(memo, out, pos, replace); err != nil {
 			return nil, err
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(remove)) {
-		if out, err = removeEntry(out, pos.doc, annPath, k); err != nil {
+		if out, err = removeEntry(memo, out, pos.doc, annPath, k); err != nil {
 			return nil, err
 		}
 	}
-	if err := checkPolicyEdit(data, out, pos, want, edits); err != nil {
+	if err := checkPolicyEdit(memo, data, out, pos, want, edits); err != nil {
 		return nil, err
 	}
 	return out, nil
