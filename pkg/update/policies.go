@@ -270,8 +270,14 @@ type policyPlan struct {
 	tagAllRemove bool
 }
 
-// qualifiedName is the name part of a Kubernetes annotation key.
+// qualifiedName is the name part of a Kubernetes annotation key (after the
+// prefix and '/'), at most 63 characters long.
 var qualifiedName = regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
+
+// validKeyName reports whether name can follow fluxcd.io/ in an annotation
+// key the API server accepts, so a policy never makes a manifest that
+// cannot be applied.
+func validKeyName(name string) bool { return len(name) <= 63 && qualifiedName.MatchString(name) }
 
 // parsePolicyChange validates the policy names and values of c.
 func parsePolicyChange(c PolicyChange) (policyPlan, error) {
@@ -285,7 +291,13 @@ func parsePolicyChange(c PolicyChange) (policyPlan, error) {
 			return p, err
 		}
 		if v == "" {
-			p.remove[name] = true
+			// fluxd wrote an empty value as a removal; for tag_all that
+			// removed every container's filter.
+			if name == TagAllPolicy {
+				p.tagAllRemove = true
+			} else {
+				p.remove[name] = true
+			}
 			continue
 		}
 		if len(v) > maxPolicyValue || !utf8.ValidString(v) {
@@ -331,7 +343,7 @@ func checkPolicyName(name string) error {
 		return nil
 	}
 	if c, ok := strings.CutPrefix(name, policy.TagKeyPrefix); ok {
-		if !qualifiedName.MatchString(name) || c == "" {
+		if !validKeyName(name) || c == "" {
 			return fmt.Errorf("policy %q: container name %q cannot be part of an annotation key", name, c)
 		}
 		return nil
@@ -374,7 +386,7 @@ func (p policyPlan) resolve(current map[string]string, containers func() []strin
 	if p.tagAll != "" || p.tagAllRemove {
 		for _, c := range containers() {
 			name := policy.TagKeyPrefix + c
-			if !qualifiedName.MatchString(name) {
+			if !validKeyName(name) {
 				return annotationEdits{}, fmt.Errorf("tag_all: container name %q cannot be part of an annotation key", c)
 			}
 			if p.tagAllRemove {
@@ -406,11 +418,7 @@ func (p policyPlan) resolve(current map[string]string, containers func() []strin
 		}
 		switch {
 		case len(present) == 0:
-			k := policy.Prefix + name
-			if !utf8.ValidString(k) {
-				return annotationEdits{}, fmt.Errorf("policy %q: not an annotation key", name)
-			}
-			e.insert[k] = v
+			e.insert[policy.Prefix+name] = v
 		case current[present[0]] != v:
 			e.set[present[0]] = v
 			for _, k := range present[1:] {

@@ -51,6 +51,7 @@ func TestApplyPoliciesErrors(t *testing.T) {
 		{"bad semver", nil, PolicyChange{Object: d, Add: map[string]string{"tag_all": "semver:~x~"}}, "policy tag_all"},
 		{"container not a key", nil, PolicyChange{Object: d, Add: map[string]string{"tag.a/b": "glob:*"}}, "cannot be part of an annotation key"},
 		{"empty container", nil, PolicyChange{Object: d, Remove: map[string]string{"tag.": ""}}, "cannot be part of an annotation key"},
+		{"container name too long for a key", nil, PolicyChange{Object: d, Add: map[string]string{"tag." + strings.Repeat("c", 60): "glob:*"}}, "cannot be part of an annotation key"},
 		{"value too long", nil, PolicyChange{Object: d, Add: map[string]string{"locked_msg": strings.Repeat("x", maxPolicyValue+1)}}, "at most 4096 bytes"},
 		{"value not UTF-8", nil, PolicyChange{Object: d, Add: map[string]string{"locked_user": "\xff"}}, "not UTF-8"},
 	}
@@ -183,6 +184,18 @@ func TestApplyPoliciesEdits(t *testing.T) {
 			in:     "kind: Deployment\nmetadata:\n  name: d\n  labels:\n    a: b\n\n    c: |\n      x\n# trailing\nspec: {}\n",
 			change: PolicyChange{Object: dep("", "d"), Add: map[string]string{"ignore": "true"}},
 			want:   "kind: Deployment\nmetadata:\n  name: d\n  labels:\n    a: b\n\n    c: |\n      x\n  annotations:\n    fluxcd.io/ignore: \"true\"\n# trailing\nspec: {}\n",
+		},
+		{
+			name:   "metadata ending with a compact block sequence",
+			in:     "kind: Deployment\nmetadata:\n  name: d\n  finalizers:\n  - a\n  - b\nspec: {}\n",
+			change: PolicyChange{Object: dep("", "d"), Add: map[string]string{"automated": "true"}},
+			want:   "kind: Deployment\nmetadata:\n  name: d\n  finalizers:\n  - a\n  - b\n  annotations:\n    fluxcd.io/automated: \"true\"\nspec: {}\n",
+		},
+		{
+			name:   "an empty tag_all removes every container's filter, as in fluxd",
+			in:     "kind: Deployment\nmetadata:\n  name: d\n  annotations:\n    fluxcd.io/tag.app: glob:1.*\n    a: b\nspec: {template: {spec: {containers: [{name: app, image: x}]}}}\n",
+			change: PolicyChange{Object: dep("", "d"), Add: map[string]string{"tag_all": ""}},
+			want:   "kind: Deployment\nmetadata:\n  name: d\n  annotations:\n    a: b\nspec: {template: {spec: {containers: [{name: app, image: x}]}}}\n",
 		},
 		{
 			name:   "a container name that needs quoting as a key",
