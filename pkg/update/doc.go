@@ -1,5 +1,6 @@
 // Package update finds the image references that automation may change in
-// the YAML files of a git checkout, and rewrites a reference's tag in place.
+// the YAML files of a git checkout, and rewrites a reference's tag, or an
+// object's policy annotations, in place.
 //
 // Automation writes new tags back into git as ordinary commits, and people
 // read those commits. So a change must be the tag and nothing else: the diff
@@ -55,6 +56,32 @@
 // it writes the tag, else the last values file that does. The repository may
 // come from another source. Values from other valuesFrom sources (ConfigMaps,
 // Secrets, URLs, chart files) are not in git and are not seen.
+//
+// # Policy annotations
+//
+// ApplyPolicies writes what fluxctl's automate, deautomate, lock, unlock
+// and policy commands ask for, as fluxd did: it edits only the annotations
+// of the object named (a workload or a helm.fluxcd.io/v1 HelmRelease, found
+// as Find finds it). Policy names map to annotation keys with the
+// fluxcd.io/ prefix (automated -> fluxcd.io/automated, tag.<c> ->
+// fluxcd.io/tag.<c>); a policy already written under another spelling that
+// pkg/policy reads (flux.weave.works/<name>, filter.fluxcd.io/<c>) is
+// edited there rather than duplicated, and a removed policy loses every
+// spelling. tag_all stands for the tag policy of every container of the
+// object and is never written itself; with glob:* it removes them. New
+// values are always double-quoted, so "true" stays a string; a value that
+// is rewritten keeps its quoting where SetScalar can. A new annotations
+// block goes after the last metadata entry, indented like metadata's own
+// entries, in block or flow style as metadata is written; the annotations
+// key goes when its last entry does, as it did in fluxd. Comments on the
+// lines of a removed entry go with it; all other comments stay.
+//
+// Adding or removing an entry needs its whole extent, which yaml.v3 does
+// not report: in block style it is taken to be the key's line and the lines
+// indented deeper, in flow style the "key: value" and its comma. As with
+// tags, the result is parsed again, and it must read exactly as before
+// outside the object's annotations, which must hold exactly the planned
+// string values; otherwise the change is refused.
 //
 // # Image references
 //

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/helmflux/helmflux/pkg/policy"
 )
 
 // seedFiles returns the golden inputs, so the fuzzers start from realistic
@@ -168,5 +171,89 @@ func FuzzFind(f *testing.F) {
 			}
 		}
 		t.Fatalf("after Apply, %s %s is gone:\n%s", im.Object, im.Container, out)
+	})
+}
+
+// FuzzApplyPolicies sets or removes one policy on an object of the input
+// and checks that a clean error writes nothing, and that a success writes a
+// stream that Find reads with the policy as pkg/policy sees it, which a
+// second application leaves alone.
+func FuzzApplyPolicies(f *testing.F) {
+	for _, b := range seedFiles(f) {
+		f.Add(b, "automated", "true", false)
+		f.Add(b, "tag.app", "semver:~1.2", false)
+		f.Add(b, "locked", "", true)
+	}
+	for _, s := range []string{
+		"kind: Deployment\nmetadata: {name: d, annotations: {fluxcd.io/automated: \"true\"}}\n",
+		"kind: Deployment\nmetadata:\n  name: d\n  annotations:\n    fluxcd.io/locked_msg: |\n      x\n",
+		"kind: Deployment\nmetadata:\n  name: d\n  annotations: {a: b,\n   c: d} # x\n",
+		"kind: List\nitems:\n- kind: Pod\n  metadata:\n    name: p\n",
+		"kind: Deployment\r\nmetadata:\r\n  name: d",
+	} {
+		f.Add([]byte(s), "locked_msg", "why\n\"not\"", false)
+		f.Add([]byte(s), "automated", "", true)
+		f.Add([]byte(s), "tag_all", "glob:*", false)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, name, value string, remove bool) {
+		ref := ObjectRef{Kind: "Deployment", Name: "d"}
+		if docs, err := parseDocs(data); err == nil {
+			var refs []ObjectRef
+			for _, d := range docs {
+				walkObjects(docRoot(d), nil, 0, func(obj *yaml.Node, _ []string) {
+					if r, _ := objectMeta(obj); matchObject(obj, r) {
+						refs = append(refs, r)
+					}
+				})
+			}
+			if len(refs) > 0 {
+				ref = refs[len(data)%len(refs)]
+			}
+		}
+		c := PolicyChange{Object: ref, Add: map[string]string{name: value}}
+		if remove {
+			c = PolicyChange{Object: ref, Remove: map[string]string{name: ""}}
+		}
+		files := []File{{Path: "a.yaml", Data: data}}
+		out, errs := ApplyPolicies(files, []PolicyChange{c})
+		if len(errs) > 0 {
+			if len(out) > 0 {
+				t.Fatalf("failed change wrote a file: %v", errs)
+			}
+			return
+		}
+		if len(out) == 0 {
+			return
+		}
+		next := []File{{Path: "a.yaml", Data: out["a.yaml"]}}
+		if again, errs := ApplyPolicies(next, []PolicyChange{c}); len(again) > 0 || len(errs) > 0 {
+			t.Fatalf("second application: %q %v\n%q", again, errs, next[0].Data)
+		}
+		docs, err := parseDocs(next[0].Data)
+		if err != nil {
+			t.Fatalf("output does not parse: %v\n%q", err, next[0].Data)
+		}
+		var ann map[string]string
+		for _, d := range docs {
+			walkObjects(docRoot(d), nil, 0, func(obj *yaml.Node, _ []string) {
+				if matchObject(obj, ref) {
+					_, ann = objectMeta(obj)
+				}
+			})
+		}
+		p := policy.FromAnnotations(ann)
+		remove = remove || value == "" // an empty Add value removes
+		switch {
+		case name == "automated" && p.Automated == remove, name == "locked" && p.Locked == remove, name == "ignore" && p.Ignored == remove:
+			t.Fatalf("%s not applied (remove %v): %v\n%q", name, remove, ann, next[0].Data)
+		case name == "locked_msg" && !remove && p.LockedMsg != value:
+			t.Fatalf("locked_msg %q, want %q\n%q", p.LockedMsg, value, next[0].Data)
+		case strings.HasPrefix(name, "tag.") && !remove:
+			cp, err := p.Container(strings.TrimPrefix(name, "tag."))
+			want, _ := policy.ParseFilter(value)
+			if err != nil || cp.Filter.Kind != want.Kind || cp.Filter.Pattern != want.Pattern {
+				t.Fatalf("%s: %+v %v, want %s\n%q", name, cp.Filter, err, value, next[0].Data)
+			}
+		}
 	})
 }
