@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/helmflux/helmflux/operator/automation"
 	"github.com/helmflux/helmflux/operator/controllers"
 	"github.com/helmflux/helmflux/pkg/registry"
@@ -72,5 +74,25 @@ func (a *automationFlags) apply(o *controllers.Options) error {
 		}
 		o.RegistryWebhookToken = []byte(strings.TrimSpace(string(b)))
 	}
+	return nil
+}
+
+// apiFlags reads the fluxd API's flags: the token file, read once at start
+// (surrounding white space dropped), and the identity Secret's name.
+func apiFlags(o *controllers.Options, tokenFile, identity string) error {
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return fmt.Errorf("--api-token-file: %w", err)
+		}
+		if o.APIToken = []byte(strings.TrimSpace(string(b))); len(o.APIToken) == 0 {
+			return fmt.Errorf("--api-token-file: %s is empty", tokenFile)
+		}
+	}
+	ns, name, ok := strings.Cut(identity, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return fmt.Errorf("--git-identity-secret %q: want <namespace>/<name>", identity)
+	}
+	o.Identity = client.ObjectKey{Namespace: ns, Name: name}
 	return nil
 }

@@ -27,20 +27,22 @@ var version = "dev"
 
 func main() {
 	var (
-		metricsAddr  string
-		probeAddr    string
-		leaderElect  bool
-		leaderNS     string
-		printVersion bool
-		concurrency  int
-		cacheDir     string
-		apiQPS       float64
-		apiBurst     int
-		listen       string
-		interval     time.Duration
-		crossNS      bool
-		plainHTTP    string
-		auto         automationFlags
+		metricsAddr    string
+		probeAddr      string
+		leaderElect    bool
+		leaderNS       string
+		printVersion   bool
+		concurrency    int
+		cacheDir       string
+		apiQPS         float64
+		apiBurst       int
+		listen         string
+		interval       time.Duration
+		crossNS        bool
+		plainHTTP      string
+		auto           automationFlags
+		apiTokenFile   string
+		identitySecret string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
@@ -55,6 +57,8 @@ func main() {
 	flag.DurationVar(&interval, "charts-sync-interval", 3*time.Minute, "Time between passes over an unchanged HelmRelease.")
 	flag.BoolVar(&crossNS, "allow-cross-namespace-refs", false, "Let HelmReleases read values and chart credentials from ConfigMaps and Secrets of other namespaces.")
 	flag.StringVar(&plainHTTP, "plain-http-registries", "", "Comma-separated OCI registry hosts (host or host:port) reached over plain HTTP instead of HTTPS.")
+	flag.StringVar(&apiTokenFile, "api-token-file", "", "File holding the token every fluxd API request must carry (fluxctl --token); empty accepts any.")
+	flag.StringVar(&identitySecret, "git-identity-secret", "helmflux-system/helmflux-git-identity", "<namespace>/<name> of the Secret holding the operator's SSH deploy key (fluxctl identity); made when first asked for.")
 	auto.bind(flag.CommandLine)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -93,7 +97,11 @@ func main() {
 	opts := controllers.Options{
 		Concurrency: concurrency, CacheDir: cacheDir, Listen: listen,
 		HelmInterval: interval, AllowCrossNamespaceRefs: crossNS,
-		PlainHTTPRegistries: splitList(plainHTTP),
+		PlainHTTPRegistries: splitList(plainHTTP), Version: version,
+	}
+	if err := apiFlags(&opts, apiTokenFile, identitySecret); err != nil {
+		log.Error(err, "Invalid fluxd API flags")
+		os.Exit(1)
 	}
 	if err := auto.apply(&opts); err != nil {
 		log.Error(err, "Invalid image automation flags")

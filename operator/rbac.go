@@ -16,3 +16,11 @@ package main
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+//
+// The fluxd API reads the workloads of every GitSync (and, for fluxctl save,
+// the objects of their inventories: those are covered by the apply binding)
+// and keeps the operator's SSH deploy key in a Secret.
+//
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list
+// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=create;update

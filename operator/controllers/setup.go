@@ -6,14 +6,18 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -24,6 +28,7 @@ import (
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/operator/automation"
+	"github.com/helmflux/helmflux/operator/fluxapi"
 	"github.com/helmflux/helmflux/operator/gitsync"
 	"github.com/helmflux/helmflux/operator/helmrelease"
 	"github.com/helmflux/helmflux/operator/webhook"
@@ -75,6 +80,13 @@ type Options struct {
 	RegistryWebhookToken []byte
 	// History bounds the git history walk image holds are derived from.
 	History automation.HistoryLimits
+	// APIToken, when set, must come with every request to the fluxd API.
+	APIToken []byte
+	// Identity names the Secret of the operator's SSH deploy key
+	// (fluxctl identity); a zero key is helmflux-system/helmflux-git-identity.
+	Identity client.ObjectKey
+	// Version is what the fluxd API's /v11/version answers.
+	Version string
 }
 
 // ManagerOptions returns the manager options the controllers need, on top
@@ -128,6 +140,7 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	mux := http.NewServeMux()
 	(&webhook.Receiver{Client: mgr.GetClient(), Trigger: triggers}).Register(mux)
 	(&webhook.RegistryReceiver{Token: opts.RegistryWebhookToken, Rescan: automation.Rescan}).Register(mux)
+	newFluxAPI(mgr, gitCache, automation, triggers, opts).Register(mux)
 	return mgr.Add(&httpServer{addr: opts.Listen, handler: mux})
 }
 
@@ -218,3 +231,68 @@ func (s *httpServer) Start(ctx context.Context) error {
 
 // NeedLeaderElection is false: every replica answers, the leader reconciles.
 func (s *httpServer) NeedLeaderElection() bool { return false }
+
+// newFluxAPI builds the fluxd API: it reads through the manager's cache and
+// live for workloads, writes through the git cache automation uses, and
+// wakes GitSyncs through the trigger channel.
+func newFluxAPI(mgr ctrl.Manager, gitCache *git.Cache, auto *automation.Reconciler, triggers chan<- event.GenericEvent, opts Options) *fluxapi.Server {
+	log := mgr.GetLogger().WithName("fluxapi")
+	wake := func(key types.NamespacedName) {
+		gs := &helmfluxv1alpha1.GitSync{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+		select {
+		case triggers <- event.GenericEvent{Object: gs}:
+		default: // a full queue syncs it soon anyway
+		}
+	}
+	cluster := &fluxapi.Cluster{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()}
+	writer := &fluxapi.Writer{Client: mgr.GetClient(), Git: gitCache, Registry: auto.Registry, Cluster: cluster, Wake: wake}
+	identity := opts.Identity
+	if identity.Name == "" {
+		identity = client.ObjectKey{Namespace: "helmflux-system", Name: "helmflux-git-identity"}
+	}
+	return &fluxapi.Server{
+		Token: opts.APIToken, Version: opts.Version, Cluster: cluster, Writer: writer,
+		Images:   &fluxapi.Images{Registry: auto.Registry, Credentials: auto.DockerConfig, Log: log},
+		Jobs:     &fluxapi.Jobs{Run: writer.Run, Log: log},
+		Identity: &fluxapi.Identity{Client: mgr.GetClient(), Secret: identity},
+		Notify:   notifier(mgr.GetClient(), auto, wake),
+	}
+}
+
+// notifier acts on /v11/notify: a git change syncs the GitSyncs of that
+// URL, an image change rescans the image.
+func notifier(c client.Reader, auto *automation.Reconciler, wake func(types.NamespacedName)) func(context.Context, fluxapi.NotifyChange) error {
+	return func(ctx context.Context, n fluxapi.NotifyChange) error {
+		switch n.Kind {
+		case "image":
+			var src fluxapi.ImageSource
+			if err := json.Unmarshal(n.Source, &src); err != nil || src.Name.Image == "" {
+				return nil // nothing to rescan
+			}
+			_, err := auto.Rescan(src.Repository())
+			return err
+		case "git":
+			var src fluxapi.GitSource
+			if err := json.Unmarshal(n.Source, &src); err != nil || src.URL == "" {
+				return nil
+			}
+			var list helmfluxv1alpha1.GitSyncList
+			if err := c.List(ctx, &list); err != nil {
+				return err
+			}
+			for _, gs := range list.Items {
+				if sameRepo(gs.Spec.URL, src.URL) {
+					wake(types.NamespacedName{Namespace: gs.Namespace, Name: gs.Name})
+				}
+			}
+		}
+		return nil
+	}
+}
+
+// sameRepo compares repository URLs loosely: a trailing ".git" or "/" does
+// not matter.
+func sameRepo(a, b string) bool {
+	norm := func(u string) string { return strings.TrimSuffix(strings.TrimSuffix(u, "/"), ".git") }
+	return norm(a) == norm(b)
+}

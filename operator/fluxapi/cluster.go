@@ -1,0 +1,331 @@
+package fluxapi
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/fluxcd/pkg/apis/meta"
+
+	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/inventory"
+	"github.com/helmflux/helmflux/pkg/apply"
+	"github.com/helmflux/helmflux/pkg/update"
+)
+
+// Cluster finds the workloads of every GitSync: the Deployments,
+// StatefulSets, DaemonSets, CronJobs and HelmReleases its last apply made.
+type Cluster struct {
+	// Client reads GitSyncs and HelmReleases (the manager's cache) and
+	// inventory ConfigMaps.
+	Client client.Client
+	// Reader reads workloads live, so the API does not cache every
+	// Deployment of the cluster.
+	Reader client.Reader
+}
+
+// workloadKinds are the kinds the API lists, by the lower-case name IDs use.
+var workloadKinds = map[string]struct {
+	group, kind string
+}{
+	"deployment":  {"apps", "Deployment"},
+	"statefulset": {"apps", "StatefulSet"},
+	"daemonset":   {"apps", "DaemonSet"},
+	"cronjob":     {"batch", "CronJob"},
+	"helmrelease": {helmv1.GroupVersion.Group, helmv1.HelmReleaseKind},
+}
+
+// kindName returns the lower-case ID kind of a group and kind, "" when the
+// API does not list it.
+func kindName(group, kind string) string {
+	for name, k := range workloadKinds {
+		if k.group == group && k.kind == kind {
+			return name
+		}
+	}
+	return ""
+}
+
+// clusterNamespace stands for "no namespace" in IDs, as in fluxd.
+const clusterNamespace = "<cluster>"
+
+// ID is a parsed workload ID.
+type ID struct {
+	Namespace, Kind, Name string
+	// legacy IDs ("ns/name") match a workload of any kind.
+	legacy bool
+}
+
+// ParseID reads "<namespace>:<kind>/<name>" or fluxd's legacy "<ns>/<name>".
+func ParseID(s string) (ID, error) {
+	if ns, rest, ok := strings.Cut(s, ":"); ok {
+		kind, name, ok := strings.Cut(rest, "/")
+		if !ok || ns == "" || kind == "" || name == "" || strings.ContainsAny(name, "/:") {
+			return ID{}, fmt.Errorf("invalid workload ID %q: want <namespace>:<kind>/<name>", s)
+		}
+		if ns == clusterNamespace {
+			ns = ""
+		}
+		return ID{Namespace: ns, Kind: strings.ToLower(kind), Name: name}, nil
+	}
+	ns, name, ok := strings.Cut(s, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return ID{}, fmt.Errorf("invalid workload ID %q: want <namespace>:<kind>/<name>", s)
+	}
+	return ID{Namespace: ns, Kind: "deployment", Name: name, legacy: true}, nil
+}
+
+func (id ID) String() string {
+	ns := id.Namespace
+	if ns == "" {
+		ns = clusterNamespace
+	}
+	return ns + ":" + id.Kind + "/" + id.Name
+}
+
+// matches reports whether a workload with ID w is the one id names.
+func (id ID) matches(w ID) bool {
+	return id.Namespace == w.Namespace && id.Name == w.Name && (id.Kind == w.Kind || id.legacy)
+}
+
+// workload is one workload as the API reports it.
+type workload struct {
+	id          ID
+	gitSync     *helmfluxv1alpha1.GitSync
+	labels      map[string]string
+	annotations map[string]string
+	containers  []workloadContainer
+	status      string
+	rollout     Rollout
+	antecedent  string
+	syncError   string
+}
+
+type workloadContainer struct{ name, image string }
+
+// filter selects workloads: by namespace ("" for all) and, when ids is
+// not empty, by ID.
+type filter struct {
+	namespace string
+	ids       []ID
+}
+
+func (f filter) wants(id ID) bool {
+	if f.namespace != "" && id.Namespace != f.namespace {
+		return false
+	}
+	if len(f.ids) == 0 {
+		return true
+	}
+	for _, want := range f.ids {
+		if want.matches(id) {
+			return true
+		}
+	}
+	return false
+}
+
+// workloads returns the workloads of every GitSync that f wants, sorted
+// by ID. A workload in two GitSyncs' inventories is reported once, for the
+// first GitSync by namespace and name.
+func (c *Cluster) workloads(ctx context.Context, f filter) ([]workload, error) {
+	var list helmfluxv1alpha1.GitSyncList
+	if err := c.Client.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("list GitSyncs: %w", err)
+	}
+	sort.Slice(list.Items, func(i, j int) bool {
+		a, b := list.Items[i], list.Items[j]
+		return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+	})
+	seen := map[string]bool{}
+	var out []workload
+	for i := range list.Items {
+		gs := &list.Items[i]
+		entries, err := inventory.Load(ctx, c.Client, gs)
+		if err != nil {
+			return nil, fmt.Errorf("GitSync %s/%s: %w", gs.Namespace, gs.Name, err)
+		}
+		for _, e := range entries {
+			kind := kindName(e.ID.Group, e.ID.Kind)
+			id := ID{Namespace: e.ID.Namespace, Kind: kind, Name: e.ID.Name}
+			if kind == "" || seen[id.String()] || !f.wants(id) {
+				continue
+			}
+			w, err := c.read(ctx, id)
+			if apierrors.IsNotFound(err) {
+				continue // pruned or deleted since the apply
+			}
+			if err != nil {
+				return nil, err
+			}
+			w.gitSync = gs
+			w.syncError = syncError(gs, e.ID)
+			seen[id.String()] = true
+			out = append(out, w)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id.String() < out[j].id.String() })
+	return out, nil
+}
+
+// syncError is the GitSync's failure for one object, if its last attempt
+// recorded one.
+func syncError(gs *helmfluxv1alpha1.GitSync, id apply.ObjectID) string {
+	for _, f := range gs.Status.Failures {
+		if f.Object == id.Display() {
+			return f.Message
+		}
+	}
+	return ""
+}
+
+// read gets one workload from the cluster.
+func (c *Cluster) read(ctx context.Context, id ID) (workload, error) {
+	key := client.ObjectKey{Namespace: id.Namespace, Name: id.Name}
+	w := workload{id: id}
+	var tmpl *corev1.PodTemplateSpec
+	var obj client.Object
+	switch id.Kind {
+	case "deployment":
+		d := &appsv1.Deployment{}
+		if err := c.Reader.Get(ctx, key, d); err != nil {
+			return w, err
+		}
+		obj, tmpl = d, &d.Spec.Template
+		w.status, w.rollout = deploymentRollout(d)
+	case "statefulset":
+		s := &appsv1.StatefulSet{}
+		if err := c.Reader.Get(ctx, key, s); err != nil {
+			return w, err
+		}
+		obj, tmpl = s, &s.Spec.Template
+		w.status, w.rollout = statefulSetRollout(s)
+	case "daemonset":
+		d := &appsv1.DaemonSet{}
+		if err := c.Reader.Get(ctx, key, d); err != nil {
+			return w, err
+		}
+		obj, tmpl = d, &d.Spec.Template
+		w.status, w.rollout = daemonSetRollout(d)
+	case "cronjob":
+		j := &batchv1.CronJob{}
+		if err := c.Reader.Get(ctx, key, j); err != nil {
+			return w, err
+		}
+		obj, tmpl = j, &j.Spec.JobTemplate.Spec.Template
+		w.status = StatusReady
+	case "helmrelease":
+		hr := &helmv1.HelmRelease{}
+		if err := c.Client.Get(ctx, key, hr); err != nil {
+			return w, err
+		}
+		obj = hr
+		w.status, w.rollout = helmReleaseRollout(hr)
+		w.containers = helmReleaseContainers(hr)
+	default:
+		return w, fmt.Errorf("workload kind %q is not listed", id.Kind)
+	}
+	w.labels, w.annotations = obj.GetLabels(), obj.GetAnnotations()
+	w.antecedent = w.annotations[helmv1.AntecedentAnnotation]
+	if tmpl != nil {
+		for _, ct := range append(append([]corev1.Container(nil), tmpl.Spec.InitContainers...), tmpl.Spec.Containers...) {
+			w.containers = append(w.containers, workloadContainer{name: ct.Name, image: ct.Image})
+		}
+	}
+	return w, nil
+}
+
+// helmReleaseContainers finds a HelmRelease's images in its values as image
+// automation does (the Flux v1 value shapes and mapping annotations).
+func helmReleaseContainers(hr *helmv1.HelmRelease) []workloadContainer {
+	obj := hr.DeepCopy()
+	obj.APIVersion, obj.Kind = helmv1.GroupVersion.String(), helmv1.HelmReleaseKind
+	obj.Status = helmv1.HelmReleaseStatus{}
+	obj.ManagedFields = nil
+	b, err := yaml.Marshal(obj)
+	if err != nil {
+		return nil
+	}
+	images, _ := update.Find([]update.File{{Path: "helmrelease.yaml", Data: b}})
+	var out []workloadContainer
+	for _, img := range images {
+		ref := img.Repository
+		if img.Tag != "" {
+			ref += ":" + img.Tag
+		}
+		out = append(out, workloadContainer{name: img.Container, image: ref})
+	}
+	return out
+}
+
+func deploymentRollout(d *appsv1.Deployment) (string, Rollout) {
+	desired := int32(1)
+	if d.Spec.Replicas != nil {
+		desired = *d.Spec.Replicas
+	}
+	r := Rollout{Desired: desired, Updated: d.Status.UpdatedReplicas, Ready: d.Status.ReadyReplicas,
+		Available: d.Status.AvailableReplicas, Outdated: d.Status.Replicas - d.Status.UpdatedReplicas}
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+			r.Messages = append(r.Messages, c.Message)
+			return StatusError, r
+		}
+	}
+	return rolloutStatus(d.Generation, d.Status.ObservedGeneration, r), r
+}
+
+func statefulSetRollout(s *appsv1.StatefulSet) (string, Rollout) {
+	desired := int32(1)
+	if s.Spec.Replicas != nil {
+		desired = *s.Spec.Replicas
+	}
+	r := Rollout{Desired: desired, Updated: s.Status.UpdatedReplicas, Ready: s.Status.ReadyReplicas,
+		Available: s.Status.AvailableReplicas, Outdated: s.Status.Replicas - s.Status.UpdatedReplicas}
+	return rolloutStatus(s.Generation, s.Status.ObservedGeneration, r), r
+}
+
+func daemonSetRollout(d *appsv1.DaemonSet) (string, Rollout) {
+	r := Rollout{Desired: d.Status.DesiredNumberScheduled, Updated: d.Status.UpdatedNumberScheduled,
+		Ready: d.Status.NumberReady, Available: d.Status.NumberAvailable,
+		Outdated: d.Status.DesiredNumberScheduled - d.Status.UpdatedNumberScheduled}
+	return rolloutStatus(d.Generation, d.Status.ObservedGeneration, r), r
+}
+
+// rolloutStatus is fluxd's summary: ready once the controller saw the
+// current spec and every replica is updated, ready and available.
+func rolloutStatus(generation, observed int64, r Rollout) string {
+	if observed < generation {
+		return StatusStarted
+	}
+	if r.Updated == r.Desired && r.Ready == r.Desired && r.Available == r.Desired && r.Outdated == 0 {
+		return StatusReady
+	}
+	return StatusUpdating
+}
+
+// helmReleaseRollout summarises a HelmRelease from its Ready condition.
+func helmReleaseRollout(hr *helmv1.HelmRelease) (string, Rollout) {
+	r := Rollout{}
+	c := apimeta.FindStatusCondition(hr.Status.Conditions, meta.ReadyCondition)
+	switch {
+	case c == nil || hr.Status.ObservedGeneration < hr.Generation:
+		return StatusStarted, r
+	case c.Status == metav1.ConditionTrue:
+		return StatusReady, r
+	case c.Status == metav1.ConditionFalse:
+		r.Messages = []string{c.Message}
+		return StatusError, r
+	}
+	return StatusUpdating, r
+}

@@ -1,0 +1,112 @@
+package fluxapi
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestParseID(t *testing.T) {
+	for in, want := range map[string]string{
+		"apps:deployment/web":       "apps:deployment/web",
+		"apps:Deployment/web":       "apps:deployment/web",
+		"<cluster>:namespace/apps":  "<cluster>:namespace/apps",
+		"apps/web":                  "apps:deployment/web",
+		"apps:helmrelease/podinfo":  "apps:helmrelease/podinfo",
+		"default:cronjob/nightly-1": "default:cronjob/nightly-1",
+	} {
+		id, err := ParseID(in)
+		if err != nil || id.String() != want {
+			t.Errorf("ParseID(%q) = %v, %v; want %s", in, id, err, want)
+		}
+	}
+	for _, bad := range []string{"", "web", "apps:web", ":deployment/web", "apps:/web", "apps:deployment/", "a/b/c", "apps:deployment/a/b"} {
+		if id, err := ParseID(bad); err == nil {
+			t.Errorf("ParseID(%q) = %v, want an error", bad, id)
+		}
+	}
+	legacy, _ := ParseID("apps/web")
+	sts, _ := ParseID("apps:statefulset/web")
+	if !legacy.matches(sts) {
+		t.Error("a legacy ID must match a workload of any kind with its namespace and name")
+	}
+	dep, _ := ParseID("apps:deployment/web")
+	if dep.matches(sts) {
+		t.Error("a deployment ID matched a statefulset")
+	}
+}
+
+func TestPolicies(t *testing.T) {
+	got := policies(map[string]string{
+		"fluxcd.io/automated":          "true",
+		"flux.weave.works/locked":      "true",
+		"fluxcd.io/tag.app":            "glob:1.*",
+		"filter.fluxcd.io/app":         "semver:~1.0",
+		"flux.weave.works/tag.sidecar": "glob:*",
+		"fluxcd.io/sync-checksum":      "abc",
+		"unrelated/annotation":         "x",
+	})
+	want := map[string]string{"automated": "true", "locked": "true", "tag.app": "semver:~1.0", "tag.sidecar": "glob:*"}
+	if len(got) != len(want) {
+		t.Fatalf("policies = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("policies[%s] = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+// A configured token is checked as fluxctl sends it, before any route.
+func TestToken(t *testing.T) {
+	s := &Server{Token: []byte("s3cret"), Version: "v"}
+	for header, want := range map[string]int{
+		"":                          http.StatusUnauthorized,
+		"Scope-Probe token=wrong":   http.StatusUnauthorized,
+		"Bearer s3cret":             http.StatusUnauthorized,
+		"Scope-Probe token=s3cret":  http.StatusOK,
+		"Scope-Probe token=s3cret ": http.StatusUnauthorized,
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/v11/version", nil)
+		if header != "" {
+			req.Header.Set("Authorization", header)
+		}
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("Authorization %q: %d, want %d", header, rec.Code, want)
+		}
+		if strings.Contains(rec.Body.String(), "s3cret") {
+			t.Errorf("the answer holds the token: %s", rec.Body)
+		}
+	}
+}
+
+// The randomart is OpenSSH's 17×9 board in a frame with the key type and
+// the hash named, S at the centre.
+func TestRandomart(t *testing.T) {
+	art := randomart(make([]byte, 32), "ssh-ed25519", 256, "SHA256")
+	lines := strings.Split(art, "\n")
+	if len(lines) != 11 || lines[0] != "+--[ED25519 256]--+" || lines[10] != "+----[SHA256]-----+" {
+		t.Fatalf("randomart:\n%s", art)
+	}
+	for _, l := range lines[1:10] {
+		if len(l) != 19 || l[0] != '|' || l[18] != '|' {
+			t.Errorf("row %q is not 17 cells between bars", l)
+		}
+	}
+	if lines[5][9] != 'S' {
+		t.Errorf("the start is not at the centre:\n%s", art)
+	}
+}
+
+func TestRequestBodyIsBounded(t *testing.T) {
+	s := &Server{}
+	req := httptest.NewRequest(http.MethodPost, "/v9/update-manifests", strings.NewReader(`{"type":"sync","spec":"`+strings.Repeat("x", maxBody)+`"}`))
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "does not parse") {
+		t.Errorf("an oversized body: %d %s, want 400", rec.Code, rec.Body)
+	}
+}
