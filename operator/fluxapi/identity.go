@@ -23,14 +23,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fluxcd/pkg/apis/meta"
+
+	"github.com/helmflux/helmflux/pkg/git"
 )
 
-// Keys of the identity Secret, as a GitSync's SSH credentials Secret names
-// them, so the Secret can be named by a GitSync's secretRef as it is.
+// Keys of the identity Secret: those of a GitSync's SSH credentials
+// Secret, so that a GitSync's secretRef can name it as it is.
 const (
-	IdentityKey   = "identity"
-	IdentityPub   = "identity.pub"
-	KnownHostsKey = "known_hosts"
+	IdentityKey = git.SecretKeyIdentity
+	IdentityPub = git.SecretKeyIdentityPub
 )
 
 // Identity is the operator's own SSH deploy key, kept in a Secret: made
