@@ -86,7 +86,7 @@ e2e: controlplane ## Run the end-to-end user stories only (test/e2e, test/demo);
 BENCH_FRAMING := grep -v -E -e '^=== (RUN|NAME|PAUSE|CONT) ' -e '^ *--- PASS' -e '^PASS$$'
 
 .PHONY: bench
-bench: controlplane ## Run the benchmarks; BENCH=<regexp> runs only those with a matching figure.
+bench: controlplane fluxctl ## Run the benchmarks; BENCH=<regexp> runs only those with a matching figure.
 	HELMFLUX_BENCH=1 go test ./test/bench -run '^TestBench$$' -count=1 -v -timeout 60m \
 		-args -bench.run='$(if $(BENCH),$(BENCH),.)' | $(BENCH_FRAMING)
 
