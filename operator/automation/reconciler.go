@@ -79,6 +79,9 @@ type Reconciler struct {
 	// Deployment in the cluster) to tell whether a rollout of a tag
 	// automation wrote failed; nil turns that check off for Deployments.
 	APIReader client.Reader
+	// Identity is the operator's SSH key, for GitSyncs over SSH that name
+	// no secret.
+	Identity gitcreds.Identity
 	// History bounds the history walk holds are derived from
 	// (--hold-history-commits, --hold-history-age); zero values are the
 	// defaults.
@@ -233,7 +236,7 @@ func (r *Reconciler) run(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (*p
 	if ref := obj.Spec.Ref; ref != nil && (ref.Tag != "" || ref.SemVer != "") {
 		return nil, nil, 0, errors.New("image automation needs a branch: spec.ref follows a tag")
 	}
-	auth, err := gitcreds.Credentials(ctx, r.Client, obj)
+	auth, err := gitcreds.Credentials(ctx, r.Client, obj, r.Identity)
 	if err != nil {
 		return nil, nil, 0, err
 	}

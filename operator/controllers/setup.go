@@ -29,6 +29,7 @@ import (
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/operator/automation"
 	"github.com/helmflux/helmflux/operator/fluxapi"
+	"github.com/helmflux/helmflux/operator/gitcreds"
 	"github.com/helmflux/helmflux/operator/gitsync"
 	"github.com/helmflux/helmflux/operator/helmrelease"
 	"github.com/helmflux/helmflux/operator/webhook"
@@ -126,6 +127,7 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 		return err
 	}
 	err = (&gitsync.Reconciler{
+		Identity:    identityOf(opts),
 		Client:      mgr.GetClient(),
 		Applier:     apply.New(direct, gitsync.FieldManager),
 		Git:         gitCache,
@@ -165,6 +167,7 @@ func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.
 		}
 	}
 	r := &automation.Reconciler{
+		Identity:     identityOf(opts),
 		Client:       mgr.GetClient(),
 		Git:          gitCache,
 		Registry:     reg,
@@ -194,6 +197,7 @@ func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCach
 		return fmt.Errorf("open the chart cache: %w", err)
 	}
 	return (&helmrelease.Reconciler{
+		Identity:                identityOf(opts),
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Runner:                  runner,
@@ -245,11 +249,8 @@ func newFluxAPI(mgr ctrl.Manager, gitCache *git.Cache, auto *automation.Reconcil
 		}
 	}
 	cluster := &fluxapi.Cluster{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()}
-	writer := &fluxapi.Writer{Client: mgr.GetClient(), Git: gitCache, Registry: auto.Registry, Cluster: cluster, Wake: wake}
-	identity := opts.Identity
-	if identity.Name == "" {
-		identity = client.ObjectKey{Namespace: "helmflux-system", Name: "helmflux-git-identity"}
-	}
+	writer := &fluxapi.Writer{Client: mgr.GetClient(), Git: gitCache, Registry: auto.Registry, Cluster: cluster, Wake: wake, Identity: identityOf(opts)}
+	identity := identityOf(opts).ObjectKey
 	return &fluxapi.Server{
 		Token: opts.APIToken, Version: opts.Version, Cluster: cluster, Writer: writer,
 		Images:   &fluxapi.Images{Registry: auto.Registry, Credentials: auto.DockerConfig, Log: log},
@@ -295,4 +296,16 @@ func notifier(c client.Reader, auto *automation.Reconciler, wake func(types.Name
 func sameRepo(a, b string) bool {
 	norm := func(u string) string { return strings.TrimSuffix(strings.TrimSuffix(u, "/"), ".git") }
 	return norm(a) == norm(b)
+}
+
+// DefaultIdentity is the Secret of the operator's SSH key when
+// Options.Identity names none.
+var DefaultIdentity = client.ObjectKey{Namespace: "helmflux-system", Name: "helmflux-git-identity"}
+
+// identityOf is the operator's SSH identity.
+func identityOf(opts Options) gitcreds.Identity {
+	if opts.Identity.Name == "" {
+		return gitcreds.Identity{ObjectKey: DefaultIdentity}
+	}
+	return gitcreds.Identity{ObjectKey: opts.Identity}
 }

@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/internal/testenv"
 	"github.com/helmflux/helmflux/operator/fluxapi"
 	"github.com/helmflux/helmflux/pkg/git/gittest"
@@ -347,5 +349,28 @@ func TestPolicyChangesAreCommits(t *testing.T) {
 				return len(ws) == 1 && tc.want(ws[0]), strings.Join(statuses(ws), ",")
 			})
 		})
+	}
+}
+
+// TestTheIdentityIsTheDeployKeyOfGitSyncsWithoutSecret: as with fluxd's
+// deploy key, a GitSync over SSH that names no secretRef fetches with the
+// key `fluxctl identity` prints.
+func TestTheIdentityIsTheDeployKeyOfGitSyncsWithoutSecret(t *testing.T) {
+	var cfg fluxapi.GitConfig
+	if code, body := call(t, http.MethodPost, "/v9/git-repo-config", false, &cfg); code != http.StatusOK {
+		t.Fatalf("git-repo-config: %d %s", code, body)
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(cfg.PublicSSHKey.Key))
+	if err != nil {
+		t.Fatalf("the identity %q does not parse: %v", cfg.PublicSSHKey.Key, err)
+	}
+	ns := testenv.NewNamespace(t, k8s, "fluxapi-identity-")
+	repo := gittest.NewRepo(t, map[string]string{"apps/app.yaml": manifest(app, ns, "example.com/team/app:1.0.0")})
+	srv := gittest.NewSSHServer(t, repo.Root(), pub)
+	createGitSync(t, ns, srv.URL(gittest.RepoName), repo.Head(), func(gs *helmfluxv1alpha1.GitSync) {
+		gs.Spec.InsecureIgnoreHostKey = true
+	})
+	if srv.Logins() == 0 {
+		t.Error("the GitSync was applied without an SSH login")
 	}
 }

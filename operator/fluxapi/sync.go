@@ -49,7 +49,7 @@ func (wr *Writer) sync(ctx context.Context, step func(string, ...any)) (JobResul
 			continue
 		}
 		step("Fetch %s for GitSync %s/%s.", gs.Spec.URL, gs.Namespace, gs.Name)
-		auth, err := gitcreds.Credentials(ctx, wr.Client, gs)
+		auth, err := gitcreds.Credentials(ctx, wr.Client, gs, wr.Identity)
 		if err != nil {
 			return res, fmt.Errorf("GitSync %s/%s: %w", gs.Namespace, gs.Name, err)
 		}

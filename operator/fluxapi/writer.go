@@ -39,6 +39,9 @@ type Writer struct {
 	Git      *git.Cache
 	Registry *registry.Client
 	Cluster  *Cluster
+	// Identity is the operator's SSH key, for GitSyncs over SSH that name
+	// no secret.
+	Identity gitcreds.Identity
 	// Wake asks the GitSync controller to sync a GitSync now.
 	Wake func(key types.NamespacedName)
 }
@@ -186,7 +189,7 @@ func (wr *Writer) edit(ctx context.Context, g group, step func(string, ...any), 
 	if ref := gs.Spec.Ref; ref != nil && (ref.Tag != "" || ref.SemVer != "") {
 		return "", fmt.Errorf("GitSync %s/%s follows a tag, not a branch: there is nothing to commit to", gs.Namespace, gs.Name)
 	}
-	auth, err := gitcreds.Credentials(ctx, wr.Client, gs)
+	auth, err := gitcreds.Credentials(ctx, wr.Client, gs, wr.Identity)
 	if err != nil {
 		return "", err
 	}

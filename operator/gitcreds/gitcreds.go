@@ -13,18 +13,50 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/pkg/git"
 )
 
-// Credentials reads the git credentials of a GitSync from its secretRef, for
-// every controller that talks to its repository. Errors never hold secret
-// values.
-func Credentials(ctx context.Context, c client.Reader, obj *helmfluxv1alpha1.GitSync) (*git.Auth, error) {
+// Identity names the Secret of the operator's own SSH key (fluxctl
+// identity): the git identity, over SSH, of GitSyncs and chart.git sources
+// that name no secret, as fluxd's and the Helm Operator's deploy key was.
+// The zero Identity is none.
+type Identity struct{ client.ObjectKey }
+
+// Auth returns the identity's credentials for url: nil for a URL that is
+// not SSH, or when there is no identity.
+func (id Identity) Auth(ctx context.Context, c client.Reader, url string) (*git.Auth, error) {
+	if id.Name == "" || !git.IsSSH(url) {
+		return nil, nil
+	}
+	secret := &corev1.Secret{}
+	if err := c.Get(ctx, id.ObjectKey, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("no secretRef, and the operator's SSH identity %s does not exist yet: run `fluxctl identity` and add the key to the repository, or name a Secret in secretRef", id.ObjectKey)
+		}
+		return nil, fmt.Errorf("read the operator's SSH identity %s: %w", id.ObjectKey, err)
+	}
+	auth, err := git.AuthFromSecret(secret.Data)
+	if err != nil {
+		return nil, fmt.Errorf("the operator's SSH identity %s: %w", id.ObjectKey, err)
+	}
+	return auth, nil
+}
+
+// Credentials reads the git credentials of a GitSync from its secretRef, or
+// takes the operator's identity for an SSH URL when it names none, for
+// everything that talks to its repository. Errors never hold secret values.
+func Credentials(ctx context.Context, c client.Reader, obj *helmfluxv1alpha1.GitSync, id Identity) (*git.Auth, error) {
 	if obj.Spec.SecretRef == nil {
-		return &git.Auth{InsecureIgnoreHostKey: obj.Spec.InsecureIgnoreHostKey}, nil
+		auth, err := id.Auth(ctx, c, obj.Spec.URL)
+		if err != nil || auth == nil {
+			return &git.Auth{InsecureIgnoreHostKey: obj.Spec.InsecureIgnoreHostKey}, err
+		}
+		auth.InsecureIgnoreHostKey = obj.Spec.InsecureIgnoreHostKey
+		return auth, nil
 	}
 	secret, err := readSecret(ctx, c, obj.Namespace, obj.Spec.SecretRef.Name)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/gitcreds"
 	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
@@ -53,6 +54,9 @@ type Reconciler struct {
 	Triggers <-chan event.GenericEvent
 	// Concurrency is the number of GitSyncs reconciled in parallel.
 	Concurrency int
+	// Identity is the operator's SSH key, for GitSyncs over SSH that name
+	// no secret.
+	Identity gitcreds.Identity
 }
 
 // scope carries one reconcile's state from one sub-reconciler to the next.

@@ -101,7 +101,7 @@ func refOf(obj *helmfluxv1alpha1.GitSync) git.Ref {
 
 // auth reads the GitSync's credentials Secret. Its content never leaves pkg/git.
 func (r *Reconciler) auth(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (*git.Auth, error) {
-	return gitcreds.Credentials(ctx, r.Client, obj)
+	return gitcreds.Credentials(ctx, r.Client, obj, r.Identity)
 }
 
 // keyRing concatenates the armored public keys of the verification Secret.

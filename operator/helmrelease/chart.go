@@ -94,6 +94,12 @@ func (r *Reconciler) chartSource(ctx context.Context, obj *helmv1.HelmRelease) (
 				return src, outcome.WaitForChange(helmv1.ChartFetchFailedReason, fmt.Errorf("chart.secretRef Secret %s: %w", c.SecretRef.Name, err))
 			}
 			src.GitAuth = auth
+		} else {
+			auth, err := r.Identity.Auth(ctx, r.Client, c.Git)
+			if err != nil {
+				return src, outcome.Retry(helmv1.ChartFetchFailedReason, fmt.Errorf("chart.git: %w", err))
+			}
+			src.GitAuth = auth
 		}
 		return src, nil
 	}

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	"github.com/helmflux/helmflux/operator/gitcreds"
 	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
@@ -58,6 +59,9 @@ type Reconciler struct {
 	Interval time.Duration
 	// AllowCrossNamespaceRefs lets valuesFrom and chart secrets name other namespaces.
 	AllowCrossNamespaceRefs bool
+	// Identity is the operator's SSH key, for chart.git sources over SSH
+	// that name no secret.
+	Identity gitcreds.Identity
 	// Concurrency is the number of HelmReleases reconciled in parallel.
 	Concurrency int
 }

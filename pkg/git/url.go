@@ -136,3 +136,10 @@ func (r *remote) hostPort() string {
 	}
 	return net.JoinHostPort(ep.Host, strconv.Itoa(port))
 }
+
+// IsSSH reports whether url reaches its remote over SSH (ssh:// or the
+// scp-like user@host:path), where a deploy key is the credential.
+func IsSSH(url string) bool {
+	r, err := parseRemote(url)
+	return err == nil && r.scheme == "ssh"
+}
