@@ -248,9 +248,14 @@ func TestSyncIdentityAndExport(t *testing.T) {
 	if !strings.HasPrefix(cfg.PublicSSHKey.Key, "ssh-ed25519 ") || cfg.Status != fluxapi.GitReady || cfg.Remote.URL != repo.URL() || cfg.Remote.Branch != "main" {
 		t.Errorf("git config %+v", cfg)
 	}
+	// fluxctl identity prints key and randomart as they come; fluxd sent
+	// them as ssh-keygen wrote them, each line ended.
+	if strings.Count(cfg.PublicSSHKey.Key, "\n") != 1 || !strings.HasSuffix(cfg.PublicSSHKey.Key, "\n") {
+		t.Errorf("key %q: want one line, ended by a newline as ssh-keygen -y ends it", cfg.PublicSSHKey.Key)
+	}
 	md5 := cfg.PublicSSHKey.Fingerprints["md5"]
-	if !strings.HasPrefix(md5.Hash, "MD5:") || strings.Count(md5.Randomart, "\n") != 10 {
-		t.Errorf("md5 fingerprint %+v", md5)
+	if !strings.HasPrefix(md5.Hash, "MD5:") || strings.Count(md5.Randomart, "\n") != 11 || !strings.HasSuffix(md5.Randomart, "+\n") {
+		t.Errorf("md5 fingerprint %+v: want 11 lines, each ended by a newline as ssh-keygen -lv ends them", md5)
 	}
 	var again, regenerated fluxapi.GitConfig
 	call(t, http.MethodPost, "/v9/git-repo-config", false, &again)
