@@ -76,7 +76,10 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = env.Stop() }()
-	stop, err := testenv.StartWorkloads(context.Background(), env, testenv.WorkloadOptions{})
+	stop, err := testenv.StartWorkloads(context.Background(), env, testenv.WorkloadOptions{
+		// fluxctl without --url port-forwards to the operator's "Pod".
+		PortForward: true,
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -101,8 +104,9 @@ type story struct {
 	// image is the registry's team/app repository.
 	image string
 	op    *testenv.Operator
-	// url is the API as fluxctl's --url takes it.
-	url string
+	// addr is the operator's --listen address; url the API there as
+	// fluxctl's --url takes it.
+	addr, url string
 	// token is passed as --token when set.
 	token string
 	// home is fluxctl's $HOME: no git or kube config of the developer's.
@@ -149,7 +153,7 @@ func newStory(t *testing.T, opts storyOptions) *story {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.url = "http://" + addr + fluxapi.Prefix
+	s.addr, s.url = addr, "http://"+addr+fluxapi.Prefix
 	args := []string{"--listen=" + addr, "--registry-insecure-host=" + s.reg.Host(),
 		"--git-identity-secret=" + s.ns + "/flux-identity",
 		// Only fluxctl writes to git: no automation pass runs in a test.
