@@ -74,11 +74,11 @@ verify: generate manifests ## Regenerate and fail when generated files are stale
 ##@ Tests
 
 .PHONY: test
-test: controlplane ## Build what the tests need, then run unit and integration tests.
+test: controlplane fluxctl ## Build what the tests need, then run unit and integration tests.
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: e2e
-e2e: controlplane ## Run the end-to-end user stories only (test/e2e, test/demo); `make test` includes them.
+e2e: controlplane fluxctl ## Run the end-to-end user stories only (test/e2e, test/demo); `make test` includes them.
 	go test $(GO_TEST_FLAGS) ./test/e2e/... ./test/demo/...
 
 # go test -v's framing lines, left out of the benchmarks' output: each

@@ -74,6 +74,12 @@ type WorkloadOptions struct {
 	Output io.Writer
 	// Timeout bounds the start, on top of ctx; 0 means one minute.
 	Timeout time.Duration
+	// PortForward makes pods/portforward work for fake Pods: kwok serves
+	// the kubelet API on a free loopback port that the nodes advertise
+	// (InternalIP 127.0.0.1), and watches kwok.x-k8s.io/v1alpha1
+	// PortForward and ClusterPortForward objects (their CRDs installed
+	// here), which name where a Pod's port goes — a process on the host.
+	PortForward bool
 }
 
 // StartWorkloads runs kube-controller-manager, kube-scheduler and kwok against
@@ -182,6 +188,14 @@ func StartWorkloads(ctx context.Context, env *envtest.Environment, opts Workload
 		// kwok also reads ~/.kwok/kwok.yaml; keep a developer's own out.
 		env: []string{"KWOK_WORKDIR=" + filepath.Join(dir, "kwok")},
 	}}
+	if opts.PortForward {
+		args, err := portForwardArgs(env)
+		if err != nil {
+			return nil, fmt.Errorf("start workloads: %w", err)
+		}
+		kwok := &specs[len(specs)-1]
+		kwok.args = append(kwok.args, args...)
+	}
 	for _, s := range specs {
 		p, err := startProcess(filepath.Join(assets, s.name), s.name, s.args, s.env, dir, opts.Output)
 		if err != nil {

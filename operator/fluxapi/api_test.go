@@ -250,9 +250,14 @@ func TestSyncIdentityAndExport(t *testing.T) {
 	if !strings.HasPrefix(cfg.PublicSSHKey.Key, "ssh-ed25519 ") || cfg.Status != fluxapi.GitReady || cfg.Remote.URL != repo.URL() || cfg.Remote.Branch != "main" {
 		t.Errorf("git config %+v", cfg)
 	}
+	// fluxctl identity prints key and randomart as they come; fluxd sent
+	// them as ssh-keygen wrote them, each line ended.
+	if strings.Count(cfg.PublicSSHKey.Key, "\n") != 1 || !strings.HasSuffix(cfg.PublicSSHKey.Key, "\n") {
+		t.Errorf("key %q: want one line, ended by a newline as ssh-keygen -y ends it", cfg.PublicSSHKey.Key)
+	}
 	md5 := cfg.PublicSSHKey.Fingerprints["md5"]
-	if !strings.HasPrefix(md5.Hash, "MD5:") || strings.Count(md5.Randomart, "\n") != 10 {
-		t.Errorf("md5 fingerprint %+v", md5)
+	if !strings.HasPrefix(md5.Hash, "MD5:") || strings.Count(md5.Randomart, "\n") != 11 || !strings.HasSuffix(md5.Randomart, "+\n") {
+		t.Errorf("md5 fingerprint %+v: want 11 lines, each ended by a newline as ssh-keygen -lv ends them", md5)
 	}
 	var again, regenerated fluxapi.GitConfig
 	call(t, http.MethodPost, "/v9/git-repo-config", false, &again)
@@ -373,4 +378,49 @@ func TestTheIdentityIsTheDeployKeyOfGitSyncsWithoutSecret(t *testing.T) {
 	if srv.Logins() == 0 {
 		t.Error("the GitSync was applied without an SSH login")
 	}
+}
+
+// TestSyncStatusKnowsAPushBeforeTheGitSyncDoes: right after a release job
+// pushed, /v6/sync answers the commit as pending, never "not fetched",
+// even while no GitSync has fetched it yet: fluxctl release polls it at
+// once and gives up on the first error. A suspended GitSync holds that
+// moment open.
+func TestSyncStatusKnowsAPushBeforeTheGitSyncDoes(t *testing.T) {
+	ns := testenv.NewNamespace(t, k8s, "fluxapi-pending-")
+	repo := gittest.NewRepo(t, map[string]string{"apps/app.yaml": manifest(app, ns, "example.com/team/app:1.0.0")})
+	gs := createGitSync(t, ns, repo.URL(), repo.Head(), nil)
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(gs), gs); err != nil {
+		t.Fatal(err)
+	}
+	gs.Spec.Suspend = true
+	if err := k8s.Update(context.Background(), gs); err != nil {
+		t.Fatal(err)
+	}
+	id := ns + ":deployment/app"
+	st := waitJob(t, submit(t, map[string]any{
+		"type": "image", "cause": map[string]string{},
+		"spec": map[string]any{"ServiceSpecs": []string{id}, "ImageSpec": "example.com/team/app:1.0.1", "Kind": "execute"},
+	}))
+	rev := st.Result.Revision
+	if st.StatusString != fluxapi.JobSucceeded || len(rev) != 40 {
+		t.Fatalf("release %+v", st)
+	}
+	for _, ref := range []string{rev, rev[:7]} {
+		var pending []string
+		if code, body := call(t, http.MethodGet, "/v6/sync?ref="+ref, nil, &pending); code != http.StatusOK || len(pending) != 1 || pending[0] != rev {
+			t.Errorf("/v6/sync?ref=%s before the GitSync fetched the pushed commit: %d %s, want 200 [%q]", ref, code, body, rev)
+		}
+	}
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(gs), gs); err != nil {
+		t.Fatal(err)
+	}
+	gs.Spec.Suspend = false
+	if err := k8s.Update(context.Background(), gs); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "/v6/sync to report the release applied once the GitSync resumes", func() (bool, string) {
+		var pending []string
+		code, body := call(t, http.MethodGet, "/v6/sync?ref="+rev, nil, &pending)
+		return code == http.StatusOK && pending != nil && len(pending) == 0, body
+	})
 }

@@ -156,17 +156,19 @@ func displayURL(u string) string {
 }
 
 // publicKeyOf is the key with its MD5 and SHA-256 fingerprints and their
-// randomart, as `ssh-keygen -lv` shows them.
+// randomart, as `ssh-keygen -lv` shows them. Key and pictures end in a
+// newline as fluxd's did (it sent ssh-keygen's output): fluxctl identity
+// prints them as they come.
 func publicKeyOf(pub ssh.PublicKey) PublicKey {
 	raw := pub.Marshal()
 	md := md5.Sum(raw) // #nosec G401 -- display fingerprint
 	sha := sha256.Sum256(raw)
 	bits := keyBits(pub)
 	return PublicKey{
-		Key: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))),
+		Key: string(ssh.MarshalAuthorizedKey(pub)), // one line, ended by "\n"
 		Fingerprints: map[string]Fingerprint{
-			"md5":    {Hash: "MD5:" + colonHex(md[:]), Randomart: randomart(md[:], pub.Type(), bits, "MD5")},
-			"sha256": {Hash: "SHA256:" + base64.RawStdEncoding.EncodeToString(sha[:]), Randomart: randomart(sha[:], pub.Type(), bits, "SHA256")},
+			"md5":    {Hash: "MD5:" + colonHex(md[:]), Randomart: randomart(md[:], pub.Type(), bits, "MD5") + "\n"},
+			"sha256": {Hash: "SHA256:" + base64.RawStdEncoding.EncodeToString(sha[:]), Randomart: randomart(sha[:], pub.Type(), bits, "SHA256") + "\n"},
 		},
 	}
 }

@@ -58,6 +58,7 @@ func (wr *Writer) sync(ctx context.Context, step func(string, ...any)) (JobResul
 			return res, fmt.Errorf("GitSync %s/%s: %w", gs.Namespace, gs.Name, err)
 		}
 		step("Fetched %s.", rev)
+		wr.remember(gs.Spec.URL, rev.Hash)
 		if res.Revision == "" {
 			res.Revision = rev.Hash
 		}
@@ -77,7 +78,8 @@ func refOf(gs *helmfluxv1alpha1.GitSync) git.Ref {
 
 // syncStatus answers GET /v6/sync?ref=: [] once some GitSync applied a
 // revision that is ref or descends from it, [<ref>] while one fetched it
-// and has not applied it yet. ref may be a full or an abbreviated hash.
+// — or a job pushed or fetched it for one — and has not applied it yet.
+// ref may be a full or an abbreviated hash.
 func (s *Server) syncStatus(w http.ResponseWriter, r *http.Request) error {
 	ref := strings.ToLower(r.URL.Query().Get("ref"))
 	if ref == "" {
@@ -99,6 +101,19 @@ func (s *Server) syncStatus(w http.ResponseWriter, r *http.Request) error {
 		}
 		if full, ok := s.Writer.contains(r.Context(), gs.Spec.URL, gs.Status.LastFetchedRevision, ref); ok && pending == "" {
 			pending = full
+		}
+	}
+	// A commit a job just pushed or fetched, before the GitSync's status
+	// says it fetched it: fluxctl polls at once, and stops at an error.
+	for i := range list {
+		if pending != "" {
+			break
+		}
+		url := list[i].Spec.URL
+		if h := s.Writer.head(url); h != "" {
+			if full, ok := s.Writer.contains(r.Context(), url, "sha1:"+h, ref); ok {
+				pending = full
+			}
 		}
 	}
 	if pending == "" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -44,6 +45,29 @@ type Writer struct {
 	Identity gitcreds.Identity
 	// Wake asks the GitSync controller to sync a GitSync now.
 	Wake func(key types.NamespacedName)
+
+	// heads are the last commit a job pushed to or fetched from each
+	// repository URL: /v6/sync knows them before any GitSync's status
+	// does, as fluxd's own clone knew what it had pushed.
+	mu    sync.Mutex
+	heads map[string]string
+}
+
+// remember records hash as the latest commit a job saw of url.
+func (wr *Writer) remember(url, hash string) {
+	wr.mu.Lock()
+	defer wr.mu.Unlock()
+	if wr.heads == nil {
+		wr.heads = map[string]string{}
+	}
+	wr.heads[url] = hash
+}
+
+// head returns the latest commit a job saw of url, "" when none.
+func (wr *Writer) head(url string) string {
+	wr.mu.Lock()
+	defer wr.mu.Unlock()
+	return wr.heads[url]
 }
 
 // Run is the Jobs' Runner.
@@ -234,6 +258,7 @@ func (wr *Writer) edit(ctx context.Context, g group, step func(string, ...any), 
 		return "", nil
 	}
 	step("Pushed commit: %s (%s)", subject, res.Commit.Hash[:7])
+	wr.remember(gs.Spec.URL, res.Commit.Hash)
 	if wr.Wake != nil {
 		wr.Wake(types.NamespacedName{Namespace: gs.Namespace, Name: gs.Name})
 	}
