@@ -300,7 +300,7 @@ func TestSyncIdentityAndExport(t *testing.T) {
 	if strings.Contains(yaml, "kind: Secret") || strings.Contains(yaml, canary) || strings.Contains(yaml, base64.StdEncoding.EncodeToString([]byte(canary))) {
 		t.Errorf("export holds the Secret:\n%s", yaml)
 	}
-	if strings.Contains(yaml, "resourceVersion") || strings.Contains(yaml, "status:") || strings.Contains(yaml, "managedFields") {
+	if strings.Contains(yaml, "resourceVersion") || strings.Contains(yaml, "status:") || strings.Contains(yaml, "managedFields") || strings.Contains(yaml, "helmflux.dev/") {
 		t.Errorf("export holds what the cluster set:\n%s", yaml)
 	}
 }
@@ -423,4 +423,26 @@ func TestSyncStatusKnowsAPushBeforeTheGitSyncDoes(t *testing.T) {
 		code, body := call(t, http.MethodGet, "/v6/sync?ref="+rev, nil, &pending)
 		return code == http.StatusOK && pending != nil && len(pending) == 0, body
 	})
+}
+
+// TestARefusedPushFailsTheJob: when the remote refuses the push (a
+// protected branch, a server hook), the release job fails with the
+// remote's reason and nothing is committed.
+func TestARefusedPushFailsTheJob(t *testing.T) {
+	ns := testenv.NewNamespace(t, k8s, "fluxapi-refused-")
+	repo := gittest.NewRepo(t, map[string]string{"apps/app.yaml": manifest(app, ns, "example.com/team/app:1.0.0")})
+	srv := gittest.NewHTTPServer(t, repo.Root())
+	createGitSync(t, ns, srv.URL(gittest.RepoName), repo.Head(), nil)
+	repo.Hook("pre-receive", "#!/bin/sh\necho 'main is protected: open a pull request' >&2\nexit 1\n")
+	before := repo.RemoteHead("main").Hash
+	st := waitJob(t, submit(t, map[string]any{
+		"type": "image", "cause": map[string]string{},
+		"spec": map[string]any{"ServiceSpecs": []string{ns + ":deployment/app"}, "ImageSpec": "example.com/team/app:1.0.1", "Kind": "execute"},
+	}))
+	if st.StatusString != fluxapi.JobFailed || !strings.Contains(st.Err, "push rejected") || !strings.Contains(st.Err, "hook declined") || st.Result.Revision != "" {
+		t.Errorf("job %+v, want it failed on the push, with no revision", st)
+	}
+	if repo.RemoteHead("main").Hash != before {
+		t.Error("a refused push left a commit on the remote")
+	}
 }

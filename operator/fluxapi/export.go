@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -80,6 +81,11 @@ func clean(obj *unstructured.Unstructured) {
 	ann := obj.GetAnnotations()
 	delete(ann, "kubectl.kubernetes.io/last-applied-configuration")
 	delete(ann, "deployment.kubernetes.io/revision")
+	for k := range ann {
+		if strings.HasPrefix(k, "helmflux.dev/") { // the GitSync's bookkeeping, not the user's
+			delete(ann, k)
+		}
+	}
 	if len(ann) == 0 {
 		unstructured.RemoveNestedField(obj.Object, "metadata", "annotations")
 	} else {
