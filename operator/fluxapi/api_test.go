@@ -446,3 +446,109 @@ func TestARefusedPushFailsTheJob(t *testing.T) {
 		t.Error("a refused push left a commit on the remote")
 	}
 }
+
+// workloads of every kind the API lists, each with one container.
+const kinds = `apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: NS}
+spec:
+  serviceName: db
+  replicas: 1
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, image: example.com/team/db:2.0.0}]}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: NS}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec: {containers: [{name: agent, image: example.com/team/agent:3.0.0}]}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly, namespace: NS}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers: [{name: report, image: example.com/team/report:4.0.0}]
+---
+apiVersion: helm.fluxcd.io/v1
+kind: HelmRelease
+metadata:
+  name: web
+  namespace: NS
+  annotations:
+    fluxcd.io/automated: "true"
+spec:
+  chart: {repository: "http://127.0.0.1:1/charts", name: web, version: 1.0.0}
+  values:
+    image:
+      repository: example.com/team/web
+      tag: 5.0.0
+`
+
+// TestEveryWorkloadKindIsListed: StatefulSets, DaemonSets, CronJobs and
+// HelmReleases (their images found in values, as automation finds them)
+// are workloads too.
+func TestEveryWorkloadKindIsListed(t *testing.T) {
+	ns := testenv.NewNamespace(t, k8s, "fluxapi-kinds-")
+	repo := gittest.NewRepo(t, map[string]string{"apps/kinds.yaml": strings.ReplaceAll(kinds, "NS", ns)})
+	createGitSync(t, ns, repo.URL(), repo.Head(), nil)
+	want := map[string]string{
+		ns + ":statefulset/db":  "db=example.com/team/db:2.0.0",
+		ns + ":daemonset/agent": "agent=example.com/team/agent:3.0.0",
+		ns + ":cronjob/nightly": "report=example.com/team/report:4.0.0",
+		ns + ":helmrelease/web": "chart-image=example.com/team/web:5.0.0",
+	}
+	var ws []fluxapi.ControllerStatus
+	call(t, http.MethodGet, "/v6/services?namespace="+ns, nil, &ws)
+	got := map[string]string{}
+	for _, w := range ws {
+		for _, c := range w.Containers {
+			got[w.ID] = c.Name + "=" + c.Current.ID
+		}
+		if w.ID == ns+":helmrelease/web" && !w.Automated {
+			t.Errorf("the HelmRelease's automated policy is missing: %+v", w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("workloads %v, want %v", got, want)
+	}
+	for id, c := range want {
+		if got[id] != c {
+			t.Errorf("%s: %q, want %q", id, got[id], c)
+		}
+	}
+}
+
+// TestNotifySyncsTheRepository: a git change notification (/v11/notify,
+// what fluxd's webhook relays send) syncs the GitSyncs of that URL now,
+// not at their interval.
+func TestNotifySyncsTheRepository(t *testing.T) {
+	ns := testenv.NewNamespace(t, k8s, "fluxapi-notify-")
+	repo := gittest.NewRepo(t, map[string]string{"apps/app.yaml": manifest(app, ns, "example.com/team/app:1.0.0")})
+	createGitSync(t, ns, repo.URL(), repo.Head(), func(gs *helmfluxv1alpha1.GitSync) {
+		gs.Spec.Interval.Duration = time.Hour
+	})
+	head := repo.CommitFiles("more", map[string]string{"apps/more.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: more, namespace: " + ns + "}\n"})
+	body := map[string]any{"Kind": "git", "Source": map[string]string{"URL": repo.URL() + "/", "Branch": "main"}}
+	if code, resp := call(t, http.MethodPost, "/v11/notify", body, nil); code != http.StatusAccepted {
+		t.Fatalf("notify: %d %s", code, resp)
+	}
+	eventually(t, time.Minute, "the notified commit applied", func() (bool, string) {
+		var pending []string
+		code, resp := call(t, http.MethodGet, "/v6/sync?ref="+head, nil, &pending)
+		return code == http.StatusOK && pending != nil && len(pending) == 0, resp
+	})
+	if code, resp := call(t, http.MethodPost, "/v11/notify", map[string]any{"Kind": "carrier-pigeon"}, nil); code != http.StatusBadRequest {
+		t.Errorf("an unknown kind: %d %s, want 400", code, resp)
+	}
+}
