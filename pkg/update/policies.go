@@ -477,34 +477,10 @@ func hasKey(m *yaml.Node, key string) bool {
 }
 
 // mappingAt walks path from the root of doc like nodeAt, but ends on a
-// mapping; aliases, anchors and duplicate keys are refused on the way.
+// mapping.
 func mappingAt(doc *yaml.Node, path []string) (*yaml.Node, error) {
-	n := docRoot(doc)
-	if n == nil {
-		return nil, errors.New("document is empty")
-	}
-	for i, p := range path {
-		if err := editable(n, path[:i]); err != nil {
-			return nil, err
-		}
-		switch n.Kind {
-		case yaml.MappingNode:
-			v, err := mapValue(n, p)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", pathString(path[:i+1]), err)
-			}
-			n = v
-		case yaml.SequenceNode:
-			idx, ok := parseIndex(p)
-			if !ok || idx >= len(n.Content) {
-				return nil, fmt.Errorf("%s: no such sequence item", pathString(path[:i+1]))
-			}
-			n = n.Content[idx]
-		default:
-			return nil, fmt.Errorf("%s: not a mapping or sequence", pathString(path[:i]))
-		}
-	}
-	if err := editable(n, path); err != nil {
+	n, err := walk(doc, path)
+	if err != nil {
 		return nil, err
 	}
 	if n.Kind != yaml.MappingNode {

@@ -70,6 +70,20 @@ func docRoot(doc *yaml.Node) *yaml.Node {
 // (an edit would also change every alias of the anchor), duplicate keys (which
 // one wins depends on the reader), and a path that ends on a collection.
 func nodeAt(doc *yaml.Node, path []string) (*yaml.Node, error) {
+	n, err := walk(doc, path)
+	if err != nil {
+		return nil, err
+	}
+	if n.Kind != yaml.ScalarNode {
+		return nil, fmt.Errorf("%s: not a scalar", pathString(path))
+	}
+	return n, nil
+}
+
+// walk follows path (mapping keys and sequence indexes) from the root of
+// doc, refusing aliases, anchors and duplicate keys on the way and at the
+// end; nodeAt and mappingAt check what it ends on.
+func walk(doc *yaml.Node, path []string) (*yaml.Node, error) {
 	n := docRoot(doc)
 	if n == nil {
 		return nil, errors.New("document is empty")
@@ -97,9 +111,6 @@ func nodeAt(doc *yaml.Node, path []string) (*yaml.Node, error) {
 	}
 	if err := editable(n, path); err != nil {
 		return nil, err
-	}
-	if n.Kind != yaml.ScalarNode {
-		return nil, fmt.Errorf("%s: not a scalar", pathString(path))
 	}
 	return n, nil
 }
