@@ -552,3 +552,34 @@ func TestNotifySyncsTheRepository(t *testing.T) {
 		t.Errorf("an unknown kind: %d %s, want 400", code, resp)
 	}
 }
+
+// TestWhyAnswersFromAutomationStatus: GET /v12/why gives, for a workload,
+// what image automation decided per container (the tag in git, the best
+// candidate, the tags passed over and why) and its holds; /v12/holds lists
+// the holds of every GitSync.
+func TestWhyAnswersFromAutomationStatus(t *testing.T) {
+	ns := testenv.NewNamespace(t, k8s, "fluxapi-why-")
+	reg := registrytest.NewServer(t)
+	image := reg.Host() + "/team/app"
+	reg.PushTags(t, "team/app", "1.0.0", "2.0.0")
+	repo := gittest.NewRepo(t, map[string]string{"apps/app.yaml": testenv.AutomatedDeployment(ns, "app", image+":1.0.0", "semver:~1.0")})
+	createGitSync(t, ns, repo.URL(), repo.Head(), nil)
+	id := ns + ":deployment/app"
+	var why fluxapi.WorkloadImages
+	eventually(t, time.Minute, "automation's decision in /v12/why", func() (bool, string) {
+		code, body := call(t, http.MethodGet, "/v12/why?workload="+id, nil, &why)
+		return code == http.StatusOK && len(why.Containers) == 1, body
+	})
+	c := why.Containers[0]
+	if why.ID != id || why.GitSync != ns+"/apps" || c.Tag != "1.0.0" || c.Best != "1.0.0" ||
+		len(c.PassedOver) != 1 || c.PassedOver[0].Tag != "2.0.0" || c.PassedOver[0].Reason != helmfluxv1alpha1.PassedFilter {
+		t.Errorf("why %+v, want 1.0.0 kept and 2.0.0 passed over by the filter", why)
+	}
+	var holds []fluxapi.Hold
+	if code, body := call(t, http.MethodGet, "/v12/holds?namespace="+ns, nil, &holds); code != http.StatusOK || holds == nil || len(holds) != 0 {
+		t.Errorf("holds: %d %s, want an empty list", code, body)
+	}
+	if code, body := call(t, http.MethodGet, "/v12/why?workload="+ns+":deployment/nope", nil, nil); code != http.StatusNotFound {
+		t.Errorf("why of an unknown workload: %d %s, want 404", code, body)
+	}
+}

@@ -71,7 +71,9 @@ func (s *Server) routes() map[string]handler {
 		"HEAD /v6/export":           s.export,
 		"POST /v9/git-repo-config":  s.gitRepoConfig,
 		// helmflux's additions, under a version fluxd never used.
-		"GET /v12/jobs": s.jobSteps,
+		"GET /v12/jobs":  s.jobSteps,
+		"GET /v12/why":   s.why,
+		"GET /v12/holds": s.holds,
 	}
 }
 
