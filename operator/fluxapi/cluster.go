@@ -140,18 +140,14 @@ func (f filter) wants(id ID) bool {
 // by ID. A workload in two GitSyncs' inventories is reported once, for the
 // first GitSync by namespace and name.
 func (c *Cluster) workloads(ctx context.Context, f filter) ([]workload, error) {
-	var list helmfluxv1alpha1.GitSyncList
-	if err := c.Client.List(ctx, &list); err != nil {
-		return nil, fmt.Errorf("list GitSyncs: %w", err)
+	list, err := listGitSyncs(ctx, c.Client)
+	if err != nil {
+		return nil, err
 	}
-	sort.Slice(list.Items, func(i, j int) bool {
-		a, b := list.Items[i], list.Items[j]
-		return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
-	})
 	seen := map[string]bool{}
 	var out []workload
-	for i := range list.Items {
-		gs := &list.Items[i]
+	for i := range list {
+		gs := &list[i]
 		entries, err := inventory.Load(ctx, c.Client, gs)
 		if err != nil {
 			return nil, fmt.Errorf("GitSync %s/%s: %w", gs.Namespace, gs.Name, err)
@@ -177,6 +173,20 @@ func (c *Cluster) workloads(ctx context.Context, f filter) ([]workload, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].id.String() < out[j].id.String() })
 	return out, nil
+}
+
+// listGitSyncs lists the GitSyncs by namespace and name; the first is the
+// one fluxd's single-repository routes (sync, git-repo-config) speak for.
+func listGitSyncs(ctx context.Context, c client.Reader) ([]helmfluxv1alpha1.GitSync, error) {
+	var list helmfluxv1alpha1.GitSyncList
+	if err := c.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("list GitSyncs: %w", err)
+	}
+	sort.Slice(list.Items, func(i, j int) bool {
+		a, b := list.Items[i], list.Items[j]
+		return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+	})
+	return list.Items, nil
 }
 
 // syncError is the GitSync's failure for one object, if its last attempt

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sort"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -17,18 +16,9 @@ import (
 // maxSyncWalk bounds the commits /v6/sync looks through for a ref.
 const maxSyncWalk = 10_000
 
-// gitSyncs lists the GitSyncs by namespace and name; the first is the one
-// fluxd's single-repository routes (sync, git-repo-config) speak for.
+// gitSyncs lists the GitSyncs by namespace and name.
 func (wr *Writer) gitSyncs(ctx context.Context) ([]helmfluxv1alpha1.GitSync, error) {
-	var list helmfluxv1alpha1.GitSyncList
-	if err := wr.Client.List(ctx, &list); err != nil {
-		return nil, fmt.Errorf("list GitSyncs: %w", err)
-	}
-	sort.Slice(list.Items, func(i, j int) bool {
-		a, b := list.Items[i], list.Items[j]
-		return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
-	})
-	return list.Items, nil
+	return listGitSyncs(ctx, wr.Client)
 }
 
 // sync fetches every GitSync's repository now and wakes each GitSync; the
