@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestParseID(t *testing.T) {
@@ -108,5 +109,16 @@ func TestRequestBodyIsBounded(t *testing.T) {
 	s.ServeHTTP(rec, req)
 	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "does not parse") {
 		t.Errorf("an oversized body: %d %s, want 400", rec.Code, rec.Body)
+	}
+}
+
+// A cut subject or trailer never splits a character.
+func TestOneLineKeepsCharactersWhole(t *testing.T) {
+	got := oneLine(strings.Repeat("a", 199) + "é and more\nlines")
+	if got != strings.Repeat("a", 199) || !utf8.ValidString(got) {
+		t.Errorf("oneLine = %q", got)
+	}
+	if got := oneLine("two\nlines  here"); got != "two lines here" {
+		t.Errorf("oneLine = %q", got)
 	}
 }
