@@ -71,7 +71,9 @@ var tagToApplied = benchmark{
 		})
 
 		var committed, applied []time.Duration
+		var pace pacer
 		for i := 1; i <= runs; i++ {
+			pace.wait()
 			want := fmt.Sprintf("%s:1.0.%d", image, i)
 			reg.Push(t, "team/app", fmt.Sprintf("1.0.%d", i), time.Now())
 			start := time.Now()

@@ -78,7 +78,9 @@ var fluxctlRelease = benchmark{
 		home := t.TempDir() // no kubeconfig, no git identity of the developer's
 
 		var samples []time.Duration
+		var pace pacer
 		for i := 1; i <= runs; i++ {
+			pace.wait()
 			want := fmt.Sprintf("%s:1.0.%d", image, i)
 			cmd := exec.Command(fluxctl, "--url", "http://"+addr+fluxapi.Prefix, "release", "--workload", id, "--update-image", want,
 				"--user", "bench", "--timeout", "2m")

@@ -45,7 +45,9 @@ var commitToApplied = benchmark{
 		waitApplied(t, c, ns, "bench", repo.Head(), time.Minute)
 
 		var samples []time.Duration
+		var pace pacer
 		for i := 1; i <= 50; i++ {
+			pace.wait()
 			repo.Write(map[string]string{"value.yaml": valueConfigMap(ns, i)})
 			repo.Commit(fmt.Sprintf("value %d", i))
 			start := time.Now()

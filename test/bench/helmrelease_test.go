@@ -169,7 +169,9 @@ var hrInstallFloor = benchmark{
 		}
 		var samples []time.Duration
 		var reads, writes int64
+		var pace pacer
 		for i := range installs + 1 {
+			pace.wait()
 			// Helm's actions mutate the chart: each install gets a fresh one.
 			ch, err := loader.LoadArchive(bytes.NewReader(tgz))
 			if err != nil {

@@ -63,7 +63,9 @@ var revertToApplied = benchmark{
 		}
 
 		var samples []time.Duration
+		var pace pacer
 		for i := 1; i <= runs; i++ {
+			pace.wait()
 			// Each revert goes back to 1.0.0, where git was before the bump.
 			bumped, previous := fmt.Sprintf("1.0.%d", i), "1.0.0"
 			reg.Push(t, "team/app", bumped, time.Now())
@@ -116,7 +118,9 @@ var holdWalk10k = benchmark{
 			t.Fatal(err)
 		}
 		var samples []time.Duration
+		var pace pacer
 		for range 7 {
+			pace.wait()
 			cold, err := git.NewCache(dir)
 			if err != nil {
 				t.Fatal(err)
