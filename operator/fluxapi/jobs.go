@@ -251,13 +251,6 @@ func (s *Server) job(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// JobProgress is a job's status with its step-by-step progress, what
-// GET /v12/jobs?id= answers.
-type JobProgress struct {
-	Status JobStatus `json:"status"`
-	Steps  []string  `json:"steps"`
-}
-
 // jobSteps answers GET /v12/jobs?id=.
 func (s *Server) jobSteps(w http.ResponseWriter, r *http.Request) error {
 	id := r.URL.Query().Get("id")

@@ -1,226 +1,63 @@
 package fluxapi
 
-import (
-	"encoding/json"
-	"time"
+import "github.com/helmflux/helmflux/api/fluxd"
+
+// The wire types live in api/fluxd, shared with the helmflux CLI; these
+// names keep this package's code as it reads against fluxd's own types.
+type (
+	ImageInfo             = fluxd.ImageInfo
+	Container             = fluxd.Container
+	Rollout               = fluxd.Rollout
+	ControllerStatus      = fluxd.ControllerStatus
+	ImageStatus           = fluxd.ImageStatus
+	Cause                 = fluxd.Cause
+	UpdateSpec            = fluxd.UpdateSpec
+	ImageReleaseSpec      = fluxd.ImageReleaseSpec
+	ContainerUpdate       = fluxd.ContainerUpdate
+	ContainersReleaseSpec = fluxd.ContainersReleaseSpec
+	PolicyUpdate          = fluxd.PolicyUpdate
+	WorkloadResult        = fluxd.WorkloadResult
+	JobResult             = fluxd.JobResult
+	JobStatus             = fluxd.JobStatus
+	GitRemote             = fluxd.GitRemote
+	Fingerprint           = fluxd.Fingerprint
+	PublicKey             = fluxd.PublicKey
+	GitConfig             = fluxd.GitConfig
+	NotifyChange          = fluxd.NotifyChange
+	JobProgress           = fluxd.JobProgress
+	WorkloadImages        = fluxd.WorkloadImages
+	Hold                  = fluxd.Hold
 )
 
-// The JSON shapes of fluxd's API as fluxctl 1.25.4 decodes them
-// (../shared/fluxd-api.md §3). Field names are the JSON keys, as in fluxd's
-// Go types, unless a tag says otherwise.
-
-// ImageInfo is fluxd's image.Info.
-type ImageInfo struct {
-	ID          string            `json:"ID"`
-	Digest      string            `json:",omitempty"`
-	ImageID     string            `json:",omitempty"`
-	Labels      map[string]string `json:",omitempty"`
-	CreatedAt   *time.Time        `json:",omitempty"`
-	LastFetched *time.Time        `json:",omitempty"`
-}
-
-// Container is fluxd's v6.Container.
-type Container struct {
-	Name                    string      `json:",omitempty"`
-	Current                 *ImageInfo  `json:",omitempty"`
-	LatestFiltered          *ImageInfo  `json:",omitempty"`
-	Available               []ImageInfo `json:",omitempty"`
-	AvailableError          string      `json:",omitempty"`
-	AvailableImagesCount    int         `json:",omitempty"`
-	NewAvailableImagesCount int         `json:",omitempty"`
-	FilteredImagesCount     int         `json:",omitempty"`
-	NewFilteredImagesCount  int         `json:",omitempty"`
-}
-
-// Rollout is fluxd's cluster.RolloutStatus.
-type Rollout struct {
-	Desired   int32
-	Updated   int32
-	Ready     int32
-	Available int32
-	Outdated  int32
-	Messages  []string
-}
-
-// Workload statuses (ControllerStatus.Status), as fluxd named them.
 const (
-	StatusReady    = "ready"
-	StatusUpdating = "updating"
-	StatusStarted  = "started"
-	StatusError    = "error"
-	StatusUnknown  = "unknown"
+	StatusReady        = fluxd.StatusReady
+	StatusUpdating     = fluxd.StatusUpdating
+	StatusStarted      = fluxd.StatusStarted
+	StatusError        = fluxd.StatusError
+	StatusUnknown      = fluxd.StatusUnknown
+	ReadOnlyNotInRepo  = fluxd.ReadOnlyNotInRepo
+	ReadOnlyNotReady   = fluxd.ReadOnlyNotReady
+	ReadOnlyMode       = fluxd.ReadOnlyMode
+	UpdateImages       = fluxd.UpdateImages
+	UpdateContainers   = fluxd.UpdateContainers
+	UpdatePolicy       = fluxd.UpdatePolicy
+	UpdateSync         = fluxd.UpdateSync
+	ReleaseKindPlan    = fluxd.ReleaseKindPlan
+	ReleaseKindExecute = fluxd.ReleaseKindExecute
+	AllWorkloads       = fluxd.AllWorkloads
+	AllLatestImages    = fluxd.AllLatestImages
+	ResultSuccess      = fluxd.ResultSuccess
+	ResultFailed       = fluxd.ResultFailed
+	ResultSkipped      = fluxd.ResultSkipped
+	ResultIgnored      = fluxd.ResultIgnored
+	ResultUnknown      = fluxd.ResultUnknown
+	JobQueued          = fluxd.JobQueued
+	JobRunning         = fluxd.JobRunning
+	JobSucceeded       = fluxd.JobSucceeded
+	JobFailed          = fluxd.JobFailed
+	GitUnconfigured    = fluxd.GitUnconfigured
+	GitNew             = fluxd.GitNew
+	GitCloned          = fluxd.GitCloned
+	GitReady           = fluxd.GitReady
+	GitUnreachable     = fluxd.GitUnreachable
 )
-
-// ReadOnly reasons (ControllerStatus.ReadOnly).
-const (
-	ReadOnlyNotInRepo = "NotInRepo"
-	ReadOnlyNotReady  = "NotReady"
-	ReadOnlyMode      = "ReadOnlyMode"
-)
-
-// ControllerStatus is fluxd's v6.ControllerStatus: one workload.
-type ControllerStatus struct {
-	ID         string
-	Containers []Container
-	ReadOnly   string
-	Status     string
-	Rollout    Rollout
-	SyncError  string
-	Antecedent string
-	Labels     map[string]string
-	Automated  bool
-	Locked     bool
-	Ignore     bool
-	Policies   map[string]string
-}
-
-// ImageStatus is fluxd's v6.ImageStatus.
-type ImageStatus struct {
-	ID         string
-	Containers []Container
-}
-
-// Cause is who asked for an update and why.
-type Cause struct {
-	Message string
-	User    string
-}
-
-// Update types (UpdateSpec.Type).
-const (
-	UpdateImages     = "image"
-	UpdateContainers = "containers"
-	UpdatePolicy     = "policy"
-	UpdateSync       = "sync"
-)
-
-// UpdateSpec is fluxd's update.Spec: what POST /v9/update-manifests asks.
-type UpdateSpec struct {
-	Type  string          `json:"type"`
-	Cause Cause           `json:"cause"`
-	Spec  json.RawMessage `json:"spec"`
-}
-
-// Release kinds: plan computes, execute commits.
-const (
-	ReleaseKindPlan    = "plan"
-	ReleaseKindExecute = "execute"
-)
-
-// The special specs of an image release.
-const (
-	AllWorkloads    = "<all>"
-	AllLatestImages = "<all latest>"
-)
-
-// ImageReleaseSpec is fluxd's update.ReleaseImageSpec.
-type ImageReleaseSpec struct {
-	ServiceSpecs []string
-	ImageSpec    string
-	Kind         string
-	Excludes     []string
-	Force        bool
-}
-
-// ContainerUpdate is one container's release in a containers spec or a
-// result.
-type ContainerUpdate struct {
-	Container string
-	Current   string
-	Target    string
-}
-
-// ContainersReleaseSpec is fluxd's update.ReleaseContainersSpec, sent by
-// `release --interactive`.
-type ContainersReleaseSpec struct {
-	Kind           string
-	ContainerSpecs map[string][]ContainerUpdate
-	SkipMismatches bool
-	Force          bool
-}
-
-// PolicyUpdate adds and removes policies on one workload.
-type PolicyUpdate struct {
-	Add    map[string]string `json:"add"`
-	Remove map[string]string `json:"remove"`
-}
-
-// Per-workload result statuses (WorkloadResult.Status).
-const (
-	ResultSuccess = "success"
-	ResultFailed  = "failed"
-	ResultSkipped = "skipped"
-	ResultIgnored = "ignored"
-	ResultUnknown = "unknown"
-)
-
-// WorkloadResult is one workload's entry in a job's Result.
-type WorkloadResult struct {
-	Status       string
-	Error        string            `json:",omitempty"`
-	PerContainer []ContainerUpdate `json:",omitempty"`
-}
-
-// JobResult is fluxd's job.Result.
-type JobResult struct {
-	Revision string                    `json:"revision,omitempty"`
-	Spec     *UpdateSpec               `json:"spec,omitempty"`
-	Result   map[string]WorkloadResult `json:"result,omitempty"`
-}
-
-// Job states (JobStatus.StatusString).
-const (
-	JobQueued    = "queued"
-	JobRunning   = "running"
-	JobSucceeded = "succeeded"
-	JobFailed    = "failed"
-)
-
-// JobStatus is fluxd's job.Status.
-type JobStatus struct {
-	Result       JobResult
-	Err          string
-	StatusString string
-}
-
-// GitRemote names the repository of GitConfig.
-type GitRemote struct {
-	URL    string `json:"url"`
-	Branch string `json:"branch"`
-	Path   string `json:"path"`
-}
-
-// Fingerprint is one hash of a public key with its randomart picture.
-type Fingerprint struct {
-	Hash      string `json:"hash"`
-	Randomart string `json:"randomart"`
-}
-
-// PublicKey is the deploy key's public half.
-type PublicKey struct {
-	Key          string                 `json:"key"`
-	Fingerprints map[string]Fingerprint `json:"fingerprints"`
-}
-
-// Repository states (GitConfig.Status).
-const (
-	GitUnconfigured = "unconfigured"
-	GitNew          = "new"
-	GitCloned       = "cloned"
-	GitReady        = "ready"
-	GitUnreachable  = "unreachable"
-)
-
-// GitConfig is fluxd's v6.GitConfig.
-type GitConfig struct {
-	Remote       GitRemote `json:"remote"`
-	PublicSSHKey PublicKey `json:"publicSSHKey"`
-	Status       string    `json:"status"`
-	Error        string    `json:"errors,omitempty"`
-}
-
-// NotifyChange is the body of POST /v11/notify.
-type NotifyChange struct {
-	Kind   string
-	Source json.RawMessage
-}

@@ -6,23 +6,6 @@ import (
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 )
 
-// WorkloadImages is helmflux's answer to "why is this image not
-// updating?" for one workload, from the status image automation wrote:
-// per container the tag in git, the best candidate and the tags passed
-// over with why, and the holds in force. What GET /v12/why answers.
-type WorkloadImages struct {
-	ID      string `json:"id"`
-	GitSync string `json:"gitSync"`
-	// Containers and Holds are status.imageAutomation's entries for the
-	// workload.
-	Containers []helmfluxv1alpha1.ContainerImage `json:"containers"`
-	Holds      []helmfluxv1alpha1.ImageHold      `json:"holds"`
-	// LastRun and Ready are when automation last changed the status and
-	// its Ready message.
-	LastRun string `json:"lastRun,omitempty"`
-	Ready   string `json:"ready,omitempty"`
-}
-
 // why answers GET /v12/why?workload=<id>.
 func (s *Server) why(w http.ResponseWriter, r *http.Request) error {
 	v := r.URL.Query().Get("workload")
@@ -65,12 +48,6 @@ func (s *Server) why(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
-}
-
-// Hold is one hold with the GitSync whose status holds it.
-type Hold struct {
-	GitSync string `json:"gitSync"`
-	helmfluxv1alpha1.ImageHold
 }
 
 // holds answers GET /v12/holds?namespace=: the holds in force in every
