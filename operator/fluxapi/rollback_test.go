@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -53,10 +55,17 @@ func shopYAML(ns, shopTag, proxyTag string, replicas int) string {
 // autoCommit commits files with the message image automation writes for
 // one tag change (operator/automation's DefaultMessageTemplate and
 // trailers), so the history reads as automation made it.
-func autoCommit(repo *gittest.Repo, files map[string]string, id, container, image, from, to string) string {
+func autoCommit(repo *gittest.Repo, files map[string]string, id, container, image, from, to string, opts ...gittest.CommitOption) string {
 	msg := fmt.Sprintf("Auto-release %s:%s\n\n- %s (%s): %s %s -> %s\n\nHelmflux-Image: %s %s -> %s\nHelmflux-Workload: %s\n",
 		image, to, id, container, image, from, to, image, from, to, id)
-	return repo.CommitFiles(msg, files)
+	return repo.CommitFiles(msg, files, opts...)
+}
+
+// now dates a commit now rather than in gittest's 2024: automation's hold
+// walk reads only the last year.
+func now(o *gogit.CommitOptions) {
+	sig := &object.Signature{Name: "helmflux", Email: "helmflux@example.com", When: time.Now()}
+	o.Author, o.Committer = sig, sig
 }
 
 // rollback posts a rollback and returns its job ID.
@@ -372,7 +381,7 @@ func TestRollbackOneOfTwoContainersAndLock(t *testing.T) {
 		t.Fatalf("want one commit on %s, got %s on %v", c2, cm.Hash, cm.ParentHashes)
 	}
 	got := repo.FileAt(cm, "apps/shop.yaml")
-	lock := "  annotations:\n    fluxcd.io/locked: \"true\"\n    fluxcd.io/locked_msg: 1.0.1 breaks checkout\n    fluxcd.io/locked_user: Dev <dev@example.com>\n"
+	lock := "  annotations:\n    fluxcd.io/locked: \"true\"\n    fluxcd.io/locked_msg: \"1.0.1 breaks checkout\"\n    fluxcd.io/locked_user: \"Dev <dev@example.com>\"\n"
 	want := strings.Replace(shopYAML(ns, "1.0.0", "2.0.1", 1), "  namespace: "+ns+"\n", "  namespace: "+ns+"\n"+lock, 1)
 	if got != want {
 		t.Errorf("after the rollback apps/shop.yaml reads\n%s\nwant\n%s", got, want)
@@ -443,7 +452,7 @@ func TestARollbackHoldsAgainstAutomation(t *testing.T) {
 	reg.PushTags(t, "team/app", "1.0.0", "1.0.1")
 	id := ns + ":deployment/app"
 	repo := gittest.NewRepo(t, map[string]string{"apps/app.yaml": testenv.AutomatedDeployment(ns, "app", image+":1.0.0", "semver:~1.0")})
-	bump := autoCommit(repo, map[string]string{"apps/app.yaml": testenv.AutomatedDeployment(ns, "app", image+":1.0.1", "semver:~1.0")}, id, "app", image, "1.0.0", "1.0.1")
+	bump := autoCommit(repo, map[string]string{"apps/app.yaml": testenv.AutomatedDeployment(ns, "app", image+":1.0.1", "semver:~1.0")}, id, "app", image, "1.0.0", "1.0.1", now)
 	gs := createGitSync(t, ns, repo.URL(), bump, nil)
 	// The first pass finds 1.0.1 current and best: nothing to write.
 	eventually(t, time.Minute, "the first automation pass", func() (bool, string) {
@@ -464,8 +473,9 @@ func TestARollbackHoldsAgainstAutomation(t *testing.T) {
 	// A pass now (a spec change starts one): it starts from the rollback,
 	// holds 1.0.1 and writes nothing.
 	got := getGitSync(t, gs)
+	patch := client.MergeFrom(got.DeepCopy())
 	got.Spec.Interval.Duration = 2 * time.Minute
-	if err := k8s.Update(context.Background(), got); err != nil {
+	if err := k8s.Patch(context.Background(), got, patch); err != nil {
 		t.Fatal(err)
 	}
 	var hold *helmfluxv1alpha1.ImageHold
@@ -481,8 +491,8 @@ func TestARollbackHoldsAgainstAutomation(t *testing.T) {
 		}
 		return true, ""
 	})
-	if head := repo.RemoteHead("main").Hash.String(); head != rb {
-		t.Fatalf("automation pushed %s on top of the rollback %s", head, rb)
+	if head := repo.RemoteHead("main"); head.Hash.String() != rb {
+		t.Fatalf("automation pushed %s on top of the rollback %s:\n%s", head.Hash, rb, head.Message)
 	}
 	if hold == nil || hold.Tag != "1.0.1" || hold.Current != "1.0.0" || hold.Reason != helmfluxv1alpha1.HoldRollback || hold.Commit != rb {
 		t.Fatalf("hold %+v, want 1.0.1 held at 1.0.0 by the rollback %s", hold, rb)
