@@ -95,6 +95,10 @@ const (
 	UpdateContainers = "containers"
 	UpdatePolicy     = "policy"
 	UpdateSync       = "sync"
+	// UpdateRollback is the UpdateSpec.Type of a job POST /v12/rollback
+	// queued; POST /v9/update-manifests refuses it (fluxctl never sends
+	// it).
+	UpdateRollback = "rollback"
 )
 
 // UpdateSpec is fluxd's update.Spec: what POST /v9/update-manifests asks.
@@ -169,6 +173,38 @@ type JobResult struct {
 	Revision string                    `json:"revision,omitempty"`
 	Spec     *UpdateSpec               `json:"spec,omitempty"`
 	Result   map[string]WorkloadResult `json:"result,omitempty"`
+	// Patch is helmflux's addition (fluxctl ignores it): the unified diff,
+	// a/ and b/ paths, of what a rollback job commits or, on a dry run,
+	// would commit.
+	Patch string `json:"patch,omitempty"`
+	// Reverted is helmflux's addition: the commits a rollback undoes the
+	// image changes of, newest first.
+	Reverted []Commit `json:"reverted,omitempty"`
+}
+
+// RollbackSpec is the body of POST /v12/rollback: set a workload's images
+// back to what a commit of its GitSync's branch gave them, as one new
+// commit. Exactly one of To and Previous.
+type RollbackSpec struct {
+	// Workload is "<namespace>:<kind>/<name>", as fluxd IDs.
+	Workload string `json:"workload"`
+	// To is a commit (its full hash or a unique prefix of at least 7 hex
+	// digits) whose images of the workload to restore.
+	To string `json:"to,omitempty"`
+	// Previous undoes the newest commit that changed the workload's images.
+	Previous bool `json:"previous,omitempty"`
+	// Lock also locks the workload (fluxcd.io/locked, with the cause's
+	// message and user as fluxctl lock writes them) in the same commit.
+	Lock bool `json:"lock,omitempty"`
+	// DryRun computes and returns the patch and commits nothing.
+	DryRun bool  `json:"dryRun,omitempty"`
+	Cause  Cause `json:"cause"`
+}
+
+// Commit names one commit in a result.
+type Commit struct {
+	Hash    string `json:"hash"`
+	Subject string `json:"subject"`
 }
 
 // Job states (JobStatus.StatusString).

@@ -37,7 +37,7 @@ type Server struct {
 	Cluster *Cluster
 	// Images answers the image routes.
 	Images *Images
-	// Jobs runs update-manifests.
+	// Jobs runs update-manifests and rollbacks.
 	Jobs *Jobs
 	// Writer reads the GitSyncs' repositories for sync and export.
 	Writer *Writer
@@ -71,9 +71,10 @@ func (s *Server) routes() map[string]handler {
 		"HEAD /v6/export":           s.export,
 		"POST /v9/git-repo-config":  s.gitRepoConfig,
 		// helmflux's additions, under a version fluxd never used.
-		"GET /v12/jobs":  s.jobSteps,
-		"GET /v12/why":   s.why,
-		"GET /v12/holds": s.holds,
+		"GET /v12/jobs":      s.jobSteps,
+		"GET /v12/why":       s.why,
+		"GET /v12/holds":     s.holds,
+		"POST /v12/rollback": s.rollback,
 	}
 }
 

@@ -27,6 +27,8 @@ type (
 	JobProgress           = fluxd.JobProgress
 	WorkloadImages        = fluxd.WorkloadImages
 	Hold                  = fluxd.Hold
+	RollbackSpec          = fluxd.RollbackSpec
+	Commit                = fluxd.Commit
 )
 
 const (
@@ -42,6 +44,7 @@ const (
 	UpdateContainers   = fluxd.UpdateContainers
 	UpdatePolicy       = fluxd.UpdatePolicy
 	UpdateSync         = fluxd.UpdateSync
+	UpdateRollback     = fluxd.UpdateRollback
 	ReleaseKindPlan    = fluxd.ReleaseKindPlan
 	ReleaseKindExecute = fluxd.ReleaseKindExecute
 	AllWorkloads       = fluxd.AllWorkloads

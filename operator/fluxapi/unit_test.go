@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/helmflux/helmflux/pkg/update"
 )
 
 func TestParseID(t *testing.T) {
@@ -120,5 +122,49 @@ func TestOneLineKeepsCharactersWhole(t *testing.T) {
 	}
 	if got := oneLine("two\nlines  here"); got != "two lines here" {
 		t.Errorf("oneLine = %q", got)
+	}
+}
+
+// A rollback's patch is a unified diff git applies: 3 lines of context,
+// a/ b/ paths, and git's marker after a last line without a line break.
+func TestUnifiedDiff(t *testing.T) {
+	files := []update.File{
+		{Path: "a.yaml", Data: []byte("1\n2\n3\n4\n5\n6\n7\n8\n9\n")},
+		{Path: "b.yaml", Data: []byte("x: 1\ntag: 1.0.1")},
+		{Path: "c.yaml", Data: []byte("same\n")},
+	}
+	got, err := unifiedDiff(files, map[string][]byte{
+		"b.yaml": []byte("x: 1\ntag: 1.0.0"),
+		"a.yaml": []byte("1\n2\n3\n4\nfive\n6\n7\n8\n9\n"),
+	})
+	want := "--- a/a.yaml\n+++ b/a.yaml\n@@ -2,7 +2,7 @@\n 2\n 3\n 4\n-5\n+five\n 6\n 7\n 8\n" +
+		"--- a/b.yaml\n+++ b/b.yaml\n@@ -1,2 +1,2 @@\n x: 1\n-tag: 1.0.1\n\\ No newline at end of file\n+tag: 1.0.0\n\\ No newline at end of file\n"
+	if err != nil || got != want {
+		t.Errorf("unifiedDiff:\n%s\nwant\n%s (%v)", got, want, err)
+	}
+}
+
+func TestCheckRollback(t *testing.T) {
+	for _, ok := range []RollbackSpec{
+		{Workload: "apps:deployment/web", Previous: true},
+		{Workload: "apps:deployment/web", To: "0123abc"},
+		{Workload: "apps:helmrelease/web", To: "0123456789ABCDEF0123456789abcdef01234567"},
+	} {
+		if _, err := checkRollback(ok); err != nil {
+			t.Errorf("checkRollback(%+v): %v", ok, err)
+		}
+	}
+	for _, bad := range []RollbackSpec{
+		{Previous: true},
+		{Workload: "apps/web", Previous: true},
+		{Workload: "apps:deployment/web"},
+		{Workload: "apps:deployment/web", Previous: true, To: "0123abc"},
+		{Workload: "apps:deployment/web", To: "0123ab"},
+		{Workload: "apps:deployment/web", To: "0123456789abcdef0123456789abcdef012345678"},
+		{Workload: "apps:deployment/web", To: "main~1"},
+	} {
+		if _, err := checkRollback(bad); err == nil {
+			t.Errorf("checkRollback(%+v) passed, want a 400", bad)
+		}
 	}
 }

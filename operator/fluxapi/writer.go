@@ -106,6 +106,16 @@ func (wr *Writer) Run(ctx context.Context, spec UpdateSpec, step func(string, ..
 			return JobResult{}, err
 		}
 		return wr.policies(ctx, spec.Cause, changes, step)
+	case UpdateRollback:
+		var s RollbackSpec
+		if err := json.Unmarshal(spec.Spec, &s); err != nil {
+			return JobResult{}, err
+		}
+		id, err := checkRollback(s)
+		if err != nil {
+			return JobResult{}, err
+		}
+		return wr.rollback(ctx, s, id, step)
 	}
 	return JobResult{}, fmt.Errorf("unknown update type %q", spec.Type)
 }
@@ -207,6 +217,17 @@ type editFunc func(files []update.File, images map[string][]update.Image) (map[s
 // edit runs fn on a fresh checkout of g's branch and commits and pushes
 // what it returns; it returns the pushed commit, "" when none.
 func (wr *Writer) edit(ctx context.Context, g group, step func(string, ...any), fn editFunc) (string, error) {
+	return wr.editAt(ctx, g, step, func(_ git.Revision, files []update.File, images map[string][]update.Image) (map[string][]byte, string, error) {
+		return fn(files, images)
+	})
+}
+
+// headEditFunc is an editFunc that also gets the head its checkout is of,
+// for edits that read the branch's history.
+type headEditFunc func(head git.Revision, files []update.File, images map[string][]update.Image) (map[string][]byte, string, error)
+
+// editAt is edit for a headEditFunc.
+func (wr *Writer) editAt(ctx context.Context, g group, step func(string, ...any), fn headEditFunc) (string, error) {
 	gs := g.gitSync
 	if gs.Spec.ReadOnly {
 		return "", fmt.Errorf("GitSync %s/%s is readOnly: helmflux does not write to its repository", gs.Namespace, gs.Name)
@@ -224,7 +245,7 @@ func (wr *Writer) edit(ctx context.Context, g group, step func(string, ...any), 
 	}
 	step("Clone the config repo.")
 	var subject string
-	res, err := wr.Git.CommitAndPush(ctx, gs.Spec.URL, opts, func(ctx context.Context, dir string, _ git.Revision) (git.Edit, error) {
+	res, err := wr.Git.CommitAndPush(ctx, gs.Spec.URL, opts, func(ctx context.Context, dir string, head git.Revision) (git.Edit, error) {
 		rd, err := checkout.Open(dir)
 		if err != nil {
 			return git.Edit{}, err
@@ -244,7 +265,7 @@ func (wr *Writer) edit(ctx context.Context, g group, step func(string, ...any), 
 			id := img.Object.String()
 			images[id] = append(images[id], img)
 		}
-		newFiles, msg, err := fn(files, images)
+		newFiles, msg, err := fn(head, files, images)
 		if err != nil || len(newFiles) == 0 {
 			return git.Edit{}, err
 		}
