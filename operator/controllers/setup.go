@@ -248,7 +248,7 @@ func newFluxAPI(mgr ctrl.Manager, gitCache *git.Cache, auto *automation.Reconcil
 		default: // a full queue syncs it soon anyway
 		}
 	}
-	cluster := &fluxapi.Cluster{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()}
+	cluster := &fluxapi.Cluster{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Git: gitCache}
 	writer := &fluxapi.Writer{Client: mgr.GetClient(), Git: gitCache, Registry: auto.Registry, Cluster: cluster, Wake: wake, Identity: identityOf(opts)}
 	identity := identityOf(opts).ObjectKey
 	return &fluxapi.Server{

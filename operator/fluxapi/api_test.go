@@ -493,20 +493,37 @@ spec:
     image:
       repository: example.com/team/web
       tag: 5.0.0
+---
+apiVersion: helm.fluxcd.io/v1
+kind: HelmRelease
+metadata:
+  name: api
+  namespace: NS
+spec:
+  chart: {repository: "http://127.0.0.1:1/charts", name: api, version: 1.0.0}
+  valuesFrom:
+    - gitFileRef: {path: values/api.yaml}
+`
+
+// apiValues is the values file of the HelmRelease api, in git beside it.
+const apiValues = `image:
+  repository: example.com/team/api
+  tag: 6.0.0
 `
 
 // TestEveryWorkloadKindIsListed: StatefulSets, DaemonSets, CronJobs and
-// HelmReleases (their images found in values, as automation finds them)
-// are workloads too.
+// HelmReleases (their images found in values, as automation finds them,
+// values files in git included) are workloads too.
 func TestEveryWorkloadKindIsListed(t *testing.T) {
 	ns := testenv.NewNamespace(t, k8s, "fluxapi-kinds-")
-	repo := gittest.NewRepo(t, map[string]string{"apps/kinds.yaml": strings.ReplaceAll(kinds, "NS", ns)})
+	repo := gittest.NewRepo(t, map[string]string{"apps/kinds.yaml": strings.ReplaceAll(kinds, "NS", ns), "values/api.yaml": apiValues})
 	createGitSync(t, ns, repo.URL(), repo.Head(), nil)
 	want := map[string]string{
 		ns + ":statefulset/db":  "db=example.com/team/db:2.0.0",
 		ns + ":daemonset/agent": "agent=example.com/team/agent:3.0.0",
 		ns + ":cronjob/nightly": "report=example.com/team/report:4.0.0",
 		ns + ":helmrelease/web": "chart-image=example.com/team/web:5.0.0",
+		ns + ":helmrelease/api": "chart-image=example.com/team/api:6.0.0",
 	}
 	var ws []fluxapi.ControllerStatus
 	call(t, http.MethodGet, "/v6/services?namespace="+ns, nil, &ws)

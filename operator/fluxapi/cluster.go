@@ -21,6 +21,7 @@ import (
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/operator/inventory"
 	"github.com/helmflux/helmflux/pkg/apply"
+	"github.com/helmflux/helmflux/pkg/git"
 	"github.com/helmflux/helmflux/pkg/update"
 )
 
@@ -33,7 +34,15 @@ type Cluster struct {
 	// Reader reads workloads live, so the API does not cache every
 	// Deployment of the cluster.
 	Reader client.Reader
+	// Git reads the values files of HelmReleases (valuesFrom[].gitFileRef)
+	// at the revision their GitSync applied, for the images in them; nil
+	// lists only the images in spec.values.
+	Git *git.Cache
 }
+
+// maxValuesFile bounds a values file read for its images, as the
+// HelmRelease controller bounds it.
+const maxValuesFile = 4 << 20
 
 // workloadKinds are the kinds the API lists, by the lower-case name IDs use.
 var workloadKinds = map[string]struct {
@@ -242,7 +251,7 @@ func (c *Cluster) read(ctx context.Context, id ID) (workload, error) {
 		}
 		obj = hr
 		w.status, w.rollout = helmReleaseRollout(hr)
-		w.containers = helmReleaseContainers(hr)
+		w.containers = c.helmReleaseContainers(ctx, hr)
 	default:
 		return w, fmt.Errorf("workload kind %q is not listed", id.Kind)
 	}
@@ -257,8 +266,10 @@ func (c *Cluster) read(ctx context.Context, id ID) (workload, error) {
 }
 
 // helmReleaseContainers finds a HelmRelease's images in its values as image
-// automation does (the Flux v1 value shapes and mapping annotations).
-func helmReleaseContainers(hr *helmv1.HelmRelease) []workloadContainer {
+// automation does (the Flux v1 value shapes and mapping annotations): in
+// spec.values, and in the values files it reads from git, at the revision
+// its GitSync applied.
+func (c *Cluster) helmReleaseContainers(ctx context.Context, hr *helmv1.HelmRelease) []workloadContainer {
 	obj := hr.DeepCopy()
 	obj.APIVersion, obj.Kind = helmv1.GroupVersion.String(), helmv1.HelmReleaseKind
 	obj.Status = helmv1.HelmReleaseStatus{}
@@ -267,7 +278,8 @@ func helmReleaseContainers(hr *helmv1.HelmRelease) []workloadContainer {
 	if err != nil {
 		return nil
 	}
-	images, _ := update.Find([]update.File{{Path: "helmrelease.yaml", Data: b}})
+	files := append([]update.File{{Path: "helmrelease.yaml", Data: b}}, c.valuesFiles(ctx, hr, b)...)
+	images, _ := update.Find(files)
 	var out []workloadContainer
 	for _, img := range images {
 		ref := img.Repository
@@ -275,6 +287,36 @@ func helmReleaseContainers(hr *helmv1.HelmRelease) []workloadContainer {
 			ref += ":" + img.Tag
 		}
 		out = append(out, workloadContainer{name: img.Container, image: ref})
+	}
+	return out
+}
+
+// valuesFiles reads the gitFileRef values files of a HelmRelease (data is
+// it as YAML) at the revision its GitSync applied; one it cannot read is
+// left out, as the HelmRelease's own status says why.
+func (c *Cluster) valuesFiles(ctx context.Context, hr *helmv1.HelmRelease, data []byte) []update.File {
+	if c.Git == nil {
+		return nil
+	}
+	paths, _ := update.ValuesFiles([]update.File{{Path: "helmrelease.yaml", Data: data}})
+	if len(paths) == 0 {
+		return nil
+	}
+	ann := hr.GetAnnotations()
+	ns, name, ok := strings.Cut(ann[helmfluxv1alpha1.SyncAnnotation], "/")
+	rev, err := git.ParseRevision(ann[helmv1.RevisionAnnotation])
+	if !ok || err != nil {
+		return nil
+	}
+	gs := &helmfluxv1alpha1.GitSync{}
+	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, gs); err != nil {
+		return nil
+	}
+	var out []update.File
+	for _, p := range paths {
+		if b, err := c.Git.ReadFile(ctx, gs.Spec.URL, rev, p, maxValuesFile); err == nil {
+			out = append(out, update.File{Path: p, Data: b})
+		}
 	}
 	return out
 }
