@@ -100,6 +100,7 @@ or at --url. Every change it asks for is a commit in git.`,
 		a.syncCmd(),
 		a.identityCmd(),
 		a.saveCmd(),
+		a.rollbackCmd(),
 		a.whyCmd(),
 	)
 	return root

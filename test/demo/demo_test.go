@@ -41,12 +41,18 @@ func TestDemoStartsAReachableControlPlane(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the operator: %v\n%s", err, out)
 	}
+	cliBin := filepath.Join(t.TempDir(), "helmflux")
+	build = exec.Command("go", "build", "-o", cliBin, "./cli")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the CLI: %v\n%s", err, out)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	state := t.TempDir()
 	var out bytes.Buffer
-	var listed, greeting, released, automated, held string
+	var listed, greeting, released, automated, held, rereleased string
 	var opts options
 	opts = options{root: root, stateDir: state, operator: operator,
 		gitAddr: freeAddr(t), hookAddr: freeAddr(t), chartAddr: freeAddr(t), registryAddr: freeAddr(t), onReady: func(kubeconfig string) {
@@ -124,7 +130,11 @@ func TestDemoStartsAReachableControlPlane(t *testing.T) {
 			// the values file, and the release follows that commit.
 			automated = pushNewImage(t, opts, repo, kubectl, "6.5.1")
 			if automated == opts.registryAddr+"/podinfo:6.5.1" {
-				held = revertImage(t, opts, repo, kubectl)
+				cli := demoCLI{t: t, bin: cliBin, url: "http://" + opts.hookAddr + "/api/flux"}
+				held = rollBack(t, opts, repo, kubectl, cli)
+				if held == "6.5.1 6.5.0 Rollback" {
+					rereleased = releaseAgain(t, opts, kubectl, cli)
+				}
 			}
 		}}
 	if err := run(ctx, opts, &out); err != nil {
@@ -145,7 +155,10 @@ func TestDemoStartsAReachableControlPlane(t *testing.T) {
 		t.Errorf("after push-tag 6.5.1 the podinfo Deployment runs %q, want %q", automated, want)
 	}
 	if held != "6.5.1 6.5.0 Rollback" {
-		t.Errorf("after the revert of helmflux's commit the hold is %q, want tag 6.5.1 held with git at 6.5.0 (Rollback)", held)
+		t.Errorf("after helmflux rollback the hold is %q, want tag 6.5.1 held with git at 6.5.0 (Rollback)", held)
+	}
+	if want := opts.registryAddr + "/podinfo:6.5.1"; rereleased != want {
+		t.Errorf("after helmflux release of 6.5.1 the podinfo Deployment runs %q, want %q", rereleased, want)
 	}
 	if !strings.Contains(out.String(), "push-tag 6.5.1") {
 		t.Errorf("demo output does not say how to push a new image:\n%s", out.String())
@@ -252,37 +265,43 @@ func pushNewImage(t *testing.T, opts options, repo *gogit.Repository, kubectl fu
 	return image
 }
 
-// revertImage is the README's last step: the user reverts helmflux's image
-// commit and pushes. The release goes back to 6.5.0 and the GitSync reports
-// the hold; the pass that found it committed nothing. It returns the hold
-// as "<tag> <current> <reason>".
-func revertImage(t *testing.T, opts options, repo *gogit.Repository, kubectl func(...string) string) string {
+// demoCLI runs bin/helmflux against the demo operator, as the README's
+// `export FLUX_URL=...` does.
+type demoCLI struct {
+	t        *testing.T
+	bin, url string
+}
+
+// run runs the CLI and returns its standard output and error; a non-zero
+// exit fails the test.
+func (c demoCLI) run(args ...string) (stdout, stderr string) {
+	c.t.Helper()
+	cmd := exec.Command(c.bin, args...) // #nosec G204 -- the CLI built for the test
+	cmd.Env = append(os.Environ(), "FLUX_URL="+c.url, "NO_COLOR=1")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		c.t.Errorf("helmflux %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errOut.String())
+	}
+	c.t.Logf("$ helmflux %s\n%s%s", strings.Join(args, " "), errOut.String(), out.String())
+	return out.String(), errOut.String()
+}
+
+// rollBack is the README's rollback: the user lists the workloads, rolls
+// the HelmRelease back to the tag before helmflux's commit with `helmflux
+// rollback --previous`, and asks `helmflux why`. The release goes back to
+// 6.5.0 and the GitSync reports the hold; the pass that found it committed
+// nothing. It returns the hold as "<tag> <current> <reason>".
+func rollBack(t *testing.T, opts options, repo *gogit.Repository, kubectl func(...string) string, cli demoCLI) string {
 	t.Helper()
-	head, err := repo.Head()
-	if err != nil {
-		t.Error(err)
-		return ""
+	const id = "demo:helmrelease/podinfo"
+	out, _ := cli.run("list-workloads", "-n", "demo")
+	if !strings.Contains(out, id) || !strings.Contains(out, opts.registryAddr+"/podinfo:6.5.1") || !strings.Contains(out, "automated") {
+		t.Errorf("helmflux list-workloads -n demo: want %s automated at 6.5.1:\n%s", id, out)
 	}
-	bump, err := repo.CommitObject(head.Hash())
-	if err != nil {
-		t.Error(err)
-		return ""
-	}
-	parent, err := bump.Parent(0)
-	if err != nil {
-		t.Error(err)
-		return ""
-	}
-	work := filepath.Join(opts.stateDir, "work")
-	const valuesFile = "values/podinfo.yaml"
-	if err := os.WriteFile(filepath.Join(work, valuesFile), []byte(fileAt(t, parent, valuesFile)), 0o600); err != nil {
-		t.Error(err)
-		return ""
-	}
-	srv := &gitServer{url: "unused"}
-	if err := srv.commitAndPush(context.Background(), repo, "Revert \""+strings.SplitN(bump.Message, "\n", 2)[0]+"\"\n\nThis reverts commit "+bump.Hash.String()+"."); err != nil {
-		t.Error(err)
-		return ""
+	out, errOut := cli.run("rollback", "-w", id, "--previous", "-m", "6.5.1 breaks the login page")
+	if !strings.Contains(out, id+"  success") || !strings.Contains(errOut, "Commit applied:") {
+		t.Errorf("helmflux rollback: want the workload's success and the commit applied:\n%s%s", out, errOut)
 	}
 	var image, hold string
 	deadline := time.Now().Add(2 * time.Minute)
@@ -296,18 +315,47 @@ func revertImage(t *testing.T, opts options, repo *gogit.Repository, kubectl fun
 		time.Sleep(200 * time.Millisecond)
 	}
 	if image != opts.registryAddr+"/podinfo:6.5.0" {
-		t.Errorf("after the revert the podinfo Deployment runs %q, want 6.5.0 again", image)
+		t.Errorf("after the rollback the podinfo Deployment runs %q, want 6.5.0 again", image)
+	}
+	if out, _ := cli.run("why", "-w", id); !strings.Contains(out, "in git    6.5.0") || !strings.Contains(out, "hold: rollback 6.5.1 keeps 6.5.0") {
+		t.Errorf("helmflux why: want 6.5.0 in git and the hold of 6.5.1:\n%s", out)
 	}
 	wt, err := repo.Worktree()
 	if err != nil {
 		t.Error(err)
 		return hold
 	}
-	err = wt.Pull(&gogit.PullOptions{RemoteName: "origin", ReferenceName: plumbing.NewBranchReferenceName("main"), SingleBranch: true})
-	if !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
-		t.Errorf("after the hold was reported, git pull says %v, want already up to date: automation committed over the revert", err)
+	pull := &gogit.PullOptions{RemoteName: "origin", ReferenceName: plumbing.NewBranchReferenceName("main"), SingleBranch: true}
+	if err := wt.Pull(pull); err != nil {
+		t.Errorf("git pull of the rollback commit: %v", err)
+	}
+	if head, err := repo.Head(); err == nil {
+		if c, err := repo.CommitObject(head.Hash()); err == nil && !strings.HasPrefix(c.Message, "Roll back "+id) {
+			t.Errorf("after the hold was reported the head is %q, want the rollback commit: automation committed over it", c.Message)
+		}
 	}
 	return hold
+}
+
+// releaseAgain is the README's last step: the user releases 6.5.1 by hand
+// once it is fixed; a person's release ends the hold. It returns the image
+// the podinfo Deployment then runs.
+func releaseAgain(t *testing.T, opts options, kubectl func(...string) string, cli demoCLI) string {
+	t.Helper()
+	out, errOut := cli.run("release", "-w", "demo:helmrelease/podinfo", "-i", opts.registryAddr+"/podinfo:6.5.1", "-m", "the login page is fixed")
+	if !strings.Contains(out, "chart-image: "+opts.registryAddr+"/podinfo:6.5.0 -> 6.5.1") || !strings.Contains(errOut, "Commit applied:") {
+		t.Errorf("helmflux release: want chart-image 6.5.0 -> 6.5.1 and the commit applied:\n%s%s", out, errOut)
+	}
+	var image string
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		image = kubectl("get", "deployment", "demo-podinfo", "-n", "demo", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+		if image == opts.registryAddr+"/podinfo:6.5.1" {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return image
 }
 
 // fileAt returns the content of path at commit c.

@@ -218,10 +218,19 @@ Within seconds helmflux commits the new tag to values/podinfo.yaml as
   kubectl get helmrelease podinfo -n demo
   kubectl get deployment demo-podinfo -n demo -o jsonpath='{.spec.template.spec.containers[0].image}'
 
+Drive it with the helmflux CLI: list, roll back (automation then holds the
+release at the old tag), ask why, release by hand:
+
+  export FLUX_URL=http://%s/api/flux
+  helmflux list-workloads -n demo
+  helmflux rollback -w demo:helmrelease/podinfo --previous -m "6.5.1 is broken"
+  helmflux why -w demo:helmrelease/podinfo
+  helmflux release -w demo:helmrelease/podinfo -i %s/%s:6.5.1
+
 Remove a file and push, and helmflux prunes what left git (prune is on).
 Press Ctrl-C to stop; the control plane runs in temporary directories and is removed.
 `, env.Config.Host, repo.url, repo.workDir, kcPath, bin, repo.workDir, chartRepo,
-		registryHost, registryHost, demoImage, pushTagCommand(opts, registryHost, "6.5.1"))
+		registryHost, registryHost, demoImage, pushTagCommand(opts, registryHost, "6.5.1"), opts.hookAddr, registryHost, demoImage)
 	if err := kubectl("get", "gitsyncs,helmreleases", "-A"); err != nil {
 		return err
 	}
