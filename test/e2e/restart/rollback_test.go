@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,7 +109,8 @@ var t0 = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 // TestARevertHoldsAgainstAutomation is the story of issue 12: automation
 // bumps team/app 1.0.0 → 1.0.1; a person rolls that back with plain git —
 // `git revert` of the automation commit, a hand edit of the tag, or the
-// revert squashed into an unrelated change — and pushes. The cluster runs
+// revert squashed into an unrelated change — and pushes, or with
+// `helmflux rollback --previous` (issue 14), which commits for them. The cluster runs
 // 1.0.0 again and stays there: later automation passes, before and after an
 // operator restart (SIGKILL), commit nothing, and the GitSync's status shows
 // the hold and the commit that caused it. A fixed build, 1.0.2, ends the
@@ -116,29 +118,124 @@ var t0 = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 func TestARevertHoldsAgainstAutomation(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		rollBack func(p *person, bump string)
+		rollBack func(s *story, bump string) string // returns the rollback commit
 	}{
-		{"git revert", func(p *person, bump string) {
+		{"git revert", asPerson(func(p *person, bump string) {
 			p.git("revert", "--no-edit", bump)
-		}},
-		{"hand edit", func(p *person, _ string) {
+		})},
+		{"hand edit", asPerson(func(p *person, _ string) {
 			p.edit("apps/app.yaml", "team/app:1.0.1\n", "team/app:1.0.0\n")
 			p.git("commit", "-q", "-a", "-m", "Roll app back to 1.0.0\n\n1.0.1 breaks the checkout page.")
-		}},
-		{"squash", func(p *person, bump string) {
+		})},
+		{"squash", asPerson(func(p *person, bump string) {
 			p.git("revert", "--no-commit", bump)
 			p.edit("apps/settings.yaml", "color: blue", "color: green")
 			p.git("commit", "-q", "-a", "-m", "Green settings; app back on 1.0.0")
 			if got := p.git("diff", "--name-only", "HEAD~1", "HEAD"); got != "apps/app.yaml\napps/settings.yaml" {
 				p.t.Fatalf("the squashed commit changes %q, want both files", got)
 			}
-		}},
+		})},
+		{"helmflux rollback", rollBackWithCLI},
 	} {
 		t.Run(tc.name, func(t *testing.T) { revertHolds(t, tc.rollBack) })
 	}
 }
 
-func revertHolds(t *testing.T, rollBack func(p *person, bump string)) {
+// asPerson rolls back as a person with a clone: do, then push.
+func asPerson(do func(p *person, bump string)) func(s *story, bump string) string {
+	return func(s *story, bump string) string {
+		p := cloneAsPerson(s.t, s.url)
+		do(p, bump)
+		return p.push()
+	}
+}
+
+// rollBackWithCLI runs `helmflux rollback --previous` against the
+// operator's API and checks what it committed: one commit on top of the
+// bump, setting only the tag back, naming the bump it reverts.
+func rollBackWithCLI(s *story, bump string) string {
+	t := s.t
+	t.Helper()
+	id := s.ns + ":deployment/app"
+	cmd := exec.Command(cliBinary(t), "--url", "http://"+s.api+"/api/flux", "rollback", "-w", id, "--previous", // #nosec G204 -- the CLI built for the test
+		"-m", "1.0.1 breaks the checkout page", "--user", "Dev <dev@example.com>")
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "FLUX_URL=", "FLUX_SERVICE_TOKEN=")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), id+"  success  app: "+s.host+"/team/app:1.0.1 -> 1.0.0") || !strings.Contains(string(out), "Commit applied:") {
+		s.fatalf("helmflux rollback: %v, want the container set back and the commit applied:\n%s", err, out)
+	}
+	head := s.head()
+	if len(head.ParentHashes) != 1 || head.ParentHashes[0].String() != bump {
+		s.fatalf("the rollback commit %s has parents %v, want exactly one commit on the bump %s", head.Hash, head.ParentHashes, bump)
+	}
+	for _, line := range []string{"This reverts commit " + bump + ".", "Helmflux-Rollback: " + bump, workloadTrailer + ": " + id} {
+		if !hasLine(head.Message, line) {
+			s.fatalf("the rollback commit's message lacks %q:\n%s", line, head.Message)
+		}
+	}
+	if strings.Contains(head.Message, imageTrailer) {
+		s.fatalf("the rollback commit carries %s, so automation would take it for its own:\n%s", imageTrailer, head.Message)
+	}
+	parent, err := head.Parent(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch, err := parent.Patch(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := changedLines(patch.String()), []string{"-          image: " + s.host + "/team/app:1.0.1", "+          image: " + s.host + "/team/app:1.0.0"}; !slices.Equal(got, want) {
+		s.fatalf("the rollback commit changes %q, want only the tag back:\n%s", got, patch)
+	}
+	return head.Hash.String()
+}
+
+// changedLines are a patch's removed and added lines, without the file
+// headers.
+func changedLines(patch string) []string {
+	var out []string
+	for _, l := range strings.Split(patch, "\n") {
+		if (strings.HasPrefix(l, "-") || strings.HasPrefix(l, "+")) && !strings.HasPrefix(l, "---") && !strings.HasPrefix(l, "+++") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+var (
+	cliOnce sync.Once
+	cliPath string
+	cliErr  error
+)
+
+// cliBinary builds the helmflux CLI once for the package's tests.
+func cliBinary(t *testing.T) string {
+	t.Helper()
+	cliOnce.Do(func() {
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			cliErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "helmflux-cli-")
+		if err != nil {
+			cliErr = err
+			return
+		}
+		cliPath = filepath.Join(dir, "helmflux")
+		build := exec.Command("go", "build", "-o", cliPath, "./cli")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			cliErr = fmt.Errorf("build the CLI: %w\n%s", err, out)
+		}
+	})
+	if cliErr != nil {
+		t.Fatal(cliErr)
+	}
+	return cliPath
+}
+
+func revertHolds(t *testing.T, rollBack func(s *story, bump string) string) {
 	s := newStory(t)
 	s.reg.Push(t, "team/app", "1.0.0", t0)
 	s.sync(map[string]string{
@@ -155,10 +252,9 @@ func revertHolds(t *testing.T, rollBack func(p *person, bump string)) {
 	bump := s.waitAutomationCommit(base, workload, image, "1.0.0", "1.0.1")
 	waitRunning(t, s.ns, "app", image+":1.0.1")
 
-	// A person rolls it back with the git command line and pushes.
-	p := cloneAsPerson(t, s.url)
-	rollBack(p, bump.Hash.String())
-	revert := p.push()
+	// A person rolls it back with the git command line and pushes, or with
+	// helmflux rollback.
+	revert := rollBack(s, bump.Hash.String())
 	passes := s.passes()
 
 	// Five passes that began after the push (the first counted may have
@@ -335,6 +431,8 @@ type story struct {
 	repo *gittest.Repo
 	url  string
 	op   *testenv.Operator
+	// api is the operator's --listen address, where the CLI finds its API.
+	api string
 }
 
 // newStory makes the namespace and the registry; push the first tags, then
@@ -353,8 +451,13 @@ func (s *story) sync(files map[string]string, writeBack *helmfluxv1alpha1.WriteB
 	s.t.Helper()
 	s.repo = gittest.NewRepo(s.t, files)
 	s.url = gittest.NewHTTPServer(s.t, s.repo.Root()).URL(gittest.RepoName)
+	api, err := testenv.FreeAddr()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.api = api
 	s.op = testenv.StartOperator(s.t, env, "--automation-interval=1s", "--registry-poll-interval=0s",
-		"--registry-insecure-host="+s.host, "--zap-log-level=debug")
+		"--registry-insecure-host="+s.host, "--zap-log-level=debug", "--listen="+api)
 	gs := &helmfluxv1alpha1.GitSync{
 		ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: "apps"},
 		Spec: helmfluxv1alpha1.GitSyncSpec{
