@@ -14,12 +14,12 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
+	"k8s.io/streaming/pkg/httpstream"
 )
 
 // Where the operator is found when no --url is given. helmflux's chart
@@ -188,14 +188,14 @@ func forward(cfg *rest.Config, cs kubernetes.Interface, pod *corev1.Pod, port in
 	if err != nil {
 		return 0, nil, err
 	}
-	dialer := httpstream.Dialer(spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, req.URL()))
-	if ws, err := portforward.NewSPDYOverWebsocketDialer(req.URL(), cfg); err == nil {
-		dialer = portforward.NewFallbackDialer(ws, dialer, func(err error) bool {
+	dialer := spdy.NewDialerForStreaming(upgrader, &http.Client{Transport: transport}, http.MethodPost, req.URL())
+	if ws, err := portforward.NewSPDYOverWebsocketDialerForStreaming(req.URL(), cfg); err == nil {
+		dialer = portforward.NewFallbackDialerForStreaming(ws, dialer, func(err error) bool {
 			return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 		})
 	}
 	stop, ready := make(chan struct{}), make(chan struct{})
-	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{"0:" + strconv.Itoa(port)}, stop, ready, io.Discard, errOut)
+	fw, err := portforward.NewOnAddressesForStreaming(dialer, []string{"127.0.0.1"}, []string{"0:" + strconv.Itoa(port)}, stop, ready, io.Discard, errOut)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -215,7 +215,7 @@ func forward(cfg *rest.Config, cs kubernetes.Interface, pod *corev1.Pod, port in
 	ports, err := fw.GetPorts()
 	if err != nil || len(ports) == 0 {
 		close(stop)
-		return 0, nil, fmt.Errorf("no local port: %v", err)
+		return 0, nil, fmt.Errorf("no local port: %w", err)
 	}
 	return int(ports[0].Local), func() { close(stop) }, nil
 }

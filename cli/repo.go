@@ -229,7 +229,7 @@ func (a *app) saveFile(dir string, obj saved, out []byte) error {
 }
 
 func writeFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640) // #nosec G304 -- the user's --out directory
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640) // #nosec G302 G304 -- the user's --out directory; manifests without Secrets, readable by the group as git checkouts are
 	if err != nil {
 		return err
 	}

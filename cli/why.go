@@ -90,10 +90,10 @@ func (a *app) printWhy(ans whyAnswer) error {
 			t.row("  running", tagPart(r))
 		}
 		best := c.Best
-		switch {
-		case best == "":
+		switch best {
+		case "":
 			best = s.yellow("none")
-		case best == c.Tag:
+		case c.Tag:
 			best = s.green(best) + "  (up to date)"
 		default:
 			best = s.yellow(best) + "  (not written yet)"
