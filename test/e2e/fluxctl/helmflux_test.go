@@ -416,6 +416,9 @@ func TestHelmfluxPolicyCommands(t *testing.T) {
 		{"policy automate lock", []string{"policy", "-w", id, "--automate", "--lock", "--user", "me"},
 			map[string]string{"fluxcd.io/tag.app": "semver:~1", "fluxcd.io/automated": "true", "fluxcd.io/locked": "true", "fluxcd.io/locked_user": "me"},
 			"automated,locked", map[string]string{"tag.app": "semver:~1", "automated": "true", "locked": "true", "locked_user": "me"}},
+		// '*' (every tag) removes the filter.
+		{"policy remove tag unlock", []string{"policy", "-w", id, "--tag", "app=*", "--unlock"},
+			map[string]string{"fluxcd.io/automated": "true"}, "automated", map[string]string{"automated": "true"}},
 	} {
 		t.Run(step.name, func(t *testing.T) {
 			s := s.in(t)
