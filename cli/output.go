@@ -121,7 +121,8 @@ func writeJSON(w io.Writer, v any) error {
 // isUsage reports whether a cobra error is about the command line.
 func isUsage(err error) bool {
 	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires ", "invalid argument", "flag needs an argument", "if any flags in the group"} {
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires ", "invalid argument", "flag needs an argument",
+		"required flag(s)", "if any flags in the group", "at least one of the flags in the group"} {
 		if strings.HasPrefix(msg, p) || strings.Contains(msg, " "+p) {
 			return true
 		}

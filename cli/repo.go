@@ -98,7 +98,7 @@ func (a *app) identityCmd() *cobra.Command {
 			if output == "json" {
 				return writeJSON(a.out, key)
 			}
-			if !fingerprint {
+			if !fingerprint && !visual {
 				_, err = fmt.Fprintln(a.out, strings.TrimSpace(key.Key))
 				return err
 			}
@@ -106,19 +106,26 @@ func (a *app) identityCmd() *cobra.Command {
 			if !ok {
 				return withCode(exitFailed, errors.New("the operator sent no md5 fingerprint"))
 			}
-			fmt.Fprintln(a.out, fp.Hash)
-			if visual {
-				fmt.Fprintln(a.out, fp.Randomart)
-			}
-			return nil
+			_, err = io.WriteString(a.out, fingerprintText(fp, visual))
+			return err
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&regenerate, "regenerate", "r", false, "make a new key (the old one stops working: give the git host the new one)")
 	f.BoolVarP(&fingerprint, "fingerprint", "l", false, "print the key's MD5 fingerprint instead")
-	f.BoolVarP(&visual, "visual", "v", false, "with -l, print the fingerprint's picture too")
+	f.BoolVarP(&visual, "visual", "v", false, "print the fingerprint's picture too (implies -l, as in fluxctl)")
 	outputFlag(cmd, &output)
 	return cmd
+}
+
+// fingerprintText is what identity -l prints: the fingerprint, and with
+// visual its picture, as ssh-keygen -lv shows them, every line ended once.
+func fingerprintText(fp fluxd.Fingerprint, visual bool) string {
+	text := strings.TrimSpace(fp.Hash) + "\n"
+	if art := strings.TrimRight(fp.Randomart, "\n"); visual && art != "" {
+		text += art + "\n"
+	}
+	return text
 }
 
 // saved is what save keeps of an object: what a person would write.
@@ -222,7 +229,7 @@ func (a *app) saveFile(dir string, obj saved, out []byte) error {
 }
 
 func writeFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600) // #nosec G304 -- the user's --out directory
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640) // #nosec G302 G304 -- the user's --out directory; manifests without Secrets, readable by the group as git checkouts are
 	if err != nil {
 		return err
 	}

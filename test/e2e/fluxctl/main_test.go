@@ -1,10 +1,13 @@
-// Package fluxctl tells the seed's story with the real, unmodified fluxctl
-// v1.25.4 (built into ./bin by `make fluxctl`) against the operator running
-// as its own process on the local control plane: list the workloads and
-// their images, release, change policies, sync, show the deploy key, save.
-// Each command is asserted twice: what a user sees (the table, the job's
-// output, the exit status) and its effect (one commit on the remote with
-// the expected diff, the cluster following it).
+// Package fluxctl tells the seed's story with both clients of the
+// operator's API, each against the operator running as its own process on
+// the local control plane: the real, unmodified fluxctl v1.25.4 (built into
+// ./bin by `make fluxctl`), and helmflux's own CLI (./cli, built once by
+// TestMain; its tests are named TestHelmflux...). List the workloads and
+// their images, release, change policies, sync, show the deploy key, save;
+// for helmflux also why, version, completion, its exit codes and its
+// port-forward. Each command is asserted twice: what a user sees (the
+// table, the job's output, the JSON, the exit status) and its effect (one
+// commit on the remote with the expected diff, the cluster following it).
 //
 // Each test has its own operator process, namespace, git repository (served
 // by `git http-backend`) and registry. Tests run one after the other: the
@@ -42,11 +45,23 @@ import (
 var (
 	env *envtest.Environment
 	k8s client.Client
-	// fluxctlBin is ./bin/fluxctl; skip says why the tests skip when it
-	// (or the control plane) is missing.
-	fluxctlBin string
-	skip       string
+	// skip says why the tests that need the control plane skip when it is
+	// missing.
+	skip string
+	// The two clients: fluxctl is ./bin/fluxctl, helmflux the CLI built
+	// from ./cli.
+	fluxctlTool, helmfluxTool tool
 )
+
+// tool is a command-line client of the operator's API that a story runs.
+type tool struct {
+	bin string
+	// missing, when set, says why the runs of this tool skip.
+	missing string
+}
+
+// helmfluxVersion is stamped into the helmflux built for the tests.
+const helmfluxVersion = "v0.0.0-e2e"
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
@@ -56,11 +71,23 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fluxctlBin = filepath.Join(root, "bin", "fluxctl")
-	if _, err := os.Stat(fluxctlBin); err != nil {
-		// Every test skips with this message; no control plane is started.
-		skip = fmt.Sprintf("%s is missing: run `make fluxctl` (or `make test`) to build fluxctl v1.25.4", fluxctlBin)
-		return m.Run()
+	bin, err := os.MkdirTemp("", "helmflux-cli-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(bin) }()
+	helmfluxTool = tool{bin: filepath.Join(bin, "helmflux")}
+	build := exec.Command("go", "build", "-ldflags", "-X main.version="+helmfluxVersion, "-o", helmfluxTool.bin, "./cli") // #nosec G204 -- a temp path of our own
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build the helmflux CLI (go build ./cli in %s): %v\n%s", root, err, out)
+		return 1
+	}
+	fluxctlTool = tool{bin: filepath.Join(root, "bin", "fluxctl")}
+	if _, err := os.Stat(fluxctlTool.bin); err != nil {
+		// The fluxctl runs skip with this message; helmflux's do not.
+		fluxctlTool.missing = fmt.Sprintf("%s is missing: run `make fluxctl` (or `make test`) to build fluxctl v1.25.4", fluxctlTool.bin)
 	}
 	if env, err = testenv.New(); err != nil {
 		if errors.Is(err, testenv.ErrMissingBinary) {
@@ -93,7 +120,7 @@ func run(m *testing.M) int {
 }
 
 // story is one test's world: its namespace, repository, registry and
-// operator, and the fluxctl that talks to it.
+// operator, and the clients (fluxctl, helmflux) that talk to it.
 type story struct {
 	t    *testing.T
 	ns   string
@@ -105,11 +132,11 @@ type story struct {
 	image string
 	op    *testenv.Operator
 	// addr is the operator's --listen address; url the API there as
-	// fluxctl's --url takes it.
+	// the clients' --url takes it.
 	addr, url string
 	// token is passed as --token when set.
 	token string
-	// home is fluxctl's $HOME: no git or kube config of the developer's.
+	// home is the clients' $HOME: no git or kube config of the developer's.
 	home string
 }
 
@@ -122,6 +149,10 @@ type storyOptions struct {
 	// tags are pushed to team/app before the operator starts, oldest first,
 	// an hour apart.
 	tags []string
+	// automationInterval is the operator's --automation-interval; 0 means
+	// an hour, so that no automation pass runs in a test and only the
+	// client writes to git.
+	automationInterval time.Duration
 }
 
 // t0 is when the first of storyOptions.tags was built.
@@ -154,10 +185,13 @@ func newStory(t *testing.T, opts storyOptions) *story {
 		t.Fatal(err)
 	}
 	s.addr, s.url = addr, "http://"+addr+fluxapi.Prefix
+	interval := opts.automationInterval
+	if interval == 0 {
+		interval = time.Hour
+	}
 	args := []string{"--listen=" + addr, "--registry-insecure-host=" + s.reg.Host(),
 		"--git-identity-secret=" + s.ns + "/flux-identity",
-		// Only fluxctl writes to git: no automation pass runs in a test.
-		"--automation-interval=1h"}
+		"--automation-interval=" + interval.String()}
 	if opts.token != "" {
 		s.token = opts.token
 		file := filepath.Join(t.TempDir(), "token")
@@ -171,6 +205,12 @@ func newStory(t *testing.T, opts storyOptions) *story {
 	// the GitSync's finalizer needs the operator to go.
 	s.createGitSync()
 	return s
+}
+
+// bareStory is a story with no control plane, operator or repository:
+// for the client commands that never reach an operator.
+func bareStory(t *testing.T) *story {
+	return &story{t: t, home: t.TempDir()}
 }
 
 // expand fills in a manifest template.
@@ -231,37 +271,45 @@ func (s *story) lastApplied() string {
 	return hash
 }
 
-// result is one fluxctl run.
+// result is one run of a client.
 type result struct {
+	// tool is the client's name: fluxctl or helmflux.
+	tool           string
 	args           []string
 	stdout, stderr string
 	code           int
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("fluxctl %s: exit status %d\n--- stdout:\n%s--- stderr:\n%s", strings.Join(r.args, " "), r.code, r.stdout, r.stderr)
+	return fmt.Sprintf("%s %s: exit status %d\n--- stdout:\n%s--- stderr:\n%s", r.tool, strings.Join(r.args, " "), r.code, r.stdout, r.stderr)
 }
 
-// fluxctlTimeout bounds a fluxctl run; fluxctl's own --timeout (job and
-// sync polling) is set a little shorter, so it reports its own timeout.
+// fluxctlTimeout bounds a client's run; the client's own --timeout (job
+// and sync polling) is set a little shorter, so it reports its own
+// timeout.
 const (
 	fluxctlTimeout = 3 * time.Minute
 	pollTimeout    = "2m"
 )
 
-// cmd makes a fluxctl command with the story's URL (and token), its own
-// $HOME, and no FLUX_* or KUBECONFIG of the developer's.
-func (s *story) cmd(ctx context.Context, args ...string) *exec.Cmd {
+// cmd makes a command of the client tl with the story's URL (and token),
+// its own $HOME, and no FLUX_* or KUBECONFIG of the developer's. Both
+// clients take --url, --token and --timeout.
+func (s *story) cmd(ctx context.Context, tl tool, args ...string) *exec.Cmd {
 	full := append([]string{"--url", s.url, "--timeout", pollTimeout}, args...)
 	if s.token != "" {
 		full = append([]string{"--token", s.token}, full...)
 	}
-	return s.rawCmd(ctx, full...)
+	return s.rawCmd(ctx, tl, full...)
 }
 
 // rawCmd is cmd without --url, --token and --timeout.
-func (s *story) rawCmd(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, fluxctlBin, args...) // #nosec G204 -- the fluxctl built for the tests
+func (s *story) rawCmd(ctx context.Context, tl tool, args ...string) *exec.Cmd {
+	s.t.Helper()
+	if tl.missing != "" {
+		s.t.Skip(tl.missing)
+	}
+	cmd := exec.CommandContext(ctx, tl.bin, args...) // #nosec G204 -- a client built for the tests
 	var environ []string
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "FLUX_") && !strings.HasPrefix(e, "WEAVE_") && !strings.HasPrefix(e, "KUBECONFIG=") &&
@@ -273,7 +321,7 @@ func (s *story) rawCmd(ctx context.Context, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// kubeconfig returns $KUBECONFIG for fluxctl: one with no context unless a
+// kubeconfig returns $KUBECONFIG for the clients: one with no context unless a
 // test wrote another, so unqualified workload names are in "default" and
 // the client's loader has nothing to warn about.
 func (s *story) kubeconfig() string {
@@ -287,23 +335,39 @@ func (s *story) kubeconfig() string {
 // fluxctl runs fluxctl and returns what it printed and how it ended.
 func (s *story) fluxctl(args ...string) result {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), fluxctlTimeout)
-	defer cancel()
-	return s.runCmd(s.cmd(ctx, args...), args)
+	return s.run(fluxctlTool, "", args...)
 }
 
+// helmflux runs helmflux and returns what it printed and how it ended.
+func (s *story) helmflux(args ...string) result {
+	s.t.Helper()
+	return s.run(helmfluxTool, "", args...)
+}
+
+// run runs the client tl with stdin as its standard input.
+func (s *story) run(tl tool, stdin string, args ...string) result {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), fluxctlTimeout)
+	defer cancel()
+	cmd := s.cmd(ctx, tl, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	return s.runCmd(cmd, args)
+}
+
+// runCmd runs a command rawCmd or cmd made and returns what it printed and
+// how it ended.
 func (s *story) runCmd(cmd *exec.Cmd, args []string) result {
 	s.t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
-	r := result{args: args, stdout: stdout.String(), stderr: stderr.String()}
+	r := result{tool: filepath.Base(cmd.Path), args: args, stdout: stdout.String(), stderr: stderr.String()}
 	var exit *exec.ExitError
 	switch {
 	case errors.As(err, &exit):
 		r.code = exit.ExitCode()
 	case err != nil:
-		s.t.Fatalf("run fluxctl %s: %v", strings.Join(args, " "), err)
+		s.t.Fatalf("run %s %s: %v", r.tool, strings.Join(args, " "), err)
 	}
 	logRun(s.t, r)
 	return r
@@ -312,7 +376,18 @@ func (s *story) runCmd(cmd *exec.Cmd, args []string) result {
 // ok runs fluxctl and fails the test unless it exits 0.
 func (s *story) ok(args ...string) result {
 	s.t.Helper()
-	r := s.fluxctl(args...)
+	return s.okWith(fluxctlTool, args...)
+}
+
+// helmfluxOK runs helmflux and fails the test unless it exits 0.
+func (s *story) helmfluxOK(args ...string) result {
+	s.t.Helper()
+	return s.okWith(helmfluxTool, args...)
+}
+
+func (s *story) okWith(tl tool, args ...string) result {
+	s.t.Helper()
+	r := s.run(tl, "", args...)
 	if r.code != 0 {
 		s.fatalf("%s", r)
 	}
@@ -322,21 +397,41 @@ func (s *story) ok(args ...string) result {
 // fatalf fails the test with the operator's log tail.
 func (s *story) fatalf(format string, args ...any) {
 	s.t.Helper()
-	s.t.Fatalf(format+"\n--- operator log (last lines):\n%s", append(args, s.op.LogTail(30))...)
+	s.t.Fatalf(format+"%s", append(args, s.opLog())...)
 }
 
 // errorf reports a failure with the operator's log tail.
 func (s *story) errorf(format string, args ...any) {
 	s.t.Helper()
-	s.t.Errorf(format+"\n--- operator log (last lines):\n%s", append(args, s.op.LogTail(30))...)
+	s.t.Errorf(format+"%s", append(args, s.opLog())...)
+}
+
+// opLog is the operator's log tail for a failure, "" when the story runs
+// no operator.
+func (s *story) opLog() string {
+	if s.op == nil {
+		return ""
+	}
+	return "\n--- operator log (last lines):\n" + s.op.LogTail(30)
 }
 
 // eventuallyOK runs fluxctl until it exits 0 and cond holds on its output.
 func (s *story) eventuallyOK(what string, cond func(result) bool, args ...string) result {
 	s.t.Helper()
+	return s.eventuallyWith(fluxctlTool, what, cond, args...)
+}
+
+// eventuallyHelmflux is eventuallyOK with helmflux.
+func (s *story) eventuallyHelmflux(what string, cond func(result) bool, args ...string) result {
+	s.t.Helper()
+	return s.eventuallyWith(helmfluxTool, what, cond, args...)
+}
+
+func (s *story) eventuallyWith(tl tool, what string, cond func(result) bool, args ...string) result {
+	s.t.Helper()
 	var last result
 	testenv.Eventually(s.t, time.Minute, what, func() (bool, string) {
-		last = s.fluxctl(args...)
+		last = s.run(tl, "", args...)
 		return last.code == 0 && cond(last), last.String()
 	})
 	return last
@@ -352,7 +447,7 @@ func logRun(t *testing.T, r result) {
 		}
 		return strings.Join(ls, "")
 	}
-	t.Logf("$ fluxctl %s (exit status %d)\n%s%s", strings.Join(r.args, " "), r.code, short(r.stdout), short(r.stderr))
+	t.Logf("$ %s %s (exit status %d)\n%s%s", r.tool, strings.Join(r.args, " "), r.code, short(r.stdout), short(r.stderr))
 }
 
 // syncBuffer is a bytes.Buffer safe to write from a process's pipe while a

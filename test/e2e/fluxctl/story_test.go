@@ -354,7 +354,7 @@ func (s *story) interactive(args ...string) result {
 	defer master.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), fluxctlTimeout)
 	defer cancel()
-	cmd := s.cmd(ctx, args...)
+	cmd := s.cmd(ctx, fluxctlTool, args...)
 	var stdout, stderr syncBuffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, &stdout, &stderr
 	cmd.SysProcAttr = controllingTTY()
@@ -366,7 +366,7 @@ func (s *story) interactive(args ...string) result {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	res := func(err error) result {
-		r := result{args: args, stdout: stdout.String(), stderr: stderr.String()}
+		r := result{tool: "fluxctl", args: args, stdout: stdout.String(), stderr: stderr.String()}
 		if err != nil {
 			r.code = -1
 			if cmd.ProcessState != nil {
@@ -530,7 +530,7 @@ func TestIdentityAndSaveWithAToken(t *testing.T) {
 		"no token":    {"--url", s.url, "identity"},
 		"wrong token": {"--url", s.url, "--token", "not-" + token, "identity"},
 	} {
-		r := s.runCmd(s.rawCmd(context.Background(), args...), args)
+		r := s.runCmd(s.rawCmd(context.Background(), fluxctlTool, args...), args)
 		if r.code == 0 || !strings.Contains(r.stderr, "== Error ==") || !strings.Contains(r.stderr, "missing or incorrect token") ||
 			strings.Contains(r.stdout, "ssh-") {
 			s.errorf("%s: want fluxctl's authentication error:\n%s", name, r)

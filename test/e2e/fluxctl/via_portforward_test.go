@@ -16,30 +16,35 @@ import (
 	"github.com/helmflux/helmflux/internal/testenv"
 )
 
-// fakeFluxPod stands for the operator's Pod: a Pod labelled as fluxctl
-// looks for it, Running on a kwok node, whose port 3030 kwok forwards
-// (a PortForward of the same name) to the operator process on the host.
-func (s *story) fakeFluxPod(name string, labels map[string]string) {
+// fluxdPort is the Pod port fluxctl forwards to, fluxd's: 3030, unnamed.
+var fluxdPort = corev1.ContainerPort{ContainerPort: 3030}
+
+// fakeFluxPod stands for the operator's Pod: a Pod labelled as the client
+// looks for it, Running on a kwok node, with one container port (a name
+// and a number: fluxctl forwards to 3030, helmflux to the port named
+// "http"), which kwok forwards (a PortForward of the same name) to the
+// operator process on the host.
+func (s *story) fakeFluxPod(name string, labels map[string]string, port corev1.ContainerPort) {
 	s.t.Helper()
 	ctx := context.Background()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: name, Labels: labels},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "flux", Image: "example.com/helmflux:test",
-			Ports: []corev1.ContainerPort{{ContainerPort: 3030}}}}},
+			Ports: []corev1.ContainerPort{port}}}},
 	}
 	if err := k8s.Create(ctx, pod); err != nil {
 		s.t.Fatal(err)
 	}
-	_, port, err := net.SplitHostPort(s.addr)
+	_, opPort, err := net.SplitHostPort(s.addr)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	p, _ := strconv.Atoi(port)
+	p, _ := strconv.Atoi(opPort)
 	pf := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "PortForward",
 		"metadata": map[string]any{"namespace": s.ns, "name": name},
 		"spec": map[string]any{"forwards": []any{map[string]any{
-			"ports":  []any{int64(3030)},
+			"ports":  []any{int64(port.ContainerPort)},
 			"target": map[string]any{"address": "127.0.0.1", "port": int64(p)},
 		}}},
 	}}
@@ -63,14 +68,14 @@ func TestPortForward(t *testing.T) {
 	if _, err := testenv.AdminKubeconfig(env, s.home, "fluxctl-user"); err != nil { // s.home/kubeconfig
 		t.Fatal(err)
 	}
-	s.fakeFluxPod("helmflux-0", map[string]string{"app": "flux"})
+	s.fakeFluxPod("helmflux-0", map[string]string{"app": "flux"}, fluxdPort)
 	row := s.ns + ":deployment/app app " + s.image + ":1.0.0 ready"
 	fwd := func(args ...string) result {
 		t.Helper()
 		args = append([]string{"--k8s-fwd-ns", s.ns, "--timeout", pollTimeout}, args...)
 		ctx, cancel := context.WithTimeout(context.Background(), fluxctlTimeout)
 		defer cancel()
-		return s.runCmd(s.rawCmd(ctx, args...), args)
+		return s.runCmd(s.rawCmd(ctx, fluxctlTool, args...), args)
 	}
 	var r result
 	testenv.Eventually(t, time.Minute, "list-workloads through the port-forward", func() (bool, string) {
@@ -89,13 +94,13 @@ func TestPortForward(t *testing.T) {
 	s.applied("app", s.image+":1.0.1")
 
 	// Another label, as the chart may set it: --k8s-fwd-labels.
-	s.fakeFluxPod("helmflux-1", map[string]string{"app.kubernetes.io/name": "helmflux"})
+	s.fakeFluxPod("helmflux-1", map[string]string{"app.kubernetes.io/name": "helmflux"}, fluxdPort)
 	r = fwd("--k8s-fwd-labels", "app.kubernetes.io/name=helmflux", "identity")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "ssh-ed25519 ") {
 		s.errorf("identity through --k8s-fwd-labels:\n%s", r)
 	}
 	// Two Pods with the default label: fluxctl refuses to guess.
-	s.fakeFluxPod("helmflux-2", map[string]string{"app": "flux"})
+	s.fakeFluxPod("helmflux-2", map[string]string{"app": "flux"}, fluxdPort)
 	if r = fwd("list-workloads"); r.code == 0 || !strings.Contains(r.stderr, "Ambiguous") {
 		s.errorf("two app=flux Pods: want fluxctl's ambiguity error:\n%s", r)
 	}
