@@ -3,6 +3,7 @@ package fluxapi_test
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"golang.org/x/crypto/ssh"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
@@ -598,5 +601,43 @@ func TestWhyAnswersFromAutomationStatus(t *testing.T) {
 	}
 	if code, body := call(t, http.MethodGet, "/v12/why?workload="+ns+":deployment/nope", nil, nil); code != http.StatusNotFound {
 		t.Errorf("why of an unknown workload: %d %s, want 404", code, body)
+	}
+}
+
+// TestManyWorkloadsAreListedFromOneList: a namespace with more workloads
+// of one kind than listAtLeast is read with one List, which must still
+// answer each workload with its own image, and leave out one deleted
+// since the apply.
+func TestManyWorkloadsAreListedFromOneList(t *testing.T) {
+	ns := testenv.NewNamespace(t, k8s, "fluxapi-many-")
+	files := map[string]string{}
+	const n = 6
+	for i := range n {
+		name := fmt.Sprintf("app%d", i)
+		files["apps/"+name+".yaml"] = strings.NewReplacer("name: app\n", "name: "+name+"\n", "{app: app}", "{app: "+name+"}").
+			Replace(manifest(app, ns, fmt.Sprintf("example.com/team/%s:1.0.%d", name, i)))
+	}
+	repo := gittest.NewRepo(t, files)
+	createGitSync(t, ns, repo.URL(), repo.Head(), nil)
+	gone := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app3"}}
+	if err := k8s.Delete(context.Background(), gone); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "app3 to be gone", func() (bool, string) {
+		err := k8s.Get(context.Background(), client.ObjectKeyFromObject(gone), &appsv1.Deployment{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	var ws []fluxapi.ControllerStatus
+	eventually(t, 30*time.Second, "the listing to leave app3 out", func() (bool, string) {
+		ws = nil
+		call(t, http.MethodGet, "/v6/services?namespace="+ns, nil, &ws)
+		return len(ws) == n-1, fmt.Sprint(len(ws))
+	})
+	for _, w := range ws {
+		name := strings.TrimPrefix(w.ID, ns+":deployment/")
+		want := fmt.Sprintf("example.com/team/%s:1.0.%s", name, strings.TrimPrefix(name, "app"))
+		if len(w.Containers) != 1 || w.Containers[0].Name != name || w.Containers[0].Current.ID != want || name == "app3" {
+			t.Errorf("%s: containers %+v, want %s running %s", w.ID, w.Containers, name, want)
+		}
 	}
 }

@@ -231,7 +231,7 @@ func (s *Server) checkWorkloads(ctx context.Context, ids []ID) error {
 			found = found || id.matches(w.id)
 		}
 		if !found {
-			return missing("workload %s is not among the workloads of any GitSync (fluxctl list-workloads -a lists them)", id)
+			return missing("workload %s is not among the workloads of any GitSync (list-workloads -a lists them, with fluxctl or helmflux)", id)
 		}
 	}
 	return nil
