@@ -159,7 +159,9 @@ func (a *app) saveCmd() *cobra.Command {
 		Use:   "save",
 		Short: "Print the cluster's objects of the synced repositories as YAML, or write them to files",
 		Long: `save prints the objects the operator applied from git as YAML documents, cut
-to what a person writes (no status, no fields the cluster set; never a Secret).
+to apiVersion, kind, metadata (name, namespace, labels, annotations) and
+spec or data: no status, no metadata the cluster set, never a Secret. The
+spec is the cluster's, so it holds the defaults the API server filled in.
 With --out, each goes to <dir>/<namespace>/<name>-<kind>.yaml.`,
 		Example: `  helmflux save > cluster.yaml
   helmflux save --out ./backup`,
