@@ -155,8 +155,12 @@ func (a *app) awaitApplied(ctx context.Context, rev string) error {
 }
 
 // printResult prints a job's per-workload result as fluxctl did:
-// WORKLOAD STATUS UPDATES, one row per container update.
-func (a *app) printResult(res fluxd.JobResult, noHeaders bool) error {
+// WORKLOAD STATUS UPDATES, one row per container update; or, with -o json,
+// the job's whole result.
+func (a *app) printResult(res fluxd.JobResult, noHeaders bool, output string) error {
+	if output == "json" {
+		return writeJSON(a.out, res)
+	}
 	ids := make([]string, 0, len(res.Result))
 	for id := range res.Result {
 		ids = append(ids, id)

@@ -25,6 +25,7 @@ const (
 type policyTarget struct {
 	ns, workload string
 	noHeaders    bool
+	output       string
 	cause        causeFlags
 }
 
@@ -33,12 +34,16 @@ func (p *policyTarget) add(cmd *cobra.Command) {
 	f.StringVarP(&p.ns, "namespace", "n", "", "namespace of an unqualified workload name (default: the kubeconfig context's, else default)")
 	f.StringVarP(&p.workload, "workload", "w", "", "the workload, <namespace>:<kind>/<name> or <kind>/<name>")
 	f.BoolVar(&p.noHeaders, "no-headers", false, "leave out the header line of the result table")
+	outputFlag(cmd, &p.output)
 	p.cause.add(cmd)
 	_ = cmd.MarkFlagRequired("workload")
 }
 
 // change runs one policy update and reports it as release does.
 func (a *app) change(ctx context.Context, p *policyTarget, upd fluxd.PolicyUpdate) error {
+	if err := checkOutput(p.output); err != nil {
+		return err
+	}
 	if len(upd.Add) == 0 && len(upd.Remove) == 0 {
 		return usageError("nothing to change: give at least one policy flag")
 	}
@@ -47,7 +52,7 @@ func (a *app) change(ctx context.Context, p *policyTarget, upd fluxd.PolicyUpdat
 	if err != nil {
 		return err
 	}
-	if err := a.printResult(res, p.noHeaders); err != nil {
+	if err := a.printResult(res, p.noHeaders, p.output); err != nil {
 		return err
 	}
 	if err := a.applied(ctx, res.Revision); err != nil {

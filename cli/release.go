@@ -29,6 +29,7 @@ type releaseFlags struct {
 	force       bool
 	watch       bool
 	noHeaders   bool
+	output      string
 	cause       causeFlags
 }
 
@@ -58,15 +59,20 @@ changed. --dry-run shows what would change; --interactive lets you pick.`,
 	fl.BoolVarP(&f.force, "force", "f", false, "release to locked workloads too, and to images outside the filter")
 	fl.BoolVar(&f.watch, "watch", false, "after the commit is applied, watch the rollout until the workloads are ready")
 	fl.BoolVar(&f.noHeaders, "no-headers", false, "leave out the header line of the result table")
+	outputFlag(cmd, &f.output)
 	f.cause.add(cmd)
 	cmd.MarkFlagsMutuallyExclusive("workload", "all")
 	cmd.MarkFlagsMutuallyExclusive("update-image", "update-all-images")
 	cmd.MarkFlagsMutuallyExclusive("dry-run", "interactive")
+	cmd.MarkFlagsMutuallyExclusive("interactive", "output-format")
 	return cmd
 }
 
 func (a *app) release(ctx context.Context, in io.Reader, f releaseFlags) error {
 	started := time.Now()
+	if err := checkOutput(f.output); err != nil {
+		return err
+	}
 	if len(f.workloads) == 0 && !f.all {
 		return usageError("name the workloads: --workload <id> (repeatable) or --all")
 	}
@@ -97,7 +103,7 @@ func (a *app) release(ctx context.Context, in io.Reader, f releaseFlags) error {
 	if err != nil {
 		return err
 	}
-	if err := a.printResult(res, f.noHeaders); err != nil {
+	if err := a.printResult(res, f.noHeaders, f.output); err != nil {
 		return err
 	}
 	if f.interactive {
@@ -110,7 +116,7 @@ func (a *app) release(ctx context.Context, in io.Reader, f releaseFlags) error {
 		if res, err = a.runJob(ctx, fluxd.UpdateContainers, f.cause.cause(), cs); err != nil {
 			return err
 		}
-		if err := a.printResult(res, f.noHeaders); err != nil {
+		if err := a.printResult(res, f.noHeaders, f.output); err != nil {
 			return err
 		}
 	}

@@ -92,7 +92,7 @@ func (a *app) rollback(ctx context.Context, f rollbackFlags) error {
 		_, err := fmt.Fprint(a.out, a.colourPatch(res.Patch))
 		return err
 	}
-	if err := a.printResult(res, f.noHeaders); err != nil {
+	if err := a.printResult(res, f.noHeaders, "tab"); err != nil {
 		return err
 	}
 	if err := a.applied(ctx, res.Revision); err != nil {

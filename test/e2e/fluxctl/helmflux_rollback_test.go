@@ -26,8 +26,16 @@ func TestHelmfluxRollback(t *testing.T) {
 	s.applied("app", s.image+":1.0.0")
 	var releases []string
 	for _, tag := range []string{"1.0.1", "1.0.2"} {
-		s.helmfluxOK("release", "-w", id, "-i", s.image+":"+tag)
+		// -o json: the job's result, for scripts.
+		r := s.helmfluxOK("release", "-w", id, "-i", s.image+":"+tag, "-o", "json")
+		var res fluxd.JobResult
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+			s.fatalf("release -o json: %v\n%s", err, r)
+		}
 		releases = append(releases, s.head().Hash.String())
+		if res.Revision != releases[len(releases)-1] || res.Result[id].Status != fluxd.ResultSuccess {
+			s.errorf("release -o json: want revision %s and %s success, got %+v", releases[len(releases)-1], id, res)
+		}
 		s.applied("app", s.image+":"+tag)
 	}
 
