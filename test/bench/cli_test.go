@@ -47,20 +47,9 @@ var cliRelease = benchmark{
 	run: func(t *testing.T, report func(string, float64)) {
 		const runs = 10
 		cli := buildCLI(t)
-		_, cfg := startControlPlane(t)
-		addr := startAutomationInProcess(t, cfg)
-		c := newClient(t, cfg)
-		ns := createNamespace(t, c, "bench-cli-release")
-		image := "example.com/team/app"
-		manifest := func(tag string) string {
-			return strings.NewReplacer("NS", ns, "IMAGE", image+":"+tag).Replace(releasedDeployment)
-		}
-		repo := gittest.NewRepo(t, map[string]string{"apps/app.yaml": manifest("1.0.0")})
-		createGitSync(t, c, ns, "apps", helmfluxv1alpha1.GitSyncSpec{URL: repo.URL(), Ref: &helmfluxv1alpha1.GitRef{Branch: "main"},
-			Interval: metav1.Duration{Duration: time.Hour}})
-		waitApplied(t, c, ns, "apps", repo.Head(), time.Minute)
-		id := ns + ":deployment/app"
-		url := "http://" + addr + fluxapi.Prefix
+		w := newReleaseWorld(t, "bench-cli-release")
+		c, ns, image, id := w.c, w.ns, w.image, w.id
+		url := "http://" + w.addr + fluxapi.Prefix
 
 		var samples, firstLine, pushed, applied, exited, version []time.Duration
 		var pace pacer

@@ -43,6 +43,30 @@ spec:
           image: IMAGE
 `
 
+// releaseWorld is what a release benchmark releases to: the in-process
+// operator with its API on addr, and the GitSync "apps" of a repository
+// holding the Deployment app (image 1.0.0, not automated), applied.
+type releaseWorld struct {
+	c         client.Client
+	ns, image string
+	// id is the Deployment's workload ID; addr the API's --listen address.
+	id, addr string
+}
+
+func newReleaseWorld(t *testing.T, namespace string) releaseWorld {
+	t.Helper()
+	_, cfg := startControlPlane(t)
+	addr := startAutomationInProcess(t, cfg)
+	c := newClient(t, cfg)
+	ns := createNamespace(t, c, namespace)
+	image := "example.com/team/app"
+	repo := gittest.NewRepo(t, map[string]string{"apps/app.yaml": strings.NewReplacer("NS", ns, "IMAGE", image+":1.0.0").Replace(releasedDeployment)})
+	createGitSync(t, c, ns, "apps", helmfluxv1alpha1.GitSyncSpec{URL: repo.URL(), Ref: &helmfluxv1alpha1.GitRef{Branch: "main"},
+		Interval: metav1.Duration{Duration: time.Hour}})
+	waitApplied(t, c, ns, "apps", repo.Head(), time.Minute)
+	return releaseWorld{c: c, ns: ns, image: image, id: ns + ":deployment/app", addr: addr}
+}
+
 // fluxctlRelease measures the seed's story with the real fluxctl 1.25.4
 // (make fluxctl): `fluxctl release --workload <id> --update-image <image>`
 // from the start of the command until the Deployment in the cluster has the
@@ -62,19 +86,8 @@ var fluxctlRelease = benchmark{
 		if _, err := os.Stat(fluxctl); err != nil {
 			t.Fatalf("%s: run `make fluxctl` (make bench does): %v", fluxctl, err)
 		}
-		_, cfg := startControlPlane(t)
-		addr := startAutomationInProcess(t, cfg)
-		c := newClient(t, cfg)
-		ns := createNamespace(t, c, "bench-fluxctl")
-		image := "example.com/team/app"
-		manifest := func(tag string) string {
-			return strings.NewReplacer("NS", ns, "IMAGE", image+":"+tag).Replace(releasedDeployment)
-		}
-		repo := gittest.NewRepo(t, map[string]string{"apps/app.yaml": manifest("1.0.0")})
-		createGitSync(t, c, ns, "apps", helmfluxv1alpha1.GitSyncSpec{URL: repo.URL(), Ref: &helmfluxv1alpha1.GitRef{Branch: "main"},
-			Interval: metav1.Duration{Duration: time.Hour}})
-		waitApplied(t, c, ns, "apps", repo.Head(), time.Minute)
-		id := ns + ":deployment/app"
+		w := newReleaseWorld(t, "bench-fluxctl")
+		c, ns, image, id, addr := w.c, w.ns, w.image, w.id, w.addr
 		home := t.TempDir() // no kubeconfig, no git identity of the developer's
 
 		var samples []time.Duration
