@@ -101,6 +101,10 @@ func main() {
 		HelmInterval: interval, AllowCrossNamespaceRefs: crossNS, DefaultServiceAccount: defaultSA,
 		PlainHTTPRegistries: splitList(plainHTTP), Version: version,
 	}
+	if err := serviceAccountFlag(defaultSA); err != nil {
+		log.Error(err, "Invalid --default-service-account")
+		os.Exit(1)
+	}
 	if err := apiFlags(&opts, apiTokenFile, identitySecret); err != nil {
 		log.Error(err, "Invalid fluxd API flags")
 		os.Exit(1)
