@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/helmflux/helmflux/operator/automation"
@@ -94,5 +95,14 @@ func apiFlags(o *controllers.Options, tokenFile, identity string) error {
 		return fmt.Errorf("--git-identity-secret %q: want <namespace>/<name>", identity)
 	}
 	o.Identity = client.ObjectKey{Namespace: ns, Name: name}
+	return nil
+}
+
+// serviceAccountFlag checks --default-service-account: a ServiceAccount
+// name, or empty.
+func serviceAccountFlag(name string) error {
+	if errs := validation.IsDNS1123Subdomain(name); name != "" && len(errs) > 0 {
+		return fmt.Errorf("--default-service-account %q: %s", name, strings.Join(errs, "; "))
+	}
 	return nil
 }

@@ -39,6 +39,7 @@ func main() {
 		listen         string
 		interval       time.Duration
 		crossNS        bool
+		defaultSA      string
 		plainHTTP      string
 		auto           automationFlags
 		apiTokenFile   string
@@ -56,6 +57,7 @@ func main() {
 	flag.StringVar(&listen, "listen", ":3030", "Address of the HTTP API and the push receiver (/hooks/<namespace>/<name>); empty disables them.")
 	flag.DurationVar(&interval, "charts-sync-interval", 3*time.Minute, "Time between passes over an unchanged HelmRelease.")
 	flag.BoolVar(&crossNS, "allow-cross-namespace-refs", false, "Let HelmReleases read values and chart credentials from ConfigMaps and Secrets of other namespaces.")
+	flag.StringVar(&defaultSA, "default-service-account", "", "Service account, in the object's own namespace, that GitSyncs and HelmReleases without spec.serviceAccountName act as (impersonated); empty leaves them to the operator's own identity (single-tenant mode).")
 	flag.StringVar(&plainHTTP, "plain-http-registries", "", "Comma-separated OCI registry hosts (host or host:port) reached over plain HTTP instead of HTTPS.")
 	flag.StringVar(&apiTokenFile, "api-token-file", "", "File holding the token every fluxd API request must carry (fluxctl --token); empty accepts any.")
 	flag.StringVar(&identitySecret, "git-identity-secret", "helmflux-system/helmflux-git-identity", "<namespace>/<name> of the Secret holding the operator's SSH deploy key (fluxctl identity); made when first asked for.")
@@ -96,8 +98,12 @@ func main() {
 	}
 	opts := controllers.Options{
 		Concurrency: concurrency, CacheDir: cacheDir, Listen: listen,
-		HelmInterval: interval, AllowCrossNamespaceRefs: crossNS,
+		HelmInterval: interval, AllowCrossNamespaceRefs: crossNS, DefaultServiceAccount: defaultSA,
 		PlainHTTPRegistries: splitList(plainHTTP), Version: version,
+	}
+	if err := serviceAccountFlag(defaultSA); err != nil {
+		log.Error(err, "Invalid --default-service-account")
+		os.Exit(1)
 	}
 	if err := apiFlags(&opts, apiTokenFile, identitySecret); err != nil {
 		log.Error(err, "Invalid fluxd API flags")

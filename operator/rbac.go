@@ -4,6 +4,10 @@ package main
 // resources of a chart needs whatever those contain; the chart and config/ bind
 // that separately (cluster-admin by default), so it is not listed here; Helm's
 // release records (Secrets in each target namespace) are covered by it too.
+// A GitSync with a service account (spec.serviceAccountName or
+// --default-service-account) is applied and pruned as that account instead,
+// through impersonation, which the impersonate verb allows; the get reads the
+// account of a deleted GitSync.
 // The CRD read tells a deleted HelmRelease from a deleted HelmRelease CRD.
 //
 // +kubebuilder:rbac:groups=helm.fluxcd.io,resources=helmreleases,verbs=get;list;watch;create;update;patch;delete
@@ -11,7 +15,7 @@ package main
 // +kubebuilder:rbac:groups=helmflux.dev,resources=gitsyncs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=helmflux.dev,resources=gitsyncs/status;gitsyncs/finalizers,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;impersonate
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get

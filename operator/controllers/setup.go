@@ -32,6 +32,7 @@ import (
 	"github.com/helmflux/helmflux/operator/gitcreds"
 	"github.com/helmflux/helmflux/operator/gitsync"
 	"github.com/helmflux/helmflux/operator/helmrelease"
+	"github.com/helmflux/helmflux/operator/impersonation"
 	"github.com/helmflux/helmflux/operator/webhook"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
@@ -59,6 +60,11 @@ type Options struct {
 	// HelmInterval is the time between passes over an unchanged HelmRelease
 	// (the Helm Operator's --charts-sync-interval).
 	HelmInterval time.Duration
+	// DefaultServiceAccount is the service account, of the object's own
+	// namespace, that GitSyncs and HelmReleases naming none in
+	// spec.serviceAccountName act as (impersonated); "" leaves those to the
+	// operator's own identity (single-tenant mode).
+	DefaultServiceAccount string
 	// AllowCrossNamespaceRefs lets HelmReleases read values and chart
 	// credentials from other namespaces.
 	AllowCrossNamespaceRefs bool
@@ -118,6 +124,12 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("make the apply client: %w", err)
 	}
+	// Tenants' clients share the scheme and mapper: discovery is the same for
+	// everyone, and reading it is no privilege.
+	tenants, err := impersonation.New(cfg, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()}, 0)
+	if err != nil {
+		return err
+	}
 	triggers := make(chan event.GenericEvent, 1024)
 	if err := setupHelm(mgr, cfg, direct, gitCache, opts); err != nil {
 		return err
@@ -127,14 +139,16 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 		return err
 	}
 	err = (&gitsync.Reconciler{
-		Identity:    identityOf(opts),
-		Client:      mgr.GetClient(),
-		Applier:     apply.New(direct, gitsync.FieldManager),
-		Git:         gitCache,
-		Events:      mgr.GetEventRecorder("helmflux-gitsync"),
-		WorkDir:     workDir,
-		Triggers:    triggers,
-		Concurrency: opts.Concurrency,
+		Identity:              identityOf(opts),
+		Client:                mgr.GetClient(),
+		Applier:               apply.New(direct, gitsync.FieldManager),
+		Tenants:               tenants,
+		DefaultServiceAccount: opts.DefaultServiceAccount,
+		Git:                   gitCache,
+		Events:                mgr.GetEventRecorder("helmflux-gitsync"),
+		WorkDir:               workDir,
+		Triggers:              triggers,
+		Concurrency:           opts.Concurrency,
 	}).SetupWithManager(mgr)
 	if err != nil || opts.Listen == "" {
 		return err

@@ -26,12 +26,23 @@ const statusInventoryLimit = 1000
 type item = inventory.Entry
 
 // inventoryOf returns the inventory of an applied set: every object but the
-// sync_only ones, which are applied and never pruned. Results are in the
-// order of the objects.
-func inventoryOf(cs *apply.ChangeSet, objects []manifest.Object) []item {
+// sync_only ones, which are applied and never pruned, and those that failed
+// and were not in the previous inventory: this sync never made them, so
+// there is nothing of its own to prune (a refused ClusterRoleBinding would
+// otherwise stay, unprunable, after it left git). A failed object of the
+// previous inventory stays in it, so that it is not pruned for having failed.
+// Results are in the order of the objects.
+func inventoryOf(cs *apply.ChangeSet, objects []manifest.Object, previous []item) []item {
+	had := make(map[apply.ObjectID]bool, len(previous))
+	for _, it := range previous {
+		had[it.ID] = true
+	}
 	out := make([]item, 0, len(cs.Results))
 	for i, r := range cs.Results {
 		if i < len(objects) && manifest.IsSyncOnly(objects[i].Object) {
+			continue
+		}
+		if r.Action == apply.Failed && !had[r.ID] {
 			continue
 		}
 		out = append(out, item{ID: r.ID, Version: r.Version})

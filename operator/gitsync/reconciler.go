@@ -24,6 +24,7 @@ import (
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/operator/gitcreds"
+	"github.com/helmflux/helmflux/operator/impersonation"
 	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
@@ -40,8 +41,16 @@ const FieldManager = "helmflux"
 type Reconciler struct {
 	// Client reads GitSyncs and Secrets (cached) and writes their status.
 	Client client.Client
-	// Applier applies and prunes through an uncached client.
+	// Applier applies and prunes through an uncached client, as the
+	// operator: for GitSyncs without a service account.
 	Applier *apply.Applier
+	// Tenants builds the impersonating clients that apply and prune for
+	// GitSyncs with a service account.
+	Tenants *impersonation.Clients
+	// DefaultServiceAccount is the service account of its own namespace a
+	// GitSync that names none runs as; "" leaves those to the operator's
+	// identity (single-tenant mode).
+	DefaultServiceAccount string
 	// Git fetches into the persistent repository cache.
 	Git *git.Cache
 	// Events records what changed and what failed.
@@ -65,7 +74,9 @@ type scope struct {
 	revision git.Revision
 	objects  []manifest.Object
 	changes  *apply.ChangeSet
-	pruned   *apply.ChangeSet
+	// applier acts for the GitSync: as its service account, or the operator.
+	applier *apply.Applier
+	pruned  *apply.ChangeSet
 	// markReconciling sets and patches Reconciling once there is work to do.
 	markReconciling func() error
 	// unverified is set when a commit after revision failed verification: the

@@ -38,8 +38,14 @@ func summarize(obj *helmfluxv1alpha1.GitSync, s *scope, err error) {
 		c.Done(metav1.ConditionFalse, helmfluxv1alpha1.VerificationFailedReason,
 			fmt.Sprintf("applied revision %s, the last verified one: %v", s.revision, s.unverified))
 	case s.changes != nil && len(allFailures(s)) > 0:
-		f := allFailures(s)
-		c.Done(metav1.ConditionFalse, helmfluxv1alpha1.PartialApplyReason,
+		// A refusal by RBAC is named first: it is what the tenant must fix
+		// (or an attempt to reach beyond the tenant's rights).
+		f, forbidden := forbiddenFirst(allFailures(s))
+		reason := helmfluxv1alpha1.PartialApplyReason
+		if forbidden {
+			reason = helmfluxv1alpha1.ForbiddenReason
+		}
+		c.Done(metav1.ConditionFalse, reason,
 			fmt.Sprintf("applied revision %s except %d object(s): %s", s.revision, len(f), firstFailure(f)))
 	case s.changes != nil:
 		msg := fmt.Sprintf("applied revision %s: %s", s.revision, summaryLine(s))

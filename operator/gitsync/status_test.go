@@ -2,12 +2,15 @@ package gitsync
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/operator/outcome"
@@ -46,6 +49,15 @@ func TestSummarize(t *testing.T) {
 			{ID: apply.ObjectID{Kind: "Secret", Namespace: "a", Name: "old"}, Action: apply.Failed, Err: errors.New("delete: forbidden")}}}},
 			wantReady:    "False PartiallyApplied: applied revision " + rev.String() + " except 1 object(s): Secret/a/old: delete: forbidden",
 			wantObserved: true, wantFailures: 1},
+		{name: "forbidden named first", scope: scope{revision: rev, changes: &apply.ChangeSet{Results: []apply.Result{
+			{ID: apply.ObjectID{Kind: "ConfigMap", Namespace: "a", Name: "x"}, Action: apply.Failed, Err: errors.New("denied by policy")},
+			{ID: apply.ObjectID{Group: "rbac.authorization.k8s.io", Kind: "ClusterRoleBinding", Name: "admin"}, Action: apply.Failed,
+				Err: fmt.Errorf("read live object: %w", apierrors.NewForbidden(schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "clusterrolebindings"},
+					"admin", errors.New(`User "system:serviceaccount:a:deployer" cannot get resource "clusterrolebindings"`)))},
+		}}},
+			wantReady: "False Forbidden: applied revision " + rev.String() + " except 2 object(s): ClusterRoleBinding/admin: read live object: " +
+				`clusterrolebindings.rbac.authorization.k8s.io "admin" is forbidden: User "system:serviceaccount:a:deployer" cannot get`,
+			wantObserved: true, wantFailures: 2},
 		{name: "retryable", err: outcome.Retry(helmfluxv1alpha1.FetchFailedReason, errors.New("connection refused")),
 			wantReady: "False FetchFailed: connection refused"},
 		{name: "bad commit", err: outcome.WaitForChange(helmfluxv1alpha1.BuildFailedReason, errors.New("a.yaml:3: yaml: bad")),

@@ -81,7 +81,12 @@ func (r *Reconciler) reconcileApply(ctx context.Context, s *scope) error {
 	for _, o := range s.objects {
 		set = append(set, o.Object)
 	}
-	cs, err := r.Applier.Apply(ctx, set)
+	applier, err := r.applierFor(obj)
+	if err != nil {
+		return outcome.Retry(helmfluxv1alpha1.ApplyFailedReason, err)
+	}
+	s.applier = applier
+	cs, err := applier.Apply(ctx, set)
 	var invalid *apply.InvalidError
 	switch {
 	case errors.As(err, &invalid):
@@ -95,7 +100,7 @@ func (r *Reconciler) reconcileApply(ctx context.Context, s *scope) error {
 	if err != nil {
 		return outcome.Retry(helmfluxv1alpha1.ApplyFailedReason, err)
 	}
-	current := inventoryOf(cs, s.objects)
+	current := inventoryOf(cs, s.objects, previous)
 	next := current
 	var pruneErr error
 	if obj.Spec.Prune {
@@ -123,7 +128,7 @@ func (r *Reconciler) prune(ctx context.Context, s *scope, previous, current []it
 		force = true
 		obj.Status.LastHandledForceAt = token
 	}
-	pruned, err := r.Applier.Prune(ctx, ids(previous), ids(current), apply.PruneOptions{
+	pruned, err := s.applier.Prune(ctx, ids(previous), ids(current), apply.PruneOptions{
 		Owner: obj.Namespace + "/" + obj.Name, MaxPercent: obj.GetMaxPrunePercent(), Force: force,
 	})
 	var guard *apply.PruneGuardError
@@ -147,21 +152,46 @@ func (r *Reconciler) prune(ctx context.Context, s *scope, previous, current []it
 // lets it go.
 func (r *Reconciler) reconcileDelete(ctx context.Context, obj *helmfluxv1alpha1.GitSync) error {
 	if obj.Spec.Prune && !obj.Spec.Suspend {
-		previous, err := r.loadInventory(ctx, obj)
-		if err != nil {
+		if err := r.pruneDeleted(ctx, obj); err != nil {
 			return err
-		}
-		pruned, err := r.Applier.Prune(ctx, ids(previous), nil, apply.PruneOptions{
-			Owner: obj.Namespace + "/" + obj.Name, Force: true,
-		})
-		if err != nil {
-			return fmt.Errorf("prune the objects of deleted GitSync: %w", err)
-		}
-		if f := pruned.Failures(); len(f) > 0 {
-			return fmt.Errorf("prune the objects of deleted GitSync: %s", firstFailure(f))
 		}
 	}
 	base := obj.DeepCopy()
 	controllerutil.RemoveFinalizer(obj, Finalizer)
 	return r.Client.Patch(ctx, obj, client.MergeFrom(base))
+}
+
+// pruneDeleted prunes every object of a deleted GitSync's inventory, as its
+// service account. When that account is gone (its namespace is being
+// deleted, say) the objects are left in place: nothing could delete them for
+// the GitSync, and waiting would hold the GitSync and its namespace forever.
+func (r *Reconciler) pruneDeleted(ctx context.Context, obj *helmfluxv1alpha1.GitSync) error {
+	gone, err := r.serviceAccountGone(ctx, obj)
+	if err != nil {
+		return err
+	}
+	if gone {
+		ctrl.LoggerFrom(ctx).Info("Not pruning the objects of the deleted GitSync: its service account is gone",
+			"serviceAccount", r.serviceAccountOf(obj))
+		return nil
+	}
+	previous, err := r.loadInventory(ctx, obj)
+	if err != nil {
+		return err
+	}
+	applier, err := r.applierFor(obj)
+	if err != nil {
+		return err
+	}
+	pruned, err := applier.Prune(ctx, ids(previous), nil, apply.PruneOptions{
+		Owner: obj.Namespace + "/" + obj.Name, Force: true,
+	})
+	if err != nil {
+		return fmt.Errorf("prune the objects of deleted GitSync: %w", err)
+	}
+	if f := pruned.Failures(); len(f) > 0 {
+		f, _ = forbiddenFirst(f)
+		return fmt.Errorf("prune the objects of deleted GitSync: %s", firstFailure(f))
+	}
+	return nil
 }

@@ -78,6 +78,17 @@ type GitSyncSpec struct {
 	// +optional
 	WebhookSecretRef *meta.LocalObjectReference `json:"webhookSecretRef,omitempty"`
 
+	// ServiceAccountName names a ServiceAccount of the GitSync's namespace:
+	// every dry-run, apply and prune of the GitSync's objects (and the reads of
+	// the objects it prunes) runs as that account, through impersonation, so a
+	// tenant's repository can do no more than the tenant may. Unset uses the
+	// operator's --default-service-account; with neither, the operator's own
+	// identity applies (single-tenant mode, as Flux v1 did).
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
 	// Suspend stops syncing and write-back until it is set to false again.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
@@ -544,6 +555,9 @@ const (
 	AppliedReason            = "Applied"
 	ProgressingReason        = "Progressing"
 	SuspendedReason          = "Suspended"
+	// ForbiddenReason: the GitSync's service account may not read, write or
+	// delete some of its objects; the others are applied.
+	ForbiddenReason = "Forbidden"
 )
 
 // Condition reasons of status.imageAutomation.
