@@ -52,7 +52,16 @@ func (r *Reconciler) uninstall(ctx context.Context, s *scope) error {
 	ns, name := obj.GetTargetNamespace(), obj.GetReleaseName()
 	rel, err := s.actor.runner.Last(ctx, ns, name)
 	if err != nil {
-		return outcome.Retry(s.actor.refused(helmv1.UninstallFailedReason, err))
+		reason, err := s.actor.refused(helmv1.UninstallFailedReason, err)
+		if reason == helmv1.ForbiddenReason && obj.Status.ReleaseRevision == 0 {
+			// The account may not even read the release, and helmflux never
+			// saw one for this HelmRelease: nothing of it to uninstall, and a
+			// finalizer kept for ever would hold up the namespace's deletion.
+			ctrl.LoggerFrom(ctx).Info("Not uninstalling: the service account may not read the release, and none was ever recorded",
+				"release", name, "namespace", ns, "serviceAccount", s.actor.serviceAccount)
+			return nil
+		}
+		return outcome.Retry(reason, err)
 	}
 	if rel == nil {
 		return nil

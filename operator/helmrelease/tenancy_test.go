@@ -14,9 +14,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	"github.com/helmflux/helmflux/internal/testenv"
 	"github.com/helmflux/helmflux/pkg/helm/helmtest"
 )
 
@@ -111,7 +113,6 @@ func waitForbidden(t *testing.T, ns, name, user string, want ...string) *helmv1.
 	t.Helper()
 	hr := waitCondition(t, ns, name, meta.ReadyCondition, "False "+helmv1.ForbiddenReason)
 	msg := condition(hr, meta.ReadyCondition)
-	t.Logf("Ready: %s", msg)
 	for _, w := range append([]string{user}, want...) {
 		if !strings.Contains(msg, w) {
 			t.Errorf("Ready message does not name %q: %s", w, msg)
@@ -294,4 +295,66 @@ func TestWithoutAServiceAccountTheOperatorActs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = k8s.Delete(context.Background(), crb) })
+}
+
+// An operator with a default service account (Reconciler.DefaultServiceAccount,
+// from --default-service-account) acts, for a HelmRelease that names none,
+// as that account of the HelmRelease's namespace; a HelmRelease that names
+// one acts as its own. The suite's operator leaves defaultSANamespace to a
+// second operator started here, with the default set.
+func TestTheDefaultServiceAccount(t *testing.T) {
+	ns := defaultSANamespace
+	namespace := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
+	mustCreate(t, namespace)
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), namespace) })
+	user := tenant(t, ns, "deployer")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	opts := operatorOptions(t.TempDir())
+	opts.DefaultServiceAccount = "deployer"
+	done, err := testenv.StartInProcessWith(ctx, cfg, testLogger(), opts,
+		cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}})
+	t.Cleanup(func() {
+		cancel()
+		if done != nil {
+			<-done
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	repo := helmtest.NewRepoServer(t)
+	repo.Add(t, appChart("1.0.0"))
+	repo.Add(t, crbChart(ns))
+	mustCreateHR(t, repoRelease(ns, "web", repo.URL(), "1.0.0", ""))
+	mustCreateHR(t, &helmv1.HelmRelease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "escalate"},
+		Spec:       helmv1.HelmReleaseSpec{Chart: helmv1.ChartSource{Repository: repo.URL(), Name: "escalate", Version: "1.0.0"}},
+	})
+	// "nobody" exists but may do nothing: its own name wins over the default.
+	mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nobody"}})
+	mustCreateHR(t, asTenant(repoRelease(ns, "own", repo.URL(), "1.0.0", ""), "nobody"))
+
+	waitReady(t, ns, "web")
+	waitForbidden(t, ns, "escalate", user, "clusterrolebindings")
+	waitForbidden(t, ns, "own", "system:serviceaccount:"+ns+":nobody", `"secrets"`)
+	err = k8s.Get(context.Background(), client.ObjectKey{Name: ns + "-escalate-admin"}, &rbacv1.ClusterRoleBinding{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("the ClusterRoleBinding: %v, want not found", err)
+	}
+	// Deleted while the operator runs, the releases go (as the account)
+	// before the namespace does.
+	for _, name := range []string{"web", "escalate", "own"} {
+		if err := k8s.Delete(context.Background(), &helmv1.HelmRelease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, time.Minute, "HelmReleases gone", func() (bool, string) {
+		list := &helmv1.HelmReleaseList{}
+		if err := k8s.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+			return false, err.Error()
+		}
+		return len(list.Items) == 0, fmt.Sprintf("%d left", len(list.Items))
+	})
 }
