@@ -24,8 +24,8 @@ import (
 
 // tenant makes a service account in ns bound to a Role that allows what a
 // namespaced chart needs in ns and nothing else: Helm's storage Secrets,
-// ConfigMaps, Services, ServiceAccounts, Deployments (and reading the Pods
-// and ReplicaSets a wait looks at). It returns the account's user name.
+// ConfigMaps, Services, ServiceAccounts, Deployments, the Pods of test hooks
+// (and reading the ReplicaSets a wait looks at). It returns the account's user name.
 func tenant(t *testing.T, ns, name string) string {
 	t.Helper()
 	mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}})
@@ -34,7 +34,7 @@ func tenant(t *testing.T, ns, name string) string {
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps", "services", "serviceaccounts"}, Verbs: []string{"*"}},
 			{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"*"}},
-			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"*"}}, // test hooks
 			{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: []string{"get", "list", "watch"}},
 		},
 	})
@@ -103,6 +103,32 @@ func TestAServiceAccountRunsANamespacedRelease(t *testing.T) {
 	})
 	if h := history(t, ns, ns+"-web"); len(h) != 0 {
 		t.Errorf("history after the delete: %v, want none", h)
+	}
+}
+
+// Helm tests and the rollback after failed ones run as the service account
+// too.
+func TestAServiceAccountTestsAndRollsBack(t *testing.T) {
+	ns := newNamespace(t)
+	tenant(t, ns, "deployer")
+	repo := helmtest.NewRepoServer(t)
+	repo.Add(t, appChart("1.0.0"))
+	hr := asTenant(repoRelease(ns, "tested", repo.URL(), "1.0.0", "test: {enabled: true}"), "deployer")
+	hr.Spec.Test = helmv1.Test{Enable: true, Timeout: ptrTo(int64(30))}
+	hr.Spec.Rollback = helmv1.Rollback{Enable: true}
+	mustCreateHR(t, hr)
+	if c := condition(waitReady(t, ns, "tested"), helmv1.TestedCondition); !strings.HasPrefix(c, "True") {
+		t.Errorf("Tested: %s", c)
+	}
+	update(t, ns, "tested", func(hr *helmv1.HelmRelease) {
+		hr.Spec.Values = mustValues("test: {enabled: true, fail: true}\nmessage: failing-tests")
+	})
+	hr = waitCondition(t, ns, "tested", helmv1.RolledBackCondition, "True RollbackSucceeded")
+	if c := condition(hr, meta.ReadyCondition); !strings.HasPrefix(c, "False TestFailed") {
+		t.Errorf("Ready: %s", c)
+	}
+	if got := renderedValues(t, ns, ns+"-tested")["message"]; got == "failing-tests" {
+		t.Errorf("the upgrade whose tests failed is still deployed")
 	}
 }
 
