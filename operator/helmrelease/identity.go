@@ -80,9 +80,9 @@ func (r *Reconciler) actorFor(obj *helmv1.HelmRelease) (*actor, error) {
 // server refused it to the impersonated service account, the reason is
 // Forbidden and the message names the service account (the API server's
 // own text names what was refused: the verb, the resource, the namespace).
-// Anything else keeps reason.
+// Anything else, or an error refused already, keeps reason.
 func (a *actor) refused(reason string, err error) (string, error) {
-	if a.serviceAccount == "" || err == nil || !isForbidden(err) {
+	if a.serviceAccount == "" || err == nil || reason == helmv1.ForbiddenReason || !isForbidden(err) {
 		return reason, err
 	}
 	return helmv1.ForbiddenReason, fmt.Errorf("refused to service account %s: %w", a.serviceAccount, err)

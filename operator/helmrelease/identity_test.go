@@ -43,6 +43,9 @@ func TestRefused(t *testing.T) {
 		{"forbidden to the operator keeps its reason", &actor{}, forbidden, helmv1.InstallFailedReason, false},
 	} {
 		reason, err := tc.a.refused(helmv1.InstallFailedReason, tc.err)
+		if again, err2 := tc.a.refused(reason, err); again != reason || err2 != err {
+			t.Errorf("%s: refused twice: %s %q", tc.name, again, err2)
+		}
 		if reason != tc.wantReason {
 			t.Errorf("%s: reason %s, want %s", tc.name, reason, tc.wantReason)
 		}
