@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -28,11 +29,19 @@ import (
 // first object is seen at once and a benchmark counts none of their lists;
 // done closes when the manager has stopped. Several may run in one process.
 func StartInProcess(ctx context.Context, cfg *rest.Config, logger logr.Logger, opts controllers.Options) (done <-chan struct{}, err error) {
+	return StartInProcessWith(ctx, cfg, logger, opts, cache.Options{})
+}
+
+// StartInProcessWith is StartInProcess with the manager's cache options, so
+// that two operators in one process can split the objects between them (by
+// namespace, say) the way shards would.
+func StartInProcessWith(ctx context.Context, cfg *rest.Config, logger logr.Logger, opts controllers.Options, cacheOpts cache.Options) (done <-chan struct{}, err error) {
 	ctrl.SetLogger(logger)
 	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(ctrl.Options{
 		Logger:     logger,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		Cache:      cacheOpts,
 	}))
 	if err != nil {
 		return nil, err

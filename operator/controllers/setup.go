@@ -73,6 +73,8 @@ type Options struct {
 	HTTPClient *http.Client
 	// PlainHTTPRegistries are OCI registry hosts reached over plain HTTP.
 	PlainHTTPRegistries []string
+	// DefaultServiceAccount is the service account GitSyncs and HelmReleases without spec.serviceAccountName act as; empty acts as the operator.
+	DefaultServiceAccount string
 
 	// AutomationInterval is the time between two image automation passes
 	// over one GitSync; 0 is the default (5m).
@@ -223,6 +225,7 @@ func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCach
 		Interval:                opts.HelmInterval,
 		AllowCrossNamespaceRefs: opts.AllowCrossNamespaceRefs,
 		Concurrency:             opts.Concurrency,
+		DefaultServiceAccount:   opts.DefaultServiceAccount,
 	}).SetupWithManager(context.Background(), mgr)
 }
 

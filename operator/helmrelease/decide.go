@@ -170,7 +170,9 @@ func repeatRefused(s situation) bool {
 	if s.requested || s.desired != s.status.LastAttemptedDigest || r == nil || r.Status != metav1.ConditionFalse {
 		return false
 	}
-	if r.Reason != helmv1.UpgradeFailedReason && r.Reason != helmv1.InstallFailedReason && r.Reason != helmv1.TestFailedReason {
+	switch r.Reason {
+	case helmv1.UpgradeFailedReason, helmv1.InstallFailedReason, helmv1.TestFailedReason, helmv1.ForbiddenReason:
+	default:
 		return false
 	}
 	rb := s.spec.Rollback

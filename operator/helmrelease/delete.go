@@ -22,7 +22,8 @@ const crdName = "helmreleases.helm.fluxcd.io"
 // removes the finalizer. When the CRD itself is being deleted every
 // HelmRelease goes with it; their releases are then left running, because
 // removing a CRD is not a decision to remove every release.
-func (r *Reconciler) reconcileDelete(ctx context.Context, obj *helmv1.HelmRelease) error {
+func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) error {
+	obj := s.obj
 	if !controllerutil.ContainsFinalizer(obj, Finalizer) {
 		return nil
 	}
@@ -34,7 +35,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, obj *helmv1.HelmReleas
 	ns, name := obj.GetTargetNamespace(), obj.GetReleaseName()
 	if crdGoing {
 		log.Info("The HelmRelease CRD is being deleted; leaving the release installed", "release", name, "namespace", ns)
-	} else if err := r.uninstall(ctx, obj); err != nil {
+	} else if err := r.uninstall(ctx, s); err != nil {
 		return err
 	}
 	patch := client.MergeFrom(obj.DeepCopy())
@@ -46,11 +47,21 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, obj *helmv1.HelmReleas
 }
 
 // uninstall removes the release unless it belongs to another HelmRelease.
-func (r *Reconciler) uninstall(ctx context.Context, obj *helmv1.HelmRelease) error {
+func (r *Reconciler) uninstall(ctx context.Context, s *scope) error {
+	obj := s.obj
 	ns, name := obj.GetTargetNamespace(), obj.GetReleaseName()
-	rel, err := r.Runner.Last(ctx, ns, name)
+	rel, err := s.actor.runner.Last(ctx, ns, name)
 	if err != nil {
-		return outcome.Retry(helmv1.UninstallFailedReason, err)
+		reason, err := s.actor.refused(helmv1.UninstallFailedReason, err)
+		if reason == helmv1.ForbiddenReason && obj.Status.ReleaseRevision == 0 {
+			// The account may not even read the release, and helmflux never
+			// saw one for this HelmRelease: nothing of it to uninstall, and a
+			// finalizer kept for ever would hold up the namespace's deletion.
+			ctrl.LoggerFrom(ctx).Info("Not uninstalling: the service account may not read the release, and none was ever recorded",
+				"release", name, "namespace", ns, "serviceAccount", s.actor.serviceAccount)
+			return nil
+		}
+		return outcome.Retry(reason, err)
 	}
 	if rel == nil {
 		return nil
@@ -59,8 +70,8 @@ func (r *Reconciler) uninstall(ctx context.Context, obj *helmv1.HelmRelease) err
 		ctrl.LoggerFrom(ctx).Info("Leaving the release of another HelmRelease installed", "release", name, "owner", owner)
 		return nil
 	}
-	if err := r.Runner.Uninstall(ctx, ns, name, obj.Spec.GetTimeout(), false); err != nil {
-		return outcome.Retry(helmv1.UninstallFailedReason, err)
+	if err := s.actor.runner.Uninstall(ctx, ns, name, obj.Spec.GetTimeout(), false); err != nil {
+		return outcome.Retry(s.actor.refused(helmv1.UninstallFailedReason, err))
 	}
 	if r.Events != nil {
 		r.Events.Eventf(obj, nil, corev1.EventTypeNormal, helmv1.UninstalledReason, "Delete", "Uninstalled release %s from namespace %s", name, ns)

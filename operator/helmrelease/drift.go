@@ -25,9 +25,9 @@ func (r *Reconciler) reconcileDrift(ctx context.Context, s *scope) error {
 		conds(obj).Remove(helmv1.DriftedCondition)
 		return nil
 	}
-	rel, err := r.Runner.Last(ctx, obj.GetTargetNamespace(), obj.GetReleaseName())
+	rel, err := s.actor.runner.Last(ctx, obj.GetTargetNamespace(), obj.GetReleaseName())
 	if err != nil {
-		return outcome.Retry(helmv1.DriftDetectionFailedReason, fmt.Errorf("read the release for drift detection: %w", err))
+		return outcome.Retry(s.actor.refused(helmv1.DriftDetectionFailedReason, fmt.Errorf("read the release for drift detection: %w", err)))
 	}
 	if rel == nil || rel.Status == helm.StatusUninstalled {
 		// Uninstalled behind helmflux's back: forget it, the next pass installs.
@@ -38,9 +38,9 @@ func (r *Reconciler) reconcileDrift(ctx context.Context, s *scope) error {
 	if err != nil {
 		return outcome.Retry(helmv1.DriftDetectionFailedReason, err)
 	}
-	cs, err := r.Drift.Diff(ctx, objs)
+	cs, err := s.actor.drift.Diff(ctx, objs)
 	if err != nil {
-		return outcome.Retry(helmv1.DriftDetectionFailedReason, fmt.Errorf("compare live objects: %w", err))
+		return outcome.Retry(s.actor.refused(helmv1.DriftDetectionFailedReason, fmt.Errorf("compare live objects: %w", err)))
 	}
 	var drifted []*unstructured.Unstructured
 	var names []string
@@ -50,7 +50,7 @@ func (r *Reconciler) reconcileDrift(ctx context.Context, s *scope) error {
 			drifted = append(drifted, objs[i])
 			names = append(names, res.ID.Display())
 		case apply.Failed:
-			return outcome.Retry(helmv1.DriftDetectionFailedReason, fmt.Errorf("compare %s: %w", res.ID.Display(), res.Err))
+			return outcome.Retry(s.actor.refused(helmv1.DriftDetectionFailedReason, fmt.Errorf("compare %s: %w", res.ID.Display(), res.Err)))
 		}
 	}
 	wasDrifted := apimeta.IsStatusConditionTrue(obj.Status.Conditions, helmv1.DriftedCondition)
@@ -67,12 +67,12 @@ func (r *Reconciler) reconcileDrift(ctx context.Context, s *scope) error {
 		conds(obj).Set(helmv1.DriftedCondition, metav1.ConditionTrue, helmv1.DriftDetectedReason, msg)
 		return nil
 	}
-	applied, err := r.Drift.Apply(ctx, drifted)
+	applied, err := s.actor.drift.Apply(ctx, drifted)
 	if err != nil {
-		return outcome.Retry(helmv1.DriftDetectedReason, fmt.Errorf("correct drift of %s: %w", list, err))
+		return outcome.Retry(s.actor.refused(helmv1.DriftDetectedReason, fmt.Errorf("correct drift of %s: %w", list, err)))
 	}
 	if f := applied.Failures(); len(f) > 0 {
-		return outcome.Retry(helmv1.DriftDetectedReason, fmt.Errorf("correct drift of %s: %w", f[0].ID.Display(), f[0].Err))
+		return outcome.Retry(s.actor.refused(helmv1.DriftDetectedReason, fmt.Errorf("correct drift of %s: %w", f[0].ID.Display(), f[0].Err)))
 	}
 	msg := fmt.Sprintf("Corrected drift of %d object(s) of release %s: %s", len(drifted), rel.Name, list)
 	s.action.normal(helmv1.DriftCorrectedReason, "%s", msg)

@@ -64,11 +64,20 @@ type Reconciler struct {
 	Identity gitcreds.Identity
 	// Concurrency is the number of HelmReleases reconciled in parallel.
 	Concurrency int
+	// DefaultServiceAccount is the service account, in each HelmRelease's
+	// namespace, that HelmReleases without spec.serviceAccountName act as;
+	// empty acts as the operator (Runner and Drift).
+	DefaultServiceAccount string
+
+	// actors are the Runners and drift Appliers of service accounts.
+	actors actors
 }
 
 // scope carries one reconcile's state from one sub-reconciler to the next.
 type scope struct {
-	obj      *helmv1.HelmRelease
+	obj *helmv1.HelmRelease
+	// actor is who the pass acts as for Helm and drift detection.
+	actor    *actor
 	chartRef *helm.ChartRef
 	// loadChart loads the chart on first use; an unchanged pass never does.
 	loadChart func(context.Context) (*chart.Chart, error)
@@ -118,8 +127,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // reconcile runs the sub-reconcilers in order, stopping at the first error.
 func (r *Reconciler) reconcile(ctx context.Context, base *helmv1.HelmRelease, s *scope) error {
 	obj := s.obj
+	a, err := r.actorFor(obj)
+	if err != nil {
+		return outcome.Retry(helmv1.ReconcileFailedReason, err)
+	}
+	s.actor = a
 	if !obj.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, obj)
+		return r.reconcileDelete(ctx, s)
 	}
 	requested, err := outcome.Begin(ctx, r.Client, base, obj, Finalizer, &obj.Status.LastHandledReconcileAt)
 	if err != nil {

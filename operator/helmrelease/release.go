@@ -52,8 +52,8 @@ func (r *Reconciler) reconcileRelease(ctx context.Context, s *scope) error {
 		return giveUp(s, sit) // as a read of the release would decide, without one
 	}
 	var err error
-	if sit.last, err = r.Runner.Last(ctx, ns, name); err != nil {
-		return outcome.Retry(helmv1.UpgradeFailedReason, err)
+	if sit.last, err = s.actor.runner.Last(ctx, ns, name); err != nil {
+		return outcome.Retry(s.actor.refused(helmv1.UpgradeFailedReason, err))
 	}
 	for range maxSteps {
 		d := decide(sit)
@@ -140,16 +140,16 @@ func (r *Reconciler) unlock(ctx context.Context, s *scope, sit *situation) error
 	rel := sit.last
 	timeout := lockTimeout(s.obj.Spec, rel.Status)
 	age := time.Since(rel.LastDeployed)
-	unlocked, err := r.Runner.Unlock(ctx, rel.Namespace, rel.Name, timeout)
+	unlocked, err := s.actor.runner.Unlock(ctx, rel.Namespace, rel.Name, timeout)
 	if err != nil {
-		return outcome.Retry(helmv1.ReleaseLockedReason, err)
+		return outcome.Retry(s.actor.refused(helmv1.ReleaseLockedReason, err))
 	}
 	if unlocked {
 		s.action.normal(helmv1.ReleaseUnlockedReason, "Unlocked release %s: revision %d was %s for %s, longer than its timeout %s",
 			rel.Name, rel.Version, rel.Status, age.Round(time.Second), timeout)
 	}
-	if sit.last, err = r.Runner.Last(ctx, rel.Namespace, rel.Name); err != nil {
-		return outcome.Retry(helmv1.ReleaseLockedReason, err)
+	if sit.last, err = s.actor.runner.Last(ctx, rel.Namespace, rel.Name); err != nil {
+		return outcome.Retry(s.actor.refused(helmv1.ReleaseLockedReason, err))
 	}
 	sit.now = time.Now() // a lock taken again meanwhile is judged by its own age
 	return nil
@@ -181,9 +181,9 @@ func (r *Reconciler) act(ctx context.Context, s *scope, sit *situation, install 
 	}
 	var rel *helm.Release
 	if install {
-		rel, err = r.Runner.Install(ctx, req)
+		rel, err = s.actor.runner.Install(ctx, req)
 	} else {
-		rel, err = r.Runner.Upgrade(ctx, req)
+		rel, err = s.actor.runner.Upgrade(ctx, req)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -197,6 +197,7 @@ func (r *Reconciler) act(ctx context.Context, s *scope, sit *situation, install 
 		if install {
 			sit.done = stepInstallFailed
 		}
+		failReason, err = s.actor.refused(failReason, err)
 		s.conds().Set(helmv1.DeployedCondition, metav1.ConditionFalse, string(helmv1.PhaseDeployFailed), err.Error())
 		return r.failed(ctx, s, sit, failReason, err)
 	}
@@ -230,9 +231,9 @@ func (r *Reconciler) failed(ctx context.Context, s *scope, sit *situation, reaso
 		obj.Status.Phase = helmv1.PhaseDeployFailed
 	}
 	s.failure, s.failureReason = err, reason
-	last, lerr := r.Runner.Last(ctx, obj.GetTargetNamespace(), obj.GetReleaseName())
+	last, lerr := s.actor.runner.Last(ctx, obj.GetTargetNamespace(), obj.GetReleaseName())
 	if lerr != nil {
-		return outcome.Retry(reason, errors.Join(err, lerr))
+		return outcome.Retry(s.actor.refused(reason, errors.Join(err, lerr)))
 	}
 	sit.last = last
 	if last != nil {
@@ -252,7 +253,7 @@ func (r *Reconciler) remediate(ctx context.Context, s *scope, sit *situation) er
 	if rerr != nil {
 		s.failure = fmt.Errorf("%w; then %w", s.failure, rerr)
 	}
-	if last, err := r.Runner.Last(ctx, obj.GetTargetNamespace(), obj.GetReleaseName()); err == nil && last != nil {
+	if last, err := s.actor.runner.Last(ctx, obj.GetTargetNamespace(), obj.GetReleaseName()); err == nil && last != nil {
 		sit.last = last
 		obj.Status.ReleaseStatus = last.Status
 		obj.Status.ReleaseRevision = last.Version
@@ -268,7 +269,7 @@ func (r *Reconciler) rollback(ctx context.Context, s *scope, sit *situation) err
 	if last == nil || (last.Status == helm.StatusDeployed && !testsFailed) {
 		return nil // the upgrade failed before it changed anything
 	}
-	good, err := r.Runner.LastGood(ctx, ns, name, last.Version)
+	good, err := s.actor.runner.LastGood(ctx, ns, name, last.Version)
 	if err != nil {
 		return err
 	}
@@ -280,14 +281,15 @@ func (r *Reconciler) rollback(ctx context.Context, s *scope, sit *situation) err
 		return err
 	}
 	rb := obj.Spec.Rollback
-	err = r.Runner.Rollback(ctx, ns, name, helm.RollbackOptions{
+	err = s.actor.runner.Rollback(ctx, ns, name, helm.RollbackOptions{
 		Version: good.Version, Timeout: rb.GetTimeout(), Wait: rb.Wait, Force: rb.Force, Recreate: rb.Recreate,
 		DisableHooks: rb.DisableHooks, MaxHistory: obj.Spec.GetMaxHistory(),
 	})
 	if err != nil {
+		reason, err := s.actor.refused(helmv1.RollbackFailedReason, err)
 		obj.Status.Phase = helmv1.PhaseRollbackFailed
-		s.conds().Set(helmv1.RolledBackCondition, metav1.ConditionFalse, helmv1.RollbackFailedReason, err.Error())
-		s.action.warn(helmv1.RollbackFailedReason, "%s", err.Error())
+		s.conds().Set(helmv1.RolledBackCondition, metav1.ConditionFalse, reason, err.Error())
+		s.action.warn(reason, "%s", err.Error())
 		return err
 	}
 	obj.Status.Phase = helmv1.PhaseRolledBack
@@ -304,7 +306,7 @@ func (r *Reconciler) test(ctx context.Context, s *scope, sit *situation) error {
 	if err := s.markReconciling(helmv1.PhaseTesting); err != nil {
 		return outcome.Retry(helmv1.TestFailedReason, err)
 	}
-	rel, err := r.Runner.Test(ctx, obj.GetTargetNamespace(), obj.GetReleaseName(), obj.Spec.Test.GetTimeout())
+	rel, err := s.actor.runner.Test(ctx, obj.GetTargetNamespace(), obj.GetReleaseName(), obj.Spec.Test.GetTimeout())
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

@@ -11,10 +11,13 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/go-logr/logr"
 	eventsv1 "k8s.io/api/events/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -94,12 +97,29 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 	go func() { <-ctx.Done(); _ = os.RemoveAll(dir) }()
 	tlsClient = testenv.TLSTrustingClient()
 	cfg, requests = testenv.Counted(cfg)
-	_, err = testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)), controllers.Options{
-		Concurrency: 4, CacheDir: dir, HelmInterval: interval,
-		HTTPClient: tlsClient, PlainHTTPRegistries: []string{"127.0.0.1"},
-	})
+	// The HelmReleases of defaultSANamespace are another operator's: one
+	// with a default service account (TestTheDefaultServiceAccount).
+	notThere := cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&helmv1.HelmRelease{}: {Field: fields.OneTermNotEqualSelector("metadata.namespace", defaultSANamespace)},
+	}}
+	_, err = testenv.StartInProcessWith(ctx, cfg, testLogger(), operatorOptions(dir), notThere)
 	return err
 }
+
+// defaultSANamespace is the one namespace whose HelmReleases the suite's
+// operator leaves to the one TestTheDefaultServiceAccount starts.
+const defaultSANamespace = "hr-default-sa"
+
+// operatorOptions are the suite operator's options; dir is its cache.
+func operatorOptions(dir string) controllers.Options {
+	return controllers.Options{
+		Concurrency: 4, CacheDir: dir, HelmInterval: interval,
+		HTTPClient: tlsClient, PlainHTTPRegistries: []string{"127.0.0.1"},
+	}
+}
+
+// testLogger logs into logs.
+func testLogger() logr.Logger { return zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)) }
 
 // newNamespace makes a namespace for one test.
 func newNamespace(t *testing.T) string {

@@ -26,16 +26,27 @@ import (
 // reused without asking again; installing a chart with CRDs refreshes them at once.
 const capabilitiesTTL = time.Minute
 
-// Runner runs Helm actions against one cluster. It is safe for concurrent use;
-// concurrent actions on the same release are the caller's to avoid (the
-// controller reconciles each HelmRelease on one worker at a time).
+// Runner runs Helm actions against one cluster, as one identity: the
+// operator's, or the user a Runner from As impersonates. It is safe for
+// concurrent use; concurrent actions on the same release are the caller's
+// to avoid (the controller reconciles each HelmRelease on one worker at a
+// time).
 type Runner struct {
 	strict    *rest.Config // asks the API server to validate every write strictly
 	lenient   *rest.Config // for charts with disableOpenAPIValidation
 	clientset kubernetes.Interface
+	user      string // the impersonated user; "" for cfg's own identity
+	log       logr.Logger
+	*cluster
+}
+
+// cluster is what Runners of one cluster share whoever they act as: the
+// discovery cache, REST mappings and capabilities (the API groups every
+// authenticated user may discover), so a Runner per service account costs
+// no discovery of its own.
+type cluster struct {
 	discovery discovery.CachedDiscoveryInterface
 	mapper    meta.ResettableRESTMapper
-	log       logr.Logger
 
 	mu     sync.Mutex
 	caps   *chartutil.Capabilities
@@ -45,27 +56,47 @@ type Runner struct {
 // NewRunner returns a Runner for the cluster of cfg. Helm's own debug output
 // goes to log at V(2); it names objects, never values.
 func NewRunner(cfg *rest.Config, log logr.Logger) (*Runner, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("make discovery client: %w", err)
+	}
+	cached := memory.NewMemCacheClient(dc)
+	c := &cluster{discovery: cached, mapper: restmapper.NewDeferredDiscoveryRESTMapper(cached)}
+	return newRunner(cfg, "", log, c)
+}
+
+func newRunner(cfg *rest.Config, user string, log logr.Logger, c *cluster) (*Runner, error) {
 	lenient := rest.CopyConfig(cfg)
-	strict := rest.CopyConfig(cfg)
+	if user != "" {
+		lenient.Impersonate = rest.ImpersonationConfig{UserName: user}
+	}
+	strict := rest.CopyConfig(lenient)
 	strict.Wrap(func(rt http.RoundTripper) http.RoundTripper { return strictValidation{rt} })
 	clientset, err := kubernetes.NewForConfig(lenient)
 	if err != nil {
 		return nil, fmt.Errorf("make clientset: %w", err)
 	}
-	dc, err := discovery.NewDiscoveryClientForConfig(lenient)
-	if err != nil {
-		return nil, fmt.Errorf("make discovery client: %w", err)
-	}
-	cached := memory.NewMemCacheClient(dc)
-	return &Runner{
-		strict:    strict,
-		lenient:   lenient,
-		clientset: clientset,
-		discovery: cached,
-		mapper:    restmapper.NewDeferredDiscoveryRESTMapper(cached),
-		log:       log,
-	}, nil
+	return &Runner{strict: strict, lenient: lenient, clientset: clientset, user: user, log: log, cluster: c}, nil
 }
+
+// As returns a Runner whose every request (actions, release storage, the
+// chart's lookup) impersonates user, such as
+// "system:serviceaccount:tenant-a:deployer", so a release can do no more
+// than that user may. It shares r's discovery and capabilities.
+func (r *Runner) As(user string) (*Runner, error) {
+	base := rest.CopyConfig(r.lenient)
+	base.Impersonate = rest.ImpersonationConfig{}
+	return newRunner(base, user, r.log.WithValues("as", user), r.cluster)
+}
+
+// User is the user the Runner impersonates; "" when it acts as its config's
+// own identity.
+func (r *Runner) User() string { return r.user }
+
+// Config returns a copy of the rest config the Runner's requests use
+// (impersonating its User), for other clients that must act as the same
+// identity, such as drift detection.
+func (r *Runner) Config() *rest.Config { return rest.CopyConfig(r.lenient) }
 
 // strictValidation adds fieldValidation=Strict to every write that does not
 // say otherwise, so the API server refuses unknown and duplicate fields as
@@ -126,7 +157,7 @@ func (reachable) IsReachable() error { return nil }
 
 // capabilities returns the cluster's version and API versions, computed once
 // per capabilitiesTTL instead of per action.
-func (r *Runner) capabilities() (*chartutil.Capabilities, error) {
+func (r *cluster) capabilities() (*chartutil.Capabilities, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.caps != nil && time.Since(r.capsAt) < capabilitiesTTL {
@@ -155,7 +186,7 @@ func (r *Runner) capabilities() (*chartutil.Capabilities, error) {
 
 // Invalidate forgets the cached discovery, REST mappings and capabilities, so
 // the next action sees kinds that a chart's CRDs just defined.
-func (r *Runner) Invalidate() {
+func (r *cluster) Invalidate() {
 	r.discovery.Invalidate()
 	r.mapper.Reset()
 	r.mu.Lock()

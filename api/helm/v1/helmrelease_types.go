@@ -69,6 +69,19 @@ type HelmReleaseSpec struct {
 	// +optional
 	TargetNamespace string `json:"targetNamespace,omitempty"`
 
+	// ServiceAccountName names a service account in the HelmRelease's
+	// namespace that every Helm action (install, upgrade, test, rollback,
+	// uninstall), Helm's release storage, the chart's lookup and drift
+	// detection act as, by impersonation, so a tenant's release can do no
+	// more than its service account may. Unset means the operator's
+	// --default-service-account, or the operator itself when that is unset.
+	// Reading valuesFrom and writing the status stay the operator's.
+	// A helmflux addition.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
 	// Timeout is the time in seconds for each Kubernetes operation of an install
 	// or upgrade, and for waiting. Default 300.
 	// +kubebuilder:validation:Minimum=0
@@ -503,6 +516,10 @@ const (
 	NoDriftReason              = "NoDrift"
 	ReleaseUpToDateReason      = "ReleaseUpToDate"
 	ProgressingReason          = "Progressing"
+	// ForbiddenReason: the API server refused something the release needs
+	// to the service account the HelmRelease acts as (spec.serviceAccountName
+	// or the operator's default); the message names what and the account.
+	ForbiddenReason = "Forbidden"
 	// ExternalChangeReason: the release was rolled back, upgraded or
 	// uninstalled outside helmflux, and is brought back to what git declares.
 	ExternalChangeReason = "ReleaseChangedExternally"
