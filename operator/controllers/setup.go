@@ -73,8 +73,6 @@ type Options struct {
 	HTTPClient *http.Client
 	// PlainHTTPRegistries are OCI registry hosts reached over plain HTTP.
 	PlainHTTPRegistries []string
-	// DefaultServiceAccount is the service account GitSyncs and HelmReleases without spec.serviceAccountName act as; empty acts as the operator.
-	DefaultServiceAccount string
 
 	// AutomationInterval is the time between two image automation passes
 	// over one GitSync; 0 is the default (5m).
