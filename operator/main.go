@@ -39,6 +39,7 @@ func main() {
 		listen         string
 		interval       time.Duration
 		crossNS        bool
+		localURLs      bool
 		plainHTTP      string
 		auto           automationFlags
 		apiTokenFile   string
@@ -56,6 +57,7 @@ func main() {
 	flag.StringVar(&listen, "listen", ":3030", "Address of the HTTP API and the push receiver (/hooks/<namespace>/<name>); empty disables them.")
 	flag.DurationVar(&interval, "charts-sync-interval", 3*time.Minute, "Time between passes over an unchanged HelmRelease.")
 	flag.BoolVar(&crossNS, "allow-cross-namespace-refs", false, "Let HelmReleases read values and chart credentials from ConfigMaps and Secrets of other namespaces.")
+	flag.BoolVar(&localURLs, "allow-local-urls", false, "Let GitSync urls and HelmRelease chart.git name repositories on the operator's machine: file:// URLs, local paths and loopback hosts (localhost, 127.0.0.0/8, ::1). For single-user setups and tests; in a shared cluster it lets a tenant read the operator's disk.")
 	flag.StringVar(&plainHTTP, "plain-http-registries", "", "Comma-separated OCI registry hosts (host or host:port) reached over plain HTTP instead of HTTPS.")
 	flag.StringVar(&apiTokenFile, "api-token-file", "", "File holding the token every fluxd API request must carry (fluxctl --token); empty accepts any.")
 	flag.StringVar(&identitySecret, "git-identity-secret", "helmflux-system/helmflux-git-identity", "<namespace>/<name> of the Secret holding the operator's SSH deploy key (fluxctl identity); made when first asked for.")
@@ -96,7 +98,7 @@ func main() {
 	}
 	opts := controllers.Options{
 		Concurrency: concurrency, CacheDir: cacheDir, Listen: listen,
-		HelmInterval: interval, AllowCrossNamespaceRefs: crossNS,
+		HelmInterval: interval, AllowCrossNamespaceRefs: crossNS, AllowLocalURLs: localURLs,
 		PlainHTTPRegistries: splitList(plainHTTP), Version: version,
 	}
 	if err := apiFlags(&opts, apiTokenFile, identitySecret); err != nil {

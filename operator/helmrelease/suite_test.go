@@ -95,7 +95,7 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 	tlsClient = testenv.TLSTrustingClient()
 	cfg, requests = testenv.Counted(cfg)
 	_, err = testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)), controllers.Options{
-		Concurrency: 4, CacheDir: dir, HelmInterval: interval,
+		Concurrency: 4, CacheDir: dir, HelmInterval: interval, AllowLocalURLs: true,
 		HTTPClient: tlsClient, PlainHTTPRegistries: []string{"127.0.0.1"},
 	})
 	return err
