@@ -1,6 +1,7 @@
 package git
 
 import (
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -71,7 +72,7 @@ func parseInetAton(s string) net.IP {
 			base, p = 8, p[1:]
 		}
 		v, err := strconv.ParseUint(p, base, 32)
-		if err != nil && !(p == "" && base == 16) {
+		if err != nil {
 			return nil
 		}
 		vals[i] = v
@@ -88,5 +89,5 @@ func parseInetAton(s string) net.IP {
 		return nil
 	}
 	n |= last
-	return net.IPv4(byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	return net.ParseIP(fmt.Sprintf("%d.%d.%d.%d", n>>24&0xff, n>>16&0xff, n>>8&0xff, n&0xff))
 }
