@@ -40,6 +40,7 @@ func main() {
 		interval       time.Duration
 		crossNS        bool
 		defaultSA      string
+		localURLs      bool
 		plainHTTP      string
 		auto           automationFlags
 		apiTokenFile   string
@@ -58,6 +59,7 @@ func main() {
 	flag.DurationVar(&interval, "charts-sync-interval", 3*time.Minute, "Time between passes over an unchanged HelmRelease.")
 	flag.BoolVar(&crossNS, "allow-cross-namespace-refs", false, "Let HelmReleases read values and chart credentials from ConfigMaps and Secrets of other namespaces.")
 	flag.StringVar(&defaultSA, "default-service-account", "", "Service account, in the object's own namespace, that GitSyncs and HelmReleases without spec.serviceAccountName act as (impersonated); empty leaves them to the operator's own identity (single-tenant mode).")
+	flag.BoolVar(&localURLs, "allow-local-urls", false, "Let GitSync urls and HelmRelease chart.git name repositories on the operator's machine: file:// URLs, local paths and loopback hosts (localhost, 127.0.0.0/8, ::1). For single-user setups and tests; in a shared cluster it lets a tenant read the operator's disk.")
 	flag.StringVar(&plainHTTP, "plain-http-registries", "", "Comma-separated OCI registry hosts (host or host:port) reached over plain HTTP instead of HTTPS.")
 	flag.StringVar(&apiTokenFile, "api-token-file", "", "File holding the token every fluxd API request must carry (fluxctl --token); empty accepts any.")
 	flag.StringVar(&identitySecret, "git-identity-secret", "helmflux-system/helmflux-git-identity", "<namespace>/<name> of the Secret holding the operator's SSH deploy key (fluxctl identity); made when first asked for.")
@@ -98,7 +100,7 @@ func main() {
 	}
 	opts := controllers.Options{
 		Concurrency: concurrency, CacheDir: cacheDir, Listen: listen,
-		HelmInterval: interval, AllowCrossNamespaceRefs: crossNS, DefaultServiceAccount: defaultSA,
+		HelmInterval: interval, AllowCrossNamespaceRefs: crossNS, DefaultServiceAccount: defaultSA, AllowLocalURLs: localURLs,
 		PlainHTTPRegistries: splitList(plainHTTP), Version: version,
 	}
 	if err := serviceAccountFlag(defaultSA); err != nil {

@@ -77,7 +77,9 @@ type OperatorOptions struct {
 }
 
 // StartOperator builds and starts the operator against env as an admin user,
-// with extra flags, and waits until it is ready. Its cache directory
+// with extra flags, and waits until it is ready. It allows local URLs
+// (--allow-local-urls), as tests serve their repositories over file:// and
+// 127.0.0.1; pass --allow-local-urls=false to see them refused. Its cache directory
 // survives restarts; it is stopped (SIGTERM) when the test ends, and killed
 // with the test process if that dies first (on Linux, see startChild).
 func StartOperator(t testing.TB, env *envtest.Environment, args ...string) *Operator {
@@ -133,7 +135,8 @@ func (o *Operator) Start() {
 		}
 		o.ready = "http://" + probe + "/readyz"
 		args = append([]string{"--kubeconfig", o.kubeconfig, "--cache-dir", filepath.Join(o.dir, "cache"),
-			"--listen=", "--metrics-bind-address=0", "--health-probe-bind-address=" + probe}, o.args...)
+			"--listen=", "--metrics-bind-address=0", "--health-probe-bind-address=" + probe,
+			"--allow-local-urls"}, o.args...)
 	}
 	o.cmd = exec.Command(o.bin, args...) // #nosec G204 -- the operator built for this test
 	if len(o.env) > 0 {

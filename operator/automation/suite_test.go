@@ -85,7 +85,7 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 	hookURL = "http://" + addr
 	tlsClient = testenv.TLSTrustingClient()
 	_, err = testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)), controllers.Options{
-		Concurrency: 4, CacheDir: dir, Listen: addr, HelmInterval: time.Minute,
+		Concurrency: 4, CacheDir: dir, Listen: addr, HelmInterval: time.Minute, AllowLocalURLs: true,
 		HTTPClient:         tlsClient,
 		AutomationInterval: 2 * time.Second,
 		Registry:           registry.Options{TagTTL: time.Hour, Transport: tlsClient.Transport},

@@ -68,6 +68,11 @@ type Options struct {
 	// AllowCrossNamespaceRefs lets HelmReleases read values and chart
 	// credentials from other namespaces.
 	AllowCrossNamespaceRefs bool
+	// AllowLocalURLs lets GitSync urls and HelmRelease chart.git name
+	// repositories on the operator's machine: file:// URLs, local paths and
+	// loopback hosts (the operator's --allow-local-urls). Off, a tenant
+	// cannot read the operator's disk or services on its loopback interface.
+	AllowLocalURLs bool
 	// HTTPClient fetches chart repositories and externalSourceRef values;
 	// nil uses a default client (tests pass one trusting their servers).
 	HTTPClient *http.Client
@@ -111,7 +116,11 @@ func ManagerOptions(base ctrl.Options) ctrl.Options {
 // Setup builds what the controllers share and registers them with mgr. cfg is
 // the manager's rest config, used for the applier's uncached client.
 func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
-	gitCache, err := git.NewCache(filepath.Join(opts.CacheDir, "git"))
+	var gitOpts []git.Option
+	if !opts.AllowLocalURLs {
+		gitOpts = append(gitOpts, git.WithoutLocalURLs())
+	}
+	gitCache, err := git.NewCache(filepath.Join(opts.CacheDir, "git"), gitOpts...)
 	if err != nil {
 		return fmt.Errorf("open the git cache: %w", err)
 	}

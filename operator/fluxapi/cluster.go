@@ -388,6 +388,12 @@ func (c *Cluster) valuesFiles(ctx context.Context, hr *helmv1.HelmRelease, data 
 	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, gs); err != nil {
 		return nil
 	}
+	// The annotation may be hand-written to name another tenant's GitSync:
+	// read its repository only for a HelmRelease it applied.
+	id := apply.ObjectID{Group: helmv1.GroupVersion.Group, Kind: helmv1.HelmReleaseKind, Namespace: hr.Namespace, Name: hr.Name}
+	if listed, err := inventory.Lists(ctx, c.Client, gs, id); err != nil || !listed {
+		return nil
+	}
 	var out []update.File
 	for _, p := range paths {
 		if b, err := c.Git.ReadFile(ctx, gs.Spec.URL, rev, p, maxValuesFile); err == nil {

@@ -83,7 +83,7 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 	apiURL = "http://" + addr + fluxapi.Prefix
 	tls := testenv.TLSTrustingClient()
 	_, err = testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)), controllers.Options{
-		Concurrency: 4, CacheDir: dir, Listen: addr, HelmInterval: time.Minute, HTTPClient: tls,
+		Concurrency: 4, CacheDir: dir, Listen: addr, HelmInterval: time.Minute, HTTPClient: tls, AllowLocalURLs: true,
 		AutomationInterval: time.Hour, Version: version, Identity: idKey,
 		Registry: registry.Options{TagTTL: time.Hour, Transport: tls.Transport},
 	})

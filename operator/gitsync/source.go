@@ -27,6 +27,8 @@ func (r *Reconciler) reconcileSource(ctx context.Context, s *scope) error {
 
 	rev, err := r.Git.Fetch(ctx, obj.Spec.URL, refOf(obj), auth)
 	switch {
+	case errors.Is(err, git.ErrLocalURL):
+		return outcome.Stall(helmfluxv1alpha1.LocalURLRefusedReason, fmt.Errorf("spec.url: %w; the operator flag --allow-local-urls allows it", err))
 	case errors.Is(err, git.ErrInvalidInput):
 		return outcome.Stall(helmfluxv1alpha1.FetchFailedReason, err)
 	case errors.Is(err, git.ErrAuthentication), errors.Is(err, git.ErrUnknownHostKey), errors.Is(err, git.ErrHostKeyMismatch):

@@ -72,7 +72,7 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 	hookURL = "http://" + addr
 	cfg, requests = testenv.Counted(cfg)
 	_, err = testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)),
-		controllers.Options{Concurrency: 4, CacheDir: dir, Listen: addr})
+		controllers.Options{Concurrency: 4, CacheDir: dir, Listen: addr, AllowLocalURLs: true})
 	return err
 }
 

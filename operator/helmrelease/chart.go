@@ -66,6 +66,8 @@ func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
 // network.
 func chartError(err error) error {
 	switch {
+	case errors.Is(err, git.ErrLocalURL):
+		return outcome.Stall(helmv1.LocalURLRefusedReason, fmt.Errorf("chart.git: %w; the operator flag --allow-local-urls allows it", err))
 	case errors.Is(err, helm.ErrInvalidSource), errors.Is(err, git.ErrInvalidInput), errors.Is(err, git.ErrPathEscapes):
 		return outcome.Stall(helmv1.ChartFetchFailedReason, err)
 	case errors.Is(err, helm.ErrChartNotFound), errors.Is(err, helm.ErrHostileChart), errors.Is(err, helm.ErrTooLarge),

@@ -3,7 +3,9 @@ package helmrelease
 import (
 	"context"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -14,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 )
 
 var apiextensionsCRD = schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}
@@ -23,10 +26,14 @@ var apiextensionsCRD = schema.GroupVersionKind{Group: "apiextensions.k8s.io", Ve
 const (
 	configMapIndex = ".helmflux.configMaps"
 	secretIndex    = ".helmflux.secrets"
+	// syncIndex indexes HelmReleases with a gitFileRef by the GitSync their
+	// helmflux.dev/sync annotation names.
+	syncIndex = ".helmflux.sync"
 )
 
 // SetupWithManager registers the controller: HelmReleases whose spec or
-// annotations change, the ConfigMaps and Secrets they take values from, and
+// annotations change, the ConfigMaps and Secrets they take values from, the
+// GitSyncs that HelmReleases wait for to list them in their inventory, and
 // Helm's storage records of their releases (all watched as metadata only:
 // their data is never cached).
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
@@ -50,6 +57,11 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}); err != nil {
 		return err
 	}
+	if err := idx.IndexField(ctx, &helmv1.HelmRelease{}, syncIndex, func(o client.Object) []string {
+		return syncOf(o.(*helmv1.HelmRelease))
+	}); err != nil {
+		return err
+	}
 	changed := builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&helmv1.HelmRelease{}, builder.WithPredicates(
@@ -58,6 +70,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.readersOf(secretIndex)), builder.OnlyMetadata, changed).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.ownersOf), builder.OnlyMetadata,
 			builder.WithPredicates(recordChanged)).
+		Watches(&helmfluxv1alpha1.GitSync{}, handler.EnqueueRequestsFromMapFunc(r.waitingFor), changed).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Concurrency)}).
 		Complete(r)
 }
@@ -84,6 +97,41 @@ func references(hr *helmv1.HelmRelease, secrets bool) []string {
 	}
 	if secrets && hr.Spec.Chart.SecretRef != nil {
 		add(hr.Spec.Chart.SecretRef.Namespace, hr.Spec.Chart.SecretRef.Name)
+	}
+	return out
+}
+
+// syncOf is the GitSync a HelmRelease with a gitFileRef names in its
+// helmflux.dev/sync annotation, as "<namespace>/<name>".
+func syncOf(hr *helmv1.HelmRelease) []string {
+	owner, ok := hr.GetAnnotations()[helmfluxv1alpha1.SyncAnnotation]
+	if !ok {
+		return nil
+	}
+	for _, v := range hr.Spec.GetValuesFrom() {
+		if v.GitFileRef != nil {
+			return []string{owner}
+		}
+	}
+	return nil
+}
+
+// waitingFor maps a GitSync to the HelmReleases it does not list in its
+// inventory yet (InventoryPending, NotInInventory), so that a HelmRelease
+// the GitSync has just created reads its values files as soon as the
+// GitSync's pass ends, even when the pass looked over when it was refused.
+func (r *Reconciler) waitingFor(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &helmv1.HelmReleaseList{}
+	if err := r.Client.List(ctx, list, client.MatchingFields{syncIndex: o.GetNamespace() + "/" + o.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "List the HelmReleases that name a GitSync", "index", syncIndex)
+		return nil
+	}
+	var out []reconcile.Request
+	for _, hr := range list.Items {
+		c := apimeta.FindStatusCondition(hr.Status.Conditions, meta.ReadyCondition)
+		if c != nil && (c.Reason == helmv1.InventoryPendingReason || c.Reason == helmv1.NotInInventoryReason) {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&hr)})
+		}
 	}
 	return out
 }

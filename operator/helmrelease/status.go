@@ -117,7 +117,9 @@ func (r *Reconciler) recordEvents(obj *helmv1.HelmRelease, s *scope, before, aft
 		}
 		r.Events.Eventf(obj, nil, typ, e.reason, "Reconcile", "%s", e.message)
 	}
-	if !warned {
+	// Waiting for a GitSync to record the apply that created the HelmRelease
+	// is no failure worth a Warning.
+	if !warned && (after == nil || after.Reason != helmv1.InventoryPendingReason) {
 		outcome.WarnOnChange(r.Events, obj, "Reconcile", before, after)
 	}
 }

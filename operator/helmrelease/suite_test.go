@@ -113,7 +113,7 @@ const defaultSANamespace = "hr-default-sa"
 // operatorOptions are the suite operator's options; dir is its cache.
 func operatorOptions(dir string) controllers.Options {
 	return controllers.Options{
-		Concurrency: 4, CacheDir: dir, HelmInterval: interval,
+		Concurrency: 4, CacheDir: dir, HelmInterval: interval, AllowLocalURLs: true,
 		HTTPClient: tlsClient, PlainHTTPRegistries: []string{"127.0.0.1"},
 	}
 }

@@ -11,13 +11,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/inventory"
 	"github.com/helmflux/helmflux/operator/outcome"
+	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
 	"github.com/helmflux/helmflux/pkg/helm"
 	"github.com/helmflux/helmflux/pkg/repopath"
@@ -231,9 +235,9 @@ func (r *Reconciler) gitFile(ctx context.Context, obj *helmv1.HelmRelease, p str
 	if err != nil {
 		return nil, outcome.WaitForChange(helmv1.ValuesFailedReason, fmt.Errorf("annotation %s: %w", helmv1.RevisionAnnotation, err))
 	}
-	gs := &helmfluxv1alpha1.GitSync{}
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, gs); err != nil {
-		return nil, fmt.Errorf("read GitSync %s: %w", owner, err)
+	gs, err := r.applyingSync(ctx, obj, client.ObjectKey{Namespace: ns, Name: name})
+	if err != nil {
+		return nil, err
 	}
 	b, err := r.Git.ReadFile(ctx, gs.Spec.URL, rev, p, maxValuesSize)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -243,4 +247,44 @@ func (r *Reconciler) gitFile(ctx context.Context, obj *helmv1.HelmRelease, p str
 		return nil, outcome.Stall(helmv1.InvalidSpecReason, err)
 	}
 	return b, err
+}
+
+// inventoryPendingRetry is how long a HelmRelease waits for the GitSync
+// named by its annotation to end its pass before looking again (the
+// GitSync's status change usually wakes it sooner).
+const inventoryPendingRetry = 10 * time.Second
+
+// applyingSync returns the GitSync named key (from the helmflux.dev/sync
+// annotation) once its inventory lists obj. The annotations are no proof:
+// whoever may write a HelmRelease may write them too, naming another
+// tenant's GitSync to read its repository. Only the GitSync writes its
+// inventory, so that is what is trusted. A HelmRelease that a GitSync has
+// just created is not listed until the GitSync's pass ends: while the
+// GitSync is Reconciling, that waits (InventoryPending, no Event); otherwise
+// not being listed is a refusal (NotInInventory). Either way the GitSync's
+// next status change wakes the HelmRelease (waitingFor). Neither message
+// says anything of the GitSync beyond its name, which the annotation gave.
+func (r *Reconciler) applyingSync(ctx context.Context, obj *helmv1.HelmRelease, key client.ObjectKey) (*helmfluxv1alpha1.GitSync, error) {
+	refused := outcome.WaitForChange(helmv1.NotInInventoryReason,
+		fmt.Errorf("the HelmRelease is not in the inventory of GitSync %s: gitFileRef reads only the repository that applied it", key))
+	gs := &helmfluxv1alpha1.GitSync{}
+	if err := r.Client.Get(ctx, key, gs); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, refused // the same answer as for another's GitSync: no oracle of what exists
+		}
+		return nil, fmt.Errorf("read GitSync %s: %w", key, err)
+	}
+	id := apply.ObjectID{Group: helmv1.GroupVersion.Group, Kind: helmv1.HelmReleaseKind, Namespace: obj.Namespace, Name: obj.Name}
+	listed, err := inventory.Lists(ctx, r.Client, gs, id)
+	if err != nil {
+		return nil, fmt.Errorf("GitSync %s: %w", key, err)
+	}
+	switch {
+	case listed:
+		return gs, nil
+	case apimeta.IsStatusConditionTrue(gs.Status.Conditions, meta.ReconcilingCondition):
+		return nil, outcome.RetryAfter(helmv1.InventoryPendingReason, inventoryPendingRetry,
+			fmt.Errorf("waiting for GitSync %s to list the HelmRelease in its inventory: gitFileRef reads only the repository that applied it", key))
+	}
+	return nil, refused
 }

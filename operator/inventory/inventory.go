@@ -65,3 +65,21 @@ func Load(ctx context.Context, c client.Reader, obj *helmfluxv1alpha1.GitSync) (
 	}
 	return out, nil
 }
+
+// Lists reports whether the inventory of obj's last apply lists the object
+// id. It is how the HelmRelease controller and the fluxd API tell that a
+// GitSync really applied an object whose helmflux.dev/sync annotation names
+// it: anyone who may write the object may write the annotation, while only
+// the GitSync writes its inventory.
+func Lists(ctx context.Context, c client.Reader, obj *helmfluxv1alpha1.GitSync, id apply.ObjectID) (bool, error) {
+	entries, err := Load(ctx, c, obj)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range entries {
+		if e.ID == id {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -62,7 +62,9 @@ type Cache struct {
 
 	logCacheEntries int
 	logCacheBytes   int64
-	history         *historyCache
+	// refuseLocal refuses remotes on the operator's machine (WithoutLocalURLs).
+	refuseLocal bool
+	history     *historyCache
 	// objectReads counts the commit and tree objects Log and PathChanges
 	// read from disk (tests check that warm walks read none).
 	objectReads atomic.Int64
@@ -132,6 +134,15 @@ func NewCache(dir string, opts ...Option) (*Cache, error) {
 	}
 	c.history = newHistoryCache(c.logCacheEntries, c.logCacheBytes)
 	return c, nil
+}
+
+// refuseLocalRemote returns an error matching ErrLocalURL when the cache
+// refuses local remotes and r is one.
+func (c *Cache) refuseLocalRemote(r *remote) error {
+	if c.refuseLocal && r.isLocal() {
+		return fmt.Errorf("%s is on the operator's machine (file://, a local path or a loopback host): %w", r.display, ErrLocalURL)
+	}
+	return nil
 }
 
 // repoDir is where the bare repository of r lives.

@@ -46,6 +46,9 @@ var (
 	// ErrUnsafeTree means the commit's tree holds an entry no checkout may
 	// write: a name such as "..", ".git" or one containing "/".
 	ErrUnsafeTree = errors.New("unsafe tree entry")
+	// ErrLocalURL means a Cache made WithoutLocalURLs was asked to reach a
+	// repository on the operator's own machine (see IsLocalURL).
+	ErrLocalURL = errors.New("local url refused")
 )
 
 // UnverifiedCommitError names the first commit whose OpenPGP signature could

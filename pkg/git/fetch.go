@@ -33,6 +33,9 @@ func (c *Cache) Fetch(ctx context.Context, url string, ref Ref, auth *Auth) (Rev
 	if err != nil {
 		return Revision{}, scrub(fmt.Errorf("fetch: %w", err), auth.secrets(nil)...)
 	}
+	if err := c.refuseLocalRemote(r); err != nil {
+		return Revision{}, fmt.Errorf("fetch: %w", err)
+	}
 	secrets := auth.secrets(r)
 	rev, err := c.fetchLocked(ctx, r, ref, auth)
 	if err != nil {

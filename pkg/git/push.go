@@ -93,6 +93,9 @@ func (c *Cache) CommitAndPush(ctx context.Context, url string, opts PushOptions,
 	if err != nil {
 		return PushResult{}, scrub(fmt.Errorf("push: %w", err), opts.Auth.secrets(nil)...)
 	}
+	if err := c.refuseLocalRemote(r); err != nil {
+		return PushResult{}, fmt.Errorf("push: %w", err)
+	}
 	secrets := append(opts.Auth.secrets(r), string(opts.SigningPassphrase))
 	res, err := c.commitAndPush(ctx, r, opts, edit)
 	if err != nil {

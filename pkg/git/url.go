@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -27,6 +28,8 @@ type remote struct {
 	scheme string
 	// user and password are the userinfo from the URL, if any.
 	user, password string
+	// host is the lower-case host name or address, without port or brackets.
+	host string
 }
 
 // parseRemote accepts http(s)://, ssh://, scp-like user@host:path and
@@ -65,6 +68,22 @@ func parseRemote(raw string) (*remote, error) {
 	dial.Password = ""
 	dial.Host = strings.ToLower(ep.Host)
 	dial.Protocol = r.scheme
+	r.host = dial.Host
+	// Dial the path the cache is keyed on, so that two URLs sharing a cache
+	// entry reach the same repository: a file path lexically cleaned (a
+	// symlink before a ".." would otherwise lead elsewhere than the key
+	// says), others without trailing slashes.
+	keyPath := strings.TrimRight(ep.Path, "/")
+	if r.scheme == "file" {
+		keyPath = strings.TrimRight(path.Clean(ep.Path), "/")
+	}
+	if keyPath != "" || r.scheme == "file" {
+		// Escaped, as go-git decodes the path of the URL it dials again.
+		dial.Path = (&url.URL{Path: keyPath}).EscapedPath()
+		if dial.Path == "" {
+			dial.Path = "/"
+		}
+	}
 	if isSCPLike(raw) {
 		// Keep the scp-like spelling: its path is relative to the login
 		// directory, which ssh://host/path cannot express.
@@ -88,10 +107,7 @@ func parseRemote(raw string) (*remote, error) {
 	if (r.scheme == "https" && port == 443) || (r.scheme == "http" && port == 80) || (r.scheme == "ssh" && port == 22) {
 		port = 0
 	}
-	p := strings.TrimRight(ep.Path, "/")
-	if r.scheme == "file" {
-		p = path.Clean(ep.Path)
-	}
+	p := keyPath
 	user := ""
 	if r.scheme == "ssh" {
 		user = ep.User

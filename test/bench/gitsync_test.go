@@ -175,7 +175,7 @@ func startInProcess(t *testing.T, cfg *rest.Config, logger logr.Logger, opts con
 func startGitSyncInProcess(t *testing.T, cfg *rest.Config) string {
 	t.Helper()
 	addr := freeAddr(t)
-	startInProcess(t, cfg, logr.Discard(), controllers.Options{Concurrency: 4, CacheDir: t.TempDir(), Listen: addr})
+	startInProcess(t, cfg, logr.Discard(), controllers.Options{Concurrency: 4, CacheDir: t.TempDir(), Listen: addr, AllowLocalURLs: true})
 	return "http://" + addr
 }
 

@@ -389,7 +389,7 @@ func startHelmInProcess(t *testing.T, cfg *rest.Config, interval time.Duration) 
 	t.Helper()
 	errs := &errorLog{}
 	startInProcess(t, cfg, funcr.New(errs.add, funcr.Options{}),
-		controllers.Options{Concurrency: 4, CacheDir: t.TempDir(), HelmInterval: interval})
+		controllers.Options{Concurrency: 4, CacheDir: t.TempDir(), HelmInterval: interval, AllowLocalURLs: true})
 	return errs
 }
 

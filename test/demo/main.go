@@ -149,6 +149,8 @@ func run(ctx context.Context, opts options, out io.Writer) (err error) {
 	logPath := filepath.Join(opts.stateDir, "operator.log")
 	stopOperator, err := startOperator(opts.operator, logPath,
 		"--kubeconfig", kcPath, "--listen", opts.hookAddr,
+		// The demo's repositories are file:// URLs on this machine.
+		"--allow-local-urls",
 		// Image automation: a pass every 10s so the demo reacts quickly; tag
 		// lists are reused for 5m, as against a real registry, but
 		// `push-tag` notifies the receiver, which rescans at once.

@@ -106,10 +106,13 @@ func run(m *testing.M) int {
 // Helm Operator user would run them after migrating: with cross-namespace
 // references allowed (--allow-cross-namespace-refs), since the Helm Operator
 // always allowed them and its documented examples read values and
-// credentials from other namespaces.
+// credentials from other namespaces; and with local URLs allowed
+// (--allow-local-urls), as the tests' repositories are file:// URLs and
+// servers on 127.0.0.1.
 func startOperator(ctx context.Context, cfg *rest.Config, cacheDir string) (stopped <-chan struct{}, err error) {
 	return testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)), controllers.Options{
 		Concurrency:             4,
+		AllowLocalURLs:          true,
 		CacheDir:                cacheDir,
 		HelmInterval:            chartsSyncInterval,
 		HTTPClient:              testenv.TLSTrustingClient(),

@@ -1,0 +1,18 @@
+package v1
+
+// Reasons of the HelmRelease conditions for what a tenant may not reach.
+const (
+	// LocalURLRefusedReason: chart.git names a repository on the operator's
+	// machine (file://, a local path or a loopback host) and the operator
+	// runs without --allow-local-urls.
+	LocalURLRefusedReason = "LocalURLRefused"
+	// NotInInventoryReason: a gitFileRef was refused because the GitSync its
+	// helmflux.dev/sync annotation names does not list the HelmRelease in
+	// its inventory; gitFileRef reads only the repository that applied it.
+	NotInInventoryReason = "NotInInventory"
+	// InventoryPendingReason: the GitSync named by the HelmRelease's
+	// helmflux.dev/sync annotation has not yet recorded the apply of the
+	// annotated revision, so whether it applied the HelmRelease is not known
+	// yet; no file is read until it lists the HelmRelease.
+	InventoryPendingReason = "InventoryPending"
+)
