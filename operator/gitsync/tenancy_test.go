@@ -289,7 +289,7 @@ func TestDefaultServiceAccount(t *testing.T) {
 	t.Cleanup(func() { _ = env.Stop() })
 	ctx, cancel := context.WithCancel(context.Background())
 	done, err := testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)),
-		controllers.Options{Concurrency: 2, CacheDir: t.TempDir(), DefaultServiceAccount: tenantSA})
+		controllers.Options{Concurrency: 2, CacheDir: t.TempDir(), DefaultServiceAccount: tenantSA, AllowLocalURLs: true})
 	t.Cleanup(func() { cancel(); <-done })
 	if err != nil {
 		t.Fatal(err)
