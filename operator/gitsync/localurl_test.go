@@ -29,33 +29,9 @@ import (
 // own control plane: the package's operator allows local URLs, as every
 // other test needs them.
 func TestLocalURLsRefusedWithoutTheFlag(t *testing.T) {
-	env, err := testenv.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	ctx, cancel := context.WithCancel(context.Background())
-	var stopped <-chan struct{}
-	t.Cleanup(func() {
-		cancel()
-		if stopped != nil {
-			<-stopped
-		}
-	})
 	var own testenv.LogBuffer
-	stopped, err = testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&own), zap.UseDevMode(true)),
-		controllers.Options{Concurrency: 2, CacheDir: t.TempDir()}) // AllowLocalURLs off, as the flag's default
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := ownOperator(t, &own, controllers.Options{Concurrency: 2, CacheDir: t.TempDir()}) // AllowLocalURLs off, as the flag's default
+	ctx := context.Background()
 	ns := testenv.NewNamespace(t, c, "local-")
 	repo := gittest.NewRepo(t, map[string]string{
 		"cm.yaml":               configMap(ns, "from-the-operators-disk"),
@@ -105,7 +81,7 @@ func TestLocalURLsRefusedWithoutTheFlag(t *testing.T) {
 	})
 	waitWarning(t, c, ns, "gitchart", helmv1.LocalURLRefusedReason, "--allow-local-urls")
 
-	err = c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "settings"}, &corev1.ConfigMap{})
+	err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "settings"}, &corev1.ConfigMap{})
 	if !apierrors.IsNotFound(err) {
 		t.Errorf("the ConfigMap of a refused repository: got %v, want NotFound", err)
 	}
@@ -134,4 +110,37 @@ func TestLocalURLsAcceptedWithTheFlag(t *testing.T) {
 			t.Errorf("ConfigMap %s: %v %v, want color %s", name, err, cm.Data, value)
 		}
 	}
+}
+
+// ownOperator starts a control plane and an in-process operator with opts
+// for one test (the package's operator serves the others), logging into
+// logs, and returns a client of that control plane. Both stop when the
+// test ends.
+func ownOperator(t *testing.T, logs *testenv.LogBuffer, opts controllers.Options) client.Client {
+	t.Helper()
+	env, err := testenv.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped, err := testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(logs), zap.UseDevMode(true)), opts)
+	t.Cleanup(func() {
+		cancel()
+		if stopped != nil {
+			<-stopped
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

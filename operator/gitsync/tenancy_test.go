@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/internal/testenv"
@@ -278,26 +277,8 @@ func TestDefaultServiceAccount(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a control plane of its own")
 	}
-	env, err := testenv.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	ctx, cancel := context.WithCancel(context.Background())
-	done, err := testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)),
-		controllers.Options{Concurrency: 2, CacheDir: t.TempDir(), DefaultServiceAccount: tenantSA, AllowLocalURLs: true})
-	t.Cleanup(func() { cancel(); <-done })
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := ownOperator(t, &logs, controllers.Options{Concurrency: 2, CacheDir: t.TempDir(), DefaultServiceAccount: tenantSA, AllowLocalURLs: true})
+	ctx := context.Background()
 
 	ns := testenv.NewNamespace(t, c, "gs-default-")
 	newTenant(t, c, ns)
