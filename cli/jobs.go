@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/helmflux/helmflux/api/fluxd"
+	"github.com/helmflux/helmflux/pkg/update"
 )
 
 // Polling of jobs and syncs: fast at first (a release takes well under a
@@ -204,20 +205,18 @@ func failedWorkloads(res fluxd.JobResult) error {
 
 // tagPart is the tag of an image ref, the whole ref when it has none.
 func tagPart(ref string) string {
-	i := strings.LastIndex(ref, ":")
-	if i < 0 || strings.Contains(ref[i:], "/") {
-		return ref
+	if _, tag, ok := update.SplitRef(ref); ok && tag != "" {
+		return tag
 	}
-	return ref[i+1:]
+	return ref
 }
 
 // repoPart is an image ref without its tag.
 func repoPart(ref string) string {
-	i := strings.LastIndex(ref, ":")
-	if i < 0 || strings.Contains(ref[i:], "/") {
-		return ref
+	if name, _, ok := update.SplitRef(ref); ok {
+		return name
 	}
-	return ref[:i]
+	return ref
 }
 
 // qualify makes a workload name an ID: "<ns>:<kind>/<name>", the namespace

@@ -20,7 +20,7 @@ const (
 	policyTagPrefix  = "tag."
 )
 
-// policyCmd is the shape every policy command shares: one workload, a
+// policyTarget is what every policy command shares: one workload, a
 // cause, and the change it asks for.
 type policyTarget struct {
 	ns, workload string
