@@ -519,17 +519,7 @@ func TestHelmfluxIdentityAndSave(t *testing.T) {
 		}
 	}
 
-	key := func(r result) ssh.PublicKey {
-		t.Helper()
-		if !strings.HasPrefix(r.stdout, "ssh-ed25519 ") || strings.Count(r.stdout, "\n") != 1 || !strings.HasSuffix(r.stdout, "\n") {
-			s.fatalf("identity: want one line with an ssh-ed25519 key:\n%q", r.stdout)
-		}
-		k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(r.stdout))
-		if err != nil {
-			s.fatalf("identity prints no valid key (%v):\n%s", err, r)
-		}
-		return k
-	}
+	key := s.identityKey
 	secretKey := func() []byte {
 		t.Helper()
 		sec := &corev1.Secret{}

@@ -537,19 +537,7 @@ func TestIdentityAndSaveWithAToken(t *testing.T) {
 		}
 	}
 
-	key := func(r result) ssh.PublicKey {
-		t.Helper()
-		// One line, ended as ssh-keygen -y ends it (fluxctl prints the key
-		// as it comes).
-		if !strings.HasPrefix(r.stdout, "ssh-ed25519 ") || strings.Count(r.stdout, "\n") != 1 || !strings.HasSuffix(r.stdout, "\n") {
-			s.fatalf("identity: want one line with an ssh-ed25519 key:\n%q", r.stdout)
-		}
-		k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(r.stdout))
-		if err != nil {
-			s.fatalf("identity prints no valid key (%v):\n%s", err, r)
-		}
-		return k
-	}
+	key := s.identityKey
 	first := key(s.ok("identity"))
 	if again := key(s.ok("identity")); string(again.Marshal()) != string(first.Marshal()) {
 		t.Error("identity printed another key without -r")
@@ -651,4 +639,18 @@ func TestBadRequestsCommitNothing(t *testing.T) {
 		// The operator refuses before it queues a job: no commit, ever.
 		s.unchanged(before, tc.name)
 	}
+}
+
+// identityKey parses what identity printed: one line, ended as ssh-keygen
+// -y ends it, holding an ssh-ed25519 public key.
+func (s *story) identityKey(r result) ssh.PublicKey {
+	s.t.Helper()
+	if !strings.HasPrefix(r.stdout, "ssh-ed25519 ") || strings.Count(r.stdout, "\n") != 1 || !strings.HasSuffix(r.stdout, "\n") {
+		s.fatalf("identity: want one line with an ssh-ed25519 key:\n%q", r.stdout)
+	}
+	k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(r.stdout))
+	if err != nil {
+		s.fatalf("identity prints no valid key (%v):\n%s", err, r)
+	}
+	return k
 }
