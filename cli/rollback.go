@@ -25,8 +25,8 @@ func (a *app) rollbackCmd() *cobra.Command {
 		Use:   "rollback",
 		Short: "Put a workload's images back as they were at a commit, as one new commit that automation does not undo",
 		Long: `rollback reverts exactly the changes to a workload's images since a commit
-(--to <commit>), or the newest one (--previous), found through helmflux's
-commit trailers and the history of the workload's files, as one new commit;
+(--to <commit>), or the newest one (--previous), found in the history of
+the workload's files (the commits that changed its image references), as one new commit;
 other changes of those commits stay. Image automation then holds the
 workload at the rolled-back tags until a newer tag than the one rolled back
 appears (helmflux why shows the hold). --lock also locks the workload in the

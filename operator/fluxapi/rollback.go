@@ -245,7 +245,7 @@ func (rb *rollbackRun) edit(ctx context.Context, head git.Revision, files []upda
 		return nil, "", err
 	}
 	res.Result = map[string]WorkloadResult{rb.id.String(): {Status: ResultSuccess, PerContainer: per}}
-	res.Patch = patch
+	res.Patch = capPatch(patch)
 	res.Reverted = make([]Commit, len(reverted))
 	for i, c := range reverted {
 		res.Reverted[i] = Commit{Hash: c.Hash, Subject: c.Subject}
@@ -583,4 +583,17 @@ func diffLines(data []byte) []string {
 		lines[last] += "\n\\ No newline at end of file\n"
 	}
 	return lines
+}
+
+// maxPatch bounds the patch a rollback's job result keeps: up to maxJobs
+// results stay in memory, and a long flow-style line would be copied whole.
+const maxPatch = 64 << 10
+
+// capPatch cuts a patch to maxPatch bytes at a line's end, saying so.
+func capPatch(patch string) string {
+	if len(patch) <= maxPatch {
+		return patch
+	}
+	cut := strings.LastIndexByte(patch[:maxPatch], '\n') + 1
+	return patch[:cut] + fmt.Sprintf("... (%d more bytes of the patch left out)\n", len(patch)-cut)
 }

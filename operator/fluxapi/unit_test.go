@@ -168,3 +168,17 @@ func TestCheckRollback(t *testing.T) {
 		}
 	}
 }
+
+// TestCapPatch: a rollback's patch beyond maxPatch is cut at a line's end
+// and says how much was left out; a small one is kept whole.
+func TestCapPatch(t *testing.T) {
+	small := "--- a/x\n+++ b/x\n-a\n+b\n"
+	if got := capPatch(small); got != small {
+		t.Errorf("a small patch changed: %q", got)
+	}
+	big := strings.Repeat("+"+strings.Repeat("v", 99)+"\n", 1000) // 100,000 bytes
+	got := capPatch(big)
+	if len(got) > maxPatch+100 || !strings.HasSuffix(got, " more bytes of the patch left out)\n") || !strings.HasPrefix(got, big[:maxPatch-100]) {
+		t.Errorf("a %d-byte patch became %d bytes ending %q", len(big), len(got), got[len(got)-60:])
+	}
+}

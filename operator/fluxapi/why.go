@@ -3,6 +3,8 @@ package fluxapi
 import (
 	"net/http"
 
+	"github.com/fluxcd/pkg/apis/meta"
+
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 )
 
@@ -41,7 +43,7 @@ func (s *Server) why(w http.ResponseWriter, r *http.Request) error {
 			out.LastRun = st.LastRunTime.UTC().Format("2006-01-02T15:04:05Z")
 		}
 		for _, c := range st.Conditions {
-			if c.Type == "Ready" {
+			if c.Type == meta.ReadyCondition {
 				out.Ready = string(c.Status) + " " + c.Reason + ": " + c.Message
 			}
 		}

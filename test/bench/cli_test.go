@@ -105,8 +105,9 @@ const listedDeployments = 1000
 // of the command to its exit, and its table must list exactly the 1,000
 // Deployments. The operator runs as its own process with its default
 // flags (--kube-api-qps=100, --kube-api-burst=300), as a user runs it:
-// GET /v6/services reads each workload live, so the operator's client-side
-// rate limit is part of what is measured. A note gives the median of the
+// GET /v6/services reads the workloads with one List per namespace and kind
+// (live, from the API server's watch cache), so the client-side rate limit
+// is not what is measured, as it was with a GET per workload. A note gives the median of the
 // same GET sent straight from the benchmark (the operator's share) and of
 // `helmflux version` (the CLI process's), each taken after every sample.
 var cliListWorkloads = benchmark{

@@ -96,7 +96,7 @@ func TestHelmfluxRollback(t *testing.T) {
 		}
 	}
 	// A commit that is not on the branch fails the job: exit 1, nothing pushed.
-	if r := s.helmflux("rollback", "-w", id, "--to", strings.Repeat("e", 40)); r.code != 1 || !strings.Contains(r.stderr, "not") {
+	if r := s.helmflux("rollback", "-w", id, "--to", strings.Repeat("e", 40)); r.code != 1 || !strings.Contains(r.stderr, "is not an ancestor of main") {
 		s.errorf("rollback --to an unknown commit: want exit status 1 and why:\n%s", r)
 	}
 	s.unchanged(before, "a failed rollback")
