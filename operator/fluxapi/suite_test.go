@@ -193,5 +193,13 @@ func createGitSync(t *testing.T, ns, url, head string, mutate func(*helmfluxv1al
 		return strings.HasSuffix(got.Status.LastAppliedRevision, head) && ready != nil && ready.Status == metav1.ConditionTrue,
 			fmt.Sprintf("%s %+v", got.Status.LastAppliedRevision, ready)
 	})
+	// The API answers from the operator's cache, which may see the GitSync
+	// (and its inventory) a moment after this client does: wait until the
+	// API itself reports head applied.
+	eventually(t, time.Minute, "the API to see "+head+" applied", func() (bool, string) {
+		var pending []string
+		code, body := call(t, http.MethodGet, "/v6/sync?ref="+head, nil, &pending)
+		return code == http.StatusOK && pending != nil && len(pending) == 0, body
+	})
 	return gs
 }
