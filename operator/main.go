@@ -6,6 +6,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -39,6 +40,8 @@ func main() {
 		listen         string
 		interval       time.Duration
 		crossNS        bool
+		noCrossNS      bool
+		sharedIdentity bool
 		defaultSA      string
 		localURLs      bool
 		plainHTTP      string
@@ -58,6 +61,8 @@ func main() {
 	flag.StringVar(&listen, "listen", ":3030", "Address of the HTTP API and the push receiver (/hooks/<namespace>/<name>); empty disables them.")
 	flag.DurationVar(&interval, "charts-sync-interval", 3*time.Minute, "Time between passes over an unchanged HelmRelease.")
 	flag.BoolVar(&crossNS, "allow-cross-namespace-refs", false, "Let HelmReleases read values and chart credentials from ConfigMaps and Secrets of other namespaces.")
+	flag.BoolVar(&noCrossNS, "no-cross-namespace-refs", false, "Refuse every reference to another namespace than the object's own: valuesFrom and chart Secrets (whatever --allow-cross-namespace-refs says), a HelmRelease targetNamespace, and image pull Secrets of workloads outside their GitSync's namespace. Part of the lockdown profile, as Flux's flag of that name.")
+	flag.BoolVar(&sharedIdentity, "shared-git-identity", true, "Let GitSyncs and chart.git sources of every namespace that name no Secret use the operator's SSH deploy key (--git-identity-secret); false keeps it to that Secret's namespace (the lockdown profile).")
 	flag.StringVar(&defaultSA, "default-service-account", "", "Service account, in the object's own namespace, that GitSyncs and HelmReleases without spec.serviceAccountName act as (impersonated); empty leaves them to the operator's own identity (single-tenant mode).")
 	flag.BoolVar(&localURLs, "allow-local-urls", false, "Let GitSync urls and HelmRelease chart.git name repositories on the operator's machine: file:// URLs, local paths and loopback hosts (localhost, 127.0.0.0/8, ::1). For single-user setups and tests; in a shared cluster it lets a tenant read the operator's disk.")
 	flag.StringVar(&plainHTTP, "plain-http-registries", "", "Comma-separated OCI registry hosts (host or host:port) reached over plain HTTP instead of HTTPS.")
@@ -100,8 +105,12 @@ func main() {
 	}
 	opts := controllers.Options{
 		Concurrency: concurrency, CacheDir: cacheDir, Listen: listen,
-		HelmInterval: interval, AllowCrossNamespaceRefs: crossNS, DefaultServiceAccount: defaultSA, AllowLocalURLs: localURLs,
-		PlainHTTPRegistries: splitList(plainHTTP), Version: version,
+		HelmInterval: interval, AllowCrossNamespaceRefs: crossNS, NoCrossNamespaceRefs: noCrossNS, DefaultServiceAccount: defaultSA, AllowLocalURLs: localURLs,
+		PlainHTTPRegistries: splitList(plainHTTP), Version: version, IdentityOwnNamespaceOnly: !sharedIdentity,
+	}
+	if crossNS && noCrossNS {
+		log.Error(errors.New("--allow-cross-namespace-refs and --no-cross-namespace-refs contradict each other"), "Invalid flags")
+		os.Exit(1)
 	}
 	if err := serviceAccountFlag(defaultSA); err != nil {
 		log.Error(err, "Invalid --default-service-account")

@@ -86,19 +86,26 @@ func pullConfigs(files []update.File) map[update.ObjectRef]pullConfig {
 type credentials struct {
 	c        client.Reader
 	fallback registry.Credentials
-	secrets  map[client.ObjectKey]registry.Credentials
-	accounts map[client.ObjectKey][]string
+	// namespace, when set, is the only namespace whose Secrets and
+	// ServiceAccounts are read (--no-cross-namespace-refs): the GitSync's.
+	namespace string
+	secrets   map[client.ObjectKey]registry.Credentials
+	accounts  map[client.ObjectKey][]string
 }
 
-func newCredentials(c client.Reader, fallback registry.Credentials) *credentials {
-	return &credentials{c: c, fallback: fallback, secrets: map[client.ObjectKey]registry.Credentials{}, accounts: map[client.ObjectKey][]string{}}
+func newCredentials(c client.Reader, fallback registry.Credentials, namespace string) *credentials {
+	return &credentials{c: c, fallback: fallback, namespace: namespace, secrets: map[client.ObjectKey]registry.Credentials{}, accounts: map[client.ObjectKey][]string{}}
 }
 
 // forWorkload returns the workload's logins: its imagePullSecrets, its
 // ServiceAccount's, then the operator-wide docker config. A Secret that is
 // missing or not a docker config is skipped, as the kubelet does; the error
-// says which, without its content.
+// says which, without its content. A workload outside the only namespace
+// read gets the operator-wide config alone, and an error that says so.
 func (cr *credentials) forWorkload(ctx context.Context, pc pullConfig) (registry.Credentials, []error) {
+	if cr.namespace != "" && pc.namespace != cr.namespace {
+		return cr.fallback, []error{fmt.Errorf("%w: the workload's image pull Secrets are in namespace %s, not the GitSync's namespace %s, and are not read (operator flag --no-cross-namespace-refs)", ErrCrossNamespacePullSecret, pc.namespace, cr.namespace)}
+	}
 	names := append([]string(nil), pc.secrets...)
 	var errs []error
 	if pc.serviceAccount != "" {
@@ -162,6 +169,10 @@ func (cr *credentials) secret(ctx context.Context, key client.ObjectKey) (regist
 	cr.secrets[key] = c
 	return c, nil
 }
+
+// ErrCrossNamespacePullSecret marks a workload whose image pull Secrets
+// were not read because they are in another namespace than its GitSync's.
+var ErrCrossNamespacePullSecret = errors.New("cross-namespace image pull Secrets refused")
 
 // splitDocs splits a multi-document YAML file.
 func splitDocs(data []byte) ([][]byte, error) {

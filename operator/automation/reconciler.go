@@ -82,6 +82,9 @@ type Reconciler struct {
 	// Identity is the operator's SSH key, for GitSyncs over SSH that name
 	// no secret.
 	Identity gitcreds.Identity
+	// NoCrossNamespaceRefs reads image pull Secrets only of workloads in
+	// the GitSync's own namespace (--no-cross-namespace-refs).
+	NoCrossNamespaceRefs bool
 	// History bounds the history walk holds are derived from
 	// (--hold-history-commits, --hold-history-age); zero values are the
 	// defaults.
@@ -228,6 +231,15 @@ func readyReason(obj *helmfluxv1alpha1.GitSync) string {
 	return ""
 }
 
+// pullSecretNamespace is the only namespace whose image pull Secrets a
+// pass over obj reads, or "" for any.
+func (r *Reconciler) pullSecretNamespace(obj *helmfluxv1alpha1.GitSync) string {
+	if r.NoCrossNamespaceRefs {
+		return obj.Namespace
+	}
+	return ""
+}
+
 // run plans the pass on a fresh checkout of the branch head and, unless the
 // GitSync is readOnly, commits and pushes the changes. It returns the plan
 // of the last attempt, the pushed commit, if any, and the number of
@@ -244,7 +256,7 @@ func (r *Reconciler) run(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (*p
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	pl := &planner{registry: r.Registry, creds: newCredentials(r.Client, r.DockerConfig), paths: obj.Spec.Paths}
+	pl := &planner{registry: r.Registry, creds: newCredentials(r.Client, r.DockerConfig, r.pullSecretNamespace(obj)), paths: obj.Spec.Paths}
 	if obj.Spec.WriteBack.QuarantineEnabled() {
 		pl.failed = r.releaseFailed
 	}

@@ -68,6 +68,11 @@ type Options struct {
 	// AllowCrossNamespaceRefs lets HelmReleases read values and chart
 	// credentials from other namespaces.
 	AllowCrossNamespaceRefs bool
+	// NoCrossNamespaceRefs refuses every reference to another namespace
+	// (AllowCrossNamespaceRefs or not), a HelmRelease targetNamespace other
+	// than its own, and image pull Secrets of workloads outside their
+	// GitSync's namespace (--no-cross-namespace-refs, the lockdown profile).
+	NoCrossNamespaceRefs bool
 	// AllowLocalURLs lets GitSync urls and HelmRelease chart.git name
 	// repositories on the operator's machine: file:// URLs, local paths and
 	// loopback hosts (the operator's --allow-local-urls). Off, a tenant
@@ -97,6 +102,10 @@ type Options struct {
 	// Identity names the Secret of the operator's SSH deploy key
 	// (fluxctl identity); a zero key is helmflux-system/helmflux-git-identity.
 	Identity client.ObjectKey
+	// IdentityOwnNamespaceOnly keeps the SSH deploy key from GitSyncs and
+	// chart.git sources outside the Identity Secret's namespace
+	// (--shared-git-identity=false, the lockdown profile).
+	IdentityOwnNamespaceOnly bool
 	// Version is what the fluxd API's /v11/version answers.
 	Version string
 }
@@ -201,6 +210,8 @@ func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.
 		Concurrency:  opts.Concurrency,
 		APIReader:    mgr.GetAPIReader(),
 		History:      opts.History,
+
+		NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs,
 	}
 	return r, r.SetupWithManager(mgr)
 }
@@ -231,6 +242,7 @@ func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCach
 		HTTPClient:              opts.HTTPClient,
 		Interval:                opts.HelmInterval,
 		AllowCrossNamespaceRefs: opts.AllowCrossNamespaceRefs,
+		NoCrossNamespaceRefs:    opts.NoCrossNamespaceRefs,
 		Concurrency:             opts.Concurrency,
 		DefaultServiceAccount:   opts.DefaultServiceAccount,
 	}).SetupWithManager(context.Background(), mgr)
@@ -329,7 +341,7 @@ var DefaultIdentity = client.ObjectKey{Namespace: "helmflux-system", Name: "helm
 // identityOf is the operator's SSH identity.
 func identityOf(opts Options) gitcreds.Identity {
 	if opts.Identity.Name == "" {
-		return gitcreds.Identity{ObjectKey: DefaultIdentity}
+		return gitcreds.Identity{ObjectKey: DefaultIdentity, OwnNamespaceOnly: opts.IdentityOwnNamespaceOnly}
 	}
-	return gitcreds.Identity{ObjectKey: opts.Identity}
+	return gitcreds.Identity{ObjectKey: opts.Identity, OwnNamespaceOnly: opts.IdentityOwnNamespaceOnly}
 }

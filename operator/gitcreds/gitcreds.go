@@ -24,13 +24,27 @@ import (
 // identity): the git identity, over SSH, of GitSyncs and chart.git sources
 // that name no secret, as fluxd's and the Helm Operator's deploy key was.
 // The zero Identity is none.
-type Identity struct{ client.ObjectKey }
+type Identity struct {
+	client.ObjectKey
+	// OwnNamespaceOnly keeps the key from objects of other namespaces than
+	// the Secret's (--shared-git-identity=false): in a shared cluster a
+	// tenant must not reach, with the operator's key, the repositories that
+	// key was added to for someone else.
+	OwnNamespaceOnly bool
+}
 
-// Auth returns the identity's credentials for url: nil for a URL that is
-// not SSH, or when there is no identity.
-func (id Identity) Auth(ctx context.Context, c client.Reader, url string) (*git.Auth, error) {
+// ErrIdentityNotShared means an object outside the identity's namespace
+// asked for the operator's SSH key while it serves only its own namespace.
+var ErrIdentityNotShared = errors.New("the operator's SSH identity is not shared with other namespaces")
+
+// Auth returns the identity's credentials for url, asked for by an object
+// of namespace: nil for a URL that is not SSH, or when there is no identity.
+func (id Identity) Auth(ctx context.Context, c client.Reader, namespace, url string) (*git.Auth, error) {
 	if id.Name == "" || !git.IsSSH(url) {
 		return nil, nil
+	}
+	if id.OwnNamespaceOnly && namespace != id.Namespace {
+		return nil, fmt.Errorf("%w: it serves namespace %s only (operator flag --shared-git-identity=false); name a Secret with this namespace's own deploy key in secretRef", ErrIdentityNotShared, id.Namespace)
 	}
 	secret := &corev1.Secret{}
 	if err := c.Get(ctx, id.ObjectKey, secret); err != nil {
@@ -51,7 +65,7 @@ func (id Identity) Auth(ctx context.Context, c client.Reader, url string) (*git.
 // everything that talks to its repository. Errors never hold secret values.
 func Credentials(ctx context.Context, c client.Reader, obj *helmfluxv1alpha1.GitSync, id Identity) (*git.Auth, error) {
 	if obj.Spec.SecretRef == nil {
-		auth, err := id.Auth(ctx, c, obj.Spec.URL)
+		auth, err := id.Auth(ctx, c, obj.Namespace, obj.Spec.URL)
 		if err != nil || auth == nil {
 			return &git.Auth{InsecureIgnoreHostKey: obj.Spec.InsecureIgnoreHostKey}, err
 		}

@@ -19,6 +19,9 @@ import (
 func (r *Reconciler) reconcileSource(ctx context.Context, s *scope) error {
 	obj := s.obj
 	auth, err := r.auth(ctx, obj)
+	if errors.Is(err, gitcreds.ErrIdentityNotShared) {
+		return outcome.Stall(helmfluxv1alpha1.IdentityRefusedReason, fmt.Errorf("spec.url: %w", err))
+	}
 	if err != nil {
 		return outcome.Retry(helmfluxv1alpha1.CredentialsReason, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	"github.com/helmflux/helmflux/operator/gitcreds"
 	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/git"
 	"github.com/helmflux/helmflux/pkg/helm"
@@ -85,7 +86,7 @@ func (r *Reconciler) chartSource(ctx context.Context, obj *helmv1.HelmRelease) (
 		if c.SecretRef != nil {
 			ns, err := r.refNamespace(obj, c.SecretRef.Namespace)
 			if err != nil {
-				return src, outcome.Stall(helmv1.InvalidSpecReason, fmt.Errorf("chart.secretRef: %w", err))
+				return src, outcome.Reclassify(fmt.Errorf("chart.secretRef: %w", err), helmv1.InvalidSpecReason)
 			}
 			secret := &corev1.Secret{}
 			if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: c.SecretRef.Name}, secret); err != nil {
@@ -97,7 +98,10 @@ func (r *Reconciler) chartSource(ctx context.Context, obj *helmv1.HelmRelease) (
 			}
 			src.GitAuth = auth
 		} else {
-			auth, err := r.Identity.Auth(ctx, r.Client, c.Git)
+			auth, err := r.Identity.Auth(ctx, r.Client, obj.Namespace, c.Git)
+			if errors.Is(err, gitcreds.ErrIdentityNotShared) {
+				return src, outcome.Stall(helmv1.IdentityRefusedReason, fmt.Errorf("chart.git: %w", err))
+			}
 			if err != nil {
 				return src, outcome.Retry(helmv1.ChartFetchFailedReason, fmt.Errorf("chart.git: %w", err))
 			}
@@ -121,15 +125,33 @@ func (r *Reconciler) chartSource(ctx context.Context, obj *helmv1.HelmRelease) (
 }
 
 // refNamespace returns the namespace of a reference, refusing another
-// namespace than the HelmRelease's unless the operator allows it.
+// namespace than the HelmRelease's unless the operator allows it. The
+// refusal is a Stall with reason CrossNamespaceRef.
 func (r *Reconciler) refNamespace(obj *helmv1.HelmRelease, ns string) (string, error) {
 	if ns == "" || ns == obj.Namespace {
 		return obj.Namespace, nil
 	}
-	if !r.AllowCrossNamespaceRefs {
-		return "", fmt.Errorf("namespace %q is not the HelmRelease's namespace %q; cross-namespace references are disabled (operator flag --allow-cross-namespace-refs)", ns, obj.Namespace)
+	if !r.AllowCrossNamespaceRefs || r.NoCrossNamespaceRefs {
+		flag := "operator flag --allow-cross-namespace-refs allows them"
+		if r.NoCrossNamespaceRefs {
+			flag = "operator flag --no-cross-namespace-refs"
+		}
+		return "", outcome.Stall(helmv1.CrossNamespaceRefReason,
+			fmt.Errorf("namespace %q is not the HelmRelease's namespace %q; cross-namespace references are disabled (%s)", ns, obj.Namespace, flag))
 	}
 	return ns, nil
+}
+
+// checkTargetNamespace refuses, with --no-cross-namespace-refs, a release
+// installed into another namespace than the HelmRelease's own: a tenant's
+// HelmRelease must not place objects (nor Helm's release records) where
+// its namespace's owners do not rule.
+func (r *Reconciler) checkTargetNamespace(obj *helmv1.HelmRelease) error {
+	if !r.NoCrossNamespaceRefs || obj.GetTargetNamespace() == obj.Namespace {
+		return nil
+	}
+	return outcome.Stall(helmv1.CrossNamespaceRefReason,
+		fmt.Errorf("targetNamespace %q is not the HelmRelease's namespace %q; cross-namespace targets are disabled (operator flag --no-cross-namespace-refs)", obj.GetTargetNamespace(), obj.Namespace))
 }
 
 // repositoriesFile is the part of Helm's repositories.yaml that a

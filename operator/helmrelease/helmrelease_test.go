@@ -436,7 +436,7 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 	cross := repoRelease(ns, "cross", repo.URL(), "1.0.0", "")
 	cross.Spec.ValuesFrom = []helmv1.ValuesFromSource{{SecretKeyRef: &helmv1.OptionalKeySelector{Name: "theirs", Namespace: other}}}
 	mustCreateHR(t, cross)
-	hr = waitCondition(t, ns, "cross", meta.ReadyCondition, "False InvalidSpec")
+	hr = waitCondition(t, ns, "cross", meta.ReadyCondition, "False "+helmv1.CrossNamespaceRefReason)
 	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, "cross-namespace") {
 		t.Errorf("Ready: %s", c)
 	}

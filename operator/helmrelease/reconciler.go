@@ -59,6 +59,10 @@ type Reconciler struct {
 	Interval time.Duration
 	// AllowCrossNamespaceRefs lets valuesFrom and chart secrets name other namespaces.
 	AllowCrossNamespaceRefs bool
+	// NoCrossNamespaceRefs refuses every reference to another namespace,
+	// AllowCrossNamespaceRefs or not, and a targetNamespace other than the
+	// HelmRelease's own (the lockdown profile).
+	NoCrossNamespaceRefs bool
 	// Identity is the operator's SSH key, for chart.git sources over SSH
 	// that name no secret.
 	Identity gitcreds.Identity
@@ -134,6 +138,9 @@ func (r *Reconciler) reconcile(ctx context.Context, base *helmv1.HelmRelease, s 
 	s.actor = a
 	if !obj.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, s)
+	}
+	if err := r.checkTargetNamespace(obj); err != nil {
+		return err
 	}
 	requested, err := outcome.Begin(ctx, r.Client, base, obj, Finalizer, &obj.Status.LastHandledReconcileAt)
 	if err != nil {

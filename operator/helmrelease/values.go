@@ -107,7 +107,7 @@ func (r *Reconciler) valuesSource(ctx context.Context, s *scope, src helmv1.Valu
 func (r *Reconciler) configMapKey(ctx context.Context, obj *helmv1.HelmRelease, ref *helmv1.OptionalKeySelector) ([]byte, error) {
 	ns, err := r.refNamespace(obj, ref.Namespace)
 	if err != nil {
-		return nil, outcome.Stall(helmv1.InvalidSpecReason, err)
+		return nil, err
 	}
 	cm := &corev1.ConfigMap{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, cm); err != nil {
@@ -128,7 +128,7 @@ func (r *Reconciler) configMapKey(ctx context.Context, obj *helmv1.HelmRelease, 
 func (r *Reconciler) secretKey(ctx context.Context, obj *helmv1.HelmRelease, ref *helmv1.OptionalKeySelector) ([]byte, error) {
 	ns, err := r.refNamespace(obj, ref.Namespace)
 	if err != nil {
-		return nil, outcome.Stall(helmv1.InvalidSpecReason, err)
+		return nil, err
 	}
 	secret := &corev1.Secret{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, secret); err != nil {

@@ -117,6 +117,13 @@ func renderKustomize(t *testing.T) rendered {
 // included, as `helm install` would.
 func renderChart(t *testing.T) rendered {
 	t.Helper()
+	return renderChartWith(t, map[string]any{})
+}
+
+// renderChartWith renders charts/helmflux with values over its defaults,
+// as `helm install --values` would.
+func renderChartWith(t *testing.T, values map[string]any) rendered {
+	t.Helper()
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +132,7 @@ func renderChart(t *testing.T) rendered {
 	if err != nil {
 		t.Fatalf("load the chart: %v", err)
 	}
-	vals, err := chartutil.ToRenderValues(chrt, map[string]any{},
+	vals, err := chartutil.ToRenderValues(chrt, values,
 		chartutil.ReleaseOptions{Name: releaseName, Namespace: releaseNamespace, IsInstall: true}, nil)
 	if err != nil {
 		t.Fatalf("chart values: %v", err)

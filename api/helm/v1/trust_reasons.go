@@ -15,4 +15,14 @@ const (
 	// annotated revision, so whether it applied the HelmRelease is not known
 	// yet; no file is read until it lists the HelmRelease.
 	InventoryPendingReason = "InventoryPending"
+	// IdentityRefusedReason: chart.git over SSH names no secretRef, and the
+	// operator's SSH deploy key serves only its own namespace
+	// (--shared-git-identity=false).
+	IdentityRefusedReason = "IdentityRefused"
+	// CrossNamespaceRefReason: the HelmRelease names another namespace than
+	// its own (targetNamespace, a valuesFrom ConfigMap or Secret, a
+	// chart.secretRef) and the operator does not allow it
+	// (--no-cross-namespace-refs, or no --allow-cross-namespace-refs for
+	// references).
+	CrossNamespaceRefReason = "CrossNamespaceRef"
 )

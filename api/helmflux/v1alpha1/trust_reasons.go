@@ -6,4 +6,12 @@ const (
 	// machine (file://, a local path or a loopback host) and the operator
 	// runs without --allow-local-urls.
 	LocalURLRefusedReason = "LocalURLRefused"
+	// IdentityRefusedReason: the GitSync names no secretRef for an SSH url,
+	// and the operator's SSH deploy key serves only its own namespace
+	// (--shared-git-identity=false).
+	IdentityRefusedReason = "IdentityRefused"
+	// CrossNamespaceRefReason: the GitSync's workloads live in, or read
+	// image pull Secrets of, another namespace than the GitSync's, and the
+	// operator runs with --no-cross-namespace-refs.
+	CrossNamespaceRefReason = "CrossNamespaceRef"
 )

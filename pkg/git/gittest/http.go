@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/cgi" //nolint:gosec // httpoxy (G504) affects Go < 1.6.3 only; this runs git http-backend for tests
 	"net/http/httptest"
@@ -35,6 +36,7 @@ type HTTPServer struct {
 	user  string
 	pass  string
 	token string
+	ln    net.Listener
 
 	mu       sync.Mutex
 	requests []Request
@@ -52,6 +54,13 @@ func WithBasicAuth(user, pass string) HTTPOption {
 // WithBasicAuth as well, either credential is accepted.
 func WithBearerToken(token string) HTTPOption {
 	return func(s *HTTPServer) { s.token = token }
+}
+
+// WithListener serves on l instead of a loopback port: on an address of
+// the machine's network interface, for an operator that refuses loopback
+// URLs. The server closes l when the test ends.
+func WithListener(l net.Listener) HTTPOption {
+	return func(s *HTTPServer) { s.ln = l }
 }
 
 // NewHTTPServer starts a smart-HTTP server for the bare repositories under
@@ -112,6 +121,10 @@ func newHTTPServer(t testing.TB, root string, useTLS bool, opts []HTTPOption) *H
 		backend.ServeHTTP(w, r)
 	})
 	s.srv = httptest.NewUnstartedServer(h)
+	if s.ln != nil {
+		_ = s.srv.Listener.Close()
+		s.srv.Listener = s.ln
+	}
 	// A client refusing the certificate is what TLS tests provoke.
 	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	if useTLS {

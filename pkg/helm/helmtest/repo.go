@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -31,6 +32,7 @@ type RepoServer struct {
 	useTLS   bool
 	absolute bool
 	wrap     func(http.Handler) http.Handler
+	ln       net.Listener
 
 	mu       sync.Mutex
 	entries  []Entry
@@ -72,6 +74,11 @@ func WithMiddleware(mw func(http.Handler) http.Handler) RepoOption {
 	return func(s *RepoServer) { s.wrap = mw }
 }
 
+// WithListener serves on l instead of a loopback port: on an address of
+// the machine's network interface, for an operator that refuses loopback
+// URLs. The server closes l when the test ends.
+func WithListener(l net.Listener) RepoOption { return func(s *RepoServer) { s.ln = l } }
+
 // NewRepoServer starts an empty repository and stops it when the test ends.
 func NewRepoServer(t testing.TB, opts ...RepoOption) *RepoServer {
 	t.Helper()
@@ -88,6 +95,10 @@ func NewRepoServer(t testing.TB, opts ...RepoOption) *RepoServer {
 		h = s.wrap(h)
 	}
 	s.srv = httptest.NewUnstartedServer(h)
+	if s.ln != nil {
+		_ = s.srv.Listener.Close()
+		s.srv.Listener = s.ln
+	}
 	// Clients refusing the certificate are what TLS tests provoke.
 	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	if s.useTLS {
