@@ -28,6 +28,8 @@ type GitVerification struct {
 	// first-parent history (rewritten history) checks the commit alone, as
 	// the GitSync does.
 	Since string
+	// For names who asks for the check (a GitSync), for messages.
+	For string
 }
 
 // verifyGit checks rev against every verification src asks for.
@@ -36,6 +38,9 @@ func (c *Charts) verifyGit(ctx context.Context, src *ChartSource, rev git.Revisi
 		err := c.git.Verify(ctx, src.Git, rev, v.Since, v.KeyRing)
 		if errors.Is(err, git.ErrNotAncestor) {
 			err = c.git.Verify(ctx, src.Git, rev, "", v.KeyRing)
+		}
+		if err != nil && v.For != "" {
+			return fmt.Errorf("%w for %s: %w", ErrUnverified, v.For, err)
 		}
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrUnverified, err)

@@ -15,4 +15,10 @@ const (
 	// annotated revision, so whether it applied the HelmRelease is not known
 	// yet; no file is read until it lists the HelmRelease.
 	InventoryPendingReason = "InventoryPending"
+	// ChartVerificationFailedReason: chart.git names the repository of a
+	// GitSync with spec.verify (the GitSync that applied the HelmRelease, or
+	// any GitSync in its namespace), and the chart's commit is not signed as
+	// that GitSync demands (or its keys could not be read): the chart is
+	// neither read nor installed until a signed commit comes.
+	ChartVerificationFailedReason = "ChartVerificationFailed"
 )
