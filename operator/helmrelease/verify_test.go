@@ -129,3 +129,50 @@ func TestAnUnsignedChartCommitOfAVerifiedRepositoryIsRefused(t *testing.T) {
 		t.Errorf("after the signed commit: revision %s, history %v", hr.Status.Revision, history(t, ns, release))
 	}
 }
+
+// A GitSync with verify that applies a HelmRelease into another namespace
+// holds its git chart to its rule too, trusted through its inventory (the
+// helmflux.dev/sync annotation alone proves nothing), with its keys read
+// from its own namespace, and whatever the spelling of the URL (here a
+// trailing slash).
+func TestAGitChartIsVerifiedAsTheGitSyncThatAppliedIt(t *testing.T) {
+	nsSync, nsApp := newNamespace(t), newNamespace(t)
+	key := gittest.NewOpenPGPKey(t, "release manager")
+	mustCreate(t, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: nsSync, Name: "trusted-keys"},
+		Data:       map[string][]byte{"manager.asc": []byte(key.PublicArmored)},
+	})
+	repo := gittest.NewRepo(t, nil)
+	files := chartFiles(t, appChart("0.1.0"), "charts/app")
+	files["values/app.yaml"] = "message: signed\n"
+	files["releases/app.yaml"] = gitRelease(nsApp, repo.URL()+"/")
+	repo.CommitFiles("Add the app", files, gittest.SignedBy(key))
+	mustCreate(t, &helmfluxv1alpha1.GitSync{
+		ObjectMeta: metav1.ObjectMeta{Namespace: nsSync, Name: "apps"},
+		Spec: helmfluxv1alpha1.GitSyncSpec{
+			URL: repo.URL(), Paths: []string{"releases"},
+			Verify: &helmfluxv1alpha1.GitVerification{
+				Mode: helmfluxv1alpha1.VerifyAll, SecretRef: &meta.LocalObjectReference{Name: "trusted-keys"},
+			},
+		},
+	})
+	release := nsApp + "-from-git"
+	waitReady(t, nsApp, "from-git")
+
+	unsigned := repo.CommitFiles("Change the chart", map[string]string{"charts/app/templates/configmap.yaml": injectedTemplate})
+	hr := waitCondition(t, nsApp, "from-git", meta.ReadyCondition, "False "+helmv1.ChartVerificationFailedReason)
+	want := "for GitSync " + nsSync + "/apps: commit " + unsigned + " is not verified: commit is not signed"
+	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, want) {
+		t.Errorf("Ready: %s, want it to say %q", c, want)
+	}
+	// "all": a signed commit on top does not make the unsigned one pass.
+	// Each pass after this commit resolves it.
+	repo.CommitFiles("Sign off the chart", map[string]string{"README.md": "signed\n"}, gittest.SignedBy(key))
+	waitPasses(t, nsApp, "from-git", 3)
+	if h := history(t, nsApp, release); len(h) != 1 || injected(t, nsApp, release) {
+		t.Errorf("the unsigned chart was released: history %v", h)
+	}
+	if c := condition(getHR(t, nsApp, "from-git"), meta.ReadyCondition); !strings.HasPrefix(c, "False "+helmv1.ChartVerificationFailedReason) || !strings.Contains(c, want) {
+		t.Errorf("Ready after the signed commit on top: %s, want it to say %q", c, want)
+	}
+}
