@@ -30,6 +30,9 @@ func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
 		conds(obj).Set(helmv1.ChartFetchedCondition, metav1.ConditionFalse, helmv1.ChartFetchFailedReason, err.Error())
 		return err
 	}
+	if err := r.verifyChart(ctx, obj, &src); err != nil {
+		return err
+	}
 	ref, err := r.Charts.Resolve(ctx, src)
 	if errors.Is(err, git.ErrRefNotFound) && src.Ref.Branch != "" {
 		// The Helm Operator's ref names a branch or a tag.
@@ -38,7 +41,7 @@ func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
 	}
 	if err != nil {
 		obj.Status.Phase = helmv1.PhaseChartFetchFailed
-		conds(obj).Set(helmv1.ChartFetchedCondition, metav1.ConditionFalse, helmv1.ChartFetchFailedReason, err.Error())
+		conds(obj).Set(helmv1.ChartFetchedCondition, metav1.ConditionFalse, chartFailReason(err), err.Error())
 		return chartError(err)
 	}
 	s.chartRef = ref
@@ -52,7 +55,7 @@ func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
 		if lerr != nil {
 			err := fmt.Errorf("load chart %s %s: %w", ref.Name, ref.Version, lerr)
 			obj.Status.Phase = helmv1.PhaseChartFetchFailed
-			conds(obj).Set(helmv1.ChartFetchedCondition, metav1.ConditionFalse, helmv1.ChartFetchFailedReason, err.Error())
+			conds(obj).Set(helmv1.ChartFetchedCondition, metav1.ConditionFalse, chartFailReason(err), err.Error())
 			return nil, chartError(err)
 		}
 		return loaded, nil
@@ -67,6 +70,8 @@ func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
 // network.
 func chartError(err error) error {
 	switch {
+	case errors.Is(err, helm.ErrUnverified): // before ErrInvalidInput: a bad key ring is no spec problem
+		return outcome.WaitForChange(helmv1.ChartVerificationFailedReason, err)
 	case errors.Is(err, git.ErrLocalURL):
 		return outcome.Stall(helmv1.LocalURLRefusedReason, fmt.Errorf("chart.git: %w; the operator flag --allow-local-urls allows it", err))
 	case errors.Is(err, helm.ErrInvalidSource), errors.Is(err, git.ErrInvalidInput), errors.Is(err, git.ErrPathEscapes):

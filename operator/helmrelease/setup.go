@@ -26,8 +26,8 @@ var apiextensionsCRD = schema.GroupVersionKind{Group: "apiextensions.k8s.io", Ve
 const (
 	configMapIndex = ".helmflux.configMaps"
 	secretIndex    = ".helmflux.secrets"
-	// syncIndex indexes HelmReleases with a gitFileRef by the GitSync their
-	// helmflux.dev/sync annotation names.
+	// syncIndex indexes HelmReleases with a gitFileRef or a git chart by the
+	// GitSync their helmflux.dev/sync annotation names.
 	syncIndex = ".helmflux.sync"
 )
 
@@ -101,12 +101,16 @@ func references(hr *helmv1.HelmRelease, secrets bool) []string {
 	return out
 }
 
-// syncOf is the GitSync a HelmRelease with a gitFileRef names in its
-// helmflux.dev/sync annotation, as "<namespace>/<name>".
+// syncOf is the GitSync a HelmRelease with a gitFileRef or a git chart
+// (verifyChart) names in its helmflux.dev/sync annotation, as
+// "<namespace>/<name>".
 func syncOf(hr *helmv1.HelmRelease) []string {
 	owner, ok := hr.GetAnnotations()[helmfluxv1alpha1.SyncAnnotation]
 	if !ok {
 		return nil
+	}
+	if hr.Spec.Chart.IsGit() {
+		return []string{owner}
 	}
 	for _, v := range hr.Spec.GetValuesFrom() {
 		if v.GitFileRef != nil {

@@ -235,7 +235,7 @@ func (r *Reconciler) gitFile(ctx context.Context, obj *helmv1.HelmRelease, p str
 	if err != nil {
 		return nil, outcome.WaitForChange(helmv1.ValuesFailedReason, fmt.Errorf("annotation %s: %w", helmv1.RevisionAnnotation, err))
 	}
-	gs, err := r.applyingSync(ctx, obj, client.ObjectKey{Namespace: ns, Name: name})
+	gs, err := r.applyingSync(ctx, obj, client.ObjectKey{Namespace: ns, Name: name}, "gitFileRef reads only the repository that applied it")
 	if err != nil {
 		return nil, err
 	}
@@ -263,10 +263,11 @@ const inventoryPendingRetry = 10 * time.Second
 // GitSync is Reconciling, that waits (InventoryPending, no Event); otherwise
 // not being listed is a refusal (NotInInventory). Either way the GitSync's
 // next status change wakes the HelmRelease (waitingFor). Neither message
-// says anything of the GitSync beyond its name, which the annotation gave.
-func (r *Reconciler) applyingSync(ctx context.Context, obj *helmv1.HelmRelease, key client.ObjectKey) (*helmfluxv1alpha1.GitSync, error) {
+// says anything of the GitSync beyond its name, which the annotation gave;
+// why says what the trust is for.
+func (r *Reconciler) applyingSync(ctx context.Context, obj *helmv1.HelmRelease, key client.ObjectKey, why string) (*helmfluxv1alpha1.GitSync, error) {
 	refused := outcome.WaitForChange(helmv1.NotInInventoryReason,
-		fmt.Errorf("the HelmRelease is not in the inventory of GitSync %s: gitFileRef reads only the repository that applied it", key))
+		fmt.Errorf("the HelmRelease is not in the inventory of GitSync %s: %s", key, why))
 	gs := &helmfluxv1alpha1.GitSync{}
 	if err := r.Client.Get(ctx, key, gs); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -284,7 +285,7 @@ func (r *Reconciler) applyingSync(ctx context.Context, obj *helmv1.HelmRelease, 
 		return gs, nil
 	case apimeta.IsStatusConditionTrue(gs.Status.Conditions, meta.ReconcilingCondition):
 		return nil, outcome.RetryAfter(helmv1.InventoryPendingReason, inventoryPendingRetry,
-			fmt.Errorf("waiting for GitSync %s to list the HelmRelease in its inventory: gitFileRef reads only the repository that applied it", key))
+			fmt.Errorf("waiting for GitSync %s to list the HelmRelease in its inventory: %s", key, why))
 	}
 	return nil, refused
 }

@@ -230,3 +230,35 @@ func FuzzParseRevision(f *testing.F) {
 		}
 	})
 }
+
+func TestSameRepository(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"https://example.com/org/repo", "https://example.com/org/repo", true},
+		{"https://example.com/org/repo", "https://Example.COM/org/repo/", true},
+		{"https://example.com/org/repo", "https://example.com/org/repo.git", true},
+		{"https://example.com/org/repo", "https://example.com:443/org/repo.git/", true},
+		{"https://example.com/org/repo", "https://u:canary@example.com/Org/Repo", true},
+		{"https://example.com/org/repo", "http://example.com/org/repo", true},
+		{"ssh://git@example.com/org/repo", "git@example.com:org/repo.git", true},
+		{"ssh://git@example.com:22/org/repo", "ssh://deploy@example.com/org/repo", true},
+		{"file:///srv/git/repo.git", "file:///srv/git/../git/repo", true},
+		{"https://example.com/org/repo", "https://example.com/org/other", false},
+		{"https://example.com/org/repo", "https://example.org/org/repo", false},
+		{"https://example.com/org/repo", "https://example.com:8443/org/repo", false},
+		{"https://example.com/org/repo", "ssh://git@example.com/org/repo", false},
+		{"file:///srv/git/Repo", "file:///srv/git/repo", false},
+		{"https://example.com/org/repo", "not a url", false},
+		{"", "", false},
+	}
+	for _, tt := range tests {
+		if got := SameRepository(tt.a, tt.b); got != tt.want {
+			t.Errorf("SameRepository(%q, %q) = %t, want %t", tt.a, tt.b, got, tt.want)
+		}
+		if got := SameRepository(tt.b, tt.a); got != tt.want {
+			t.Errorf("SameRepository(%q, %q) = %t, want %t", tt.b, tt.a, got, tt.want)
+		}
+	}
+}

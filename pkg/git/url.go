@@ -159,3 +159,52 @@ func IsSSH(url string) bool {
 	r, err := parseRemote(url)
 	return err == nil && r.scheme == "ssh"
 }
+
+// SameRepository reports whether two URLs name one repository, for rules
+// that a different spelling of the URL must not escape (a GitSync's
+// verification covering the git charts of its repository). It errs towards
+// "same": the host's case, a default port, credentials and the ssh user, a
+// trailing slash or ".git", http against https, and ssh:// against the
+// scp-like user@host:path spelling do not count; nor, except for file://
+// paths, does the case of the path (the forges ignore it). A URL that does
+// not parse names no repository.
+func SameRepository(a, b string) bool {
+	ka, err := repositoryKey(a)
+	if err != nil {
+		return false
+	}
+	kb, err := repositoryKey(b)
+	return err == nil && ka == kb
+}
+
+// repositoryKey is the loose identity SameRepository compares.
+func repositoryKey(raw string) (string, error) {
+	r, err := parseRemote(raw)
+	if err != nil {
+		return "", err
+	}
+	ep, err := transport.NewEndpoint(r.fetchURL)
+	if err != nil {
+		return "", invalidf("parse url %s", r.display)
+	}
+	scheme, port := r.scheme, ep.Port
+	switch {
+	case scheme == "http" || scheme == "https":
+		scheme = "http"
+		if port == 80 || port == 443 {
+			port = 0
+		}
+	case scheme == "ssh" && port == 22:
+		port = 0
+	}
+	p := ep.Path
+	if scheme == "file" {
+		p = path.Clean(p)
+	} else {
+		p = strings.ToLower(p)
+	}
+	p = strings.Trim(p, "/")
+	p = strings.TrimSuffix(p, ".git")
+	p = strings.TrimRight(p, "/")
+	return fmt.Sprintf("%s://%s:%d/%s", scheme, r.host, port, p), nil
+}

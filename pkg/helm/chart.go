@@ -111,6 +111,9 @@ type ChartSource struct {
 	// dependencies come from, keyed by the repository URL exactly as
 	// Chart.yaml (or requirements.yaml) spells it. Missing = anonymous.
 	DependencyAuth map[string]*RepoAuth
+	// Verify lists the signature checks a git chart's commit must pass
+	// (each of them) before anything of it is read; none checks nothing.
+	Verify []GitVerification
 }
 
 // RepoAuth holds credentials for a chart repository (from the Helm

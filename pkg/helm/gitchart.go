@@ -151,6 +151,9 @@ func (c *Charts) resolveGit(ctx context.Context, src ChartSource) (*ChartRef, er
 		if err != nil {
 			return nil, err
 		}
+		if err := c.verifyGit(ctx, &src, rev); err != nil {
+			return nil, err
+		}
 		ref, err := c.gitRef(ctx, src, rev, chartPath)
 		if err != nil {
 			return nil, err
@@ -175,6 +178,7 @@ func gitSourceKey(src *ChartSource, chartPath string) string {
 		parts = append(parts, a.Username, a.Password, a.BearerToken, string(a.Identity), string(a.KnownHosts),
 			string(a.Passphrase), string(a.CABundle), fmt.Sprint(a.InsecureIgnoreHostKey))
 	}
+	parts = append(parts, verifyKey(src)...)
 	repos := make([]string, 0, len(src.DependencyAuth))
 	for r := range src.DependencyAuth {
 		repos = append(repos, r)
@@ -297,6 +301,17 @@ func (c *Charts) gitArchive(ctx context.Context, ref *ChartRef) ([]byte, bool, e
 	}
 	if ref.Digest == "" {
 		return nil, false, fmt.Errorf("%w: the reference has no digest; resolve it first", ErrInvalidSource)
+	}
+	if len(ref.Source.Verify) > 0 {
+		// The commit that is checked out, if the archive is not cached:
+		// a reference need not come from Resolve.
+		rev, err := git.ParseRevision(ref.Revision)
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: revision: %w", ErrInvalidSource, err)
+		}
+		if err := c.verifyGit(ctx, &ref.Source, rev); err != nil {
+			return nil, false, err
+		}
 	}
 	return c.archive(ctx, ref, "git-build\n"+ref.Digest, false, func(ctx context.Context) (*fetched, error) {
 		return c.buildGit(ctx, ref)

@@ -139,7 +139,7 @@ func (e *scrubbedError) Unwrap() []error { return e.kinds }
 // kindsToKeep are the sentinels a scrubbed error still matches.
 var kindsToKeep = []error{
 	ErrInvalidSource, ErrChartNotFound, ErrRepositoryNotFound, ErrAuthentication, ErrTooLarge,
-	ErrDigestMismatch, ErrHostileChart, ErrInvalidChart, git.ErrRefNotFound, git.ErrPathEscapes,
+	ErrDigestMismatch, ErrHostileChart, ErrInvalidChart, ErrUnverified, git.ErrRefNotFound, git.ErrPathEscapes,
 	git.ErrInvalidInput, git.ErrUnknownHostKey, git.ErrHostKeyMismatch, git.ErrUnsafeTree,
 	context.Canceled, context.DeadlineExceeded, fs.ErrNotExist,
 }

@@ -25,4 +25,10 @@ const (
 	// (--no-cross-namespace-refs, or no --allow-cross-namespace-refs for
 	// references).
 	CrossNamespaceRefReason = "CrossNamespaceRef"
+	// ChartVerificationFailedReason: chart.git names the repository of a
+	// GitSync with spec.verify (the GitSync that applied the HelmRelease, or
+	// any GitSync in its namespace), and the chart's commit is not signed as
+	// that GitSync demands (or its keys could not be read): the chart is
+	// neither read nor installed until a signed commit comes.
+	ChartVerificationFailedReason = "ChartVerificationFailed"
 )
