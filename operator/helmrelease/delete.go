@@ -70,6 +70,9 @@ func (r *Reconciler) uninstall(ctx context.Context, s *scope) error {
 		ctrl.LoggerFrom(ctx).Info("Leaving the release of another HelmRelease installed", "release", name, "owner", owner)
 		return nil
 	}
+	if err := r.guard(ctx, s, "uninstall", rel, nil); err != nil {
+		return err
+	}
 	if err := s.actor.runner.Uninstall(ctx, ns, name, obj.Spec.GetTimeout(), false); err != nil {
 		return outcome.Retry(s.actor.refused(helmv1.UninstallFailedReason, err))
 	}

@@ -15,4 +15,10 @@ const (
 	// annotated revision, so whether it applied the HelmRelease is not known
 	// yet; no file is read until it lists the HelmRelease.
 	InventoryPendingReason = "InventoryPending"
+	// ReleaseRecordRefusedReason: acting as the operator itself (no service
+	// account), helmflux refused to create or delete a cluster-scoped object,
+	// or one in a namespace other than the release's, that the release did
+	// not create: a release record (Helm's storage Secret) that lists one is
+	// taken for forged, and nothing of it is applied or deleted.
+	ReleaseRecordRefusedReason = "ReleaseRecordRefused"
 )
