@@ -21,4 +21,10 @@ const (
 	// not create: a release record (Helm's storage Secret) that lists one is
 	// taken for forged, and nothing of it is applied or deleted.
 	ReleaseRecordRefusedReason = "ReleaseRecordRefused"
+	// ReleaseLeftInPlaceReason: a deleted HelmRelease's release was not
+	// uninstalled because its service account is gone or was refused the
+	// uninstall (its rights went first, as when its namespace is deleted);
+	// the finalizer was removed anyway, as the operator does not uninstall
+	// with more rights than the tenant's.
+	ReleaseLeftInPlaceReason = "ReleaseLeftInPlace"
 )
