@@ -48,8 +48,8 @@ func TestHelmErrorsAreMaskedOfSecretValues(t *testing.T) {
 	failing := &helmv1.HelmRelease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fails"},
 		Spec: helmv1.HelmReleaseSpec{
-			Chart:  helmv1.ChartSource{Repository: repo.URL(), Name: "leaky", Version: "1.0.0"},
-			Values: mustValues("fail: true"),
+			Chart:      helmv1.ChartSource{Repository: repo.URL(), Name: "leaky", Version: "1.0.0"},
+			Values:     mustValues("fail: true"),
 			ValuesFrom: []helmv1.ValuesFromSource{{SecretKeyRef: &helmv1.OptionalKeySelector{Name: "pw"}}},
 		},
 	}
