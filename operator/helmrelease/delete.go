@@ -3,6 +3,7 @@ package helmrelease
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -50,15 +51,24 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) error {
 func (r *Reconciler) uninstall(ctx context.Context, s *scope) error {
 	obj := s.obj
 	ns, name := obj.GetTargetNamespace(), obj.GetReleaseName()
+	if gone, err := r.serviceAccountGone(ctx, s); err != nil {
+		return outcome.Retry(helmv1.UninstallFailedReason, err)
+	} else if gone {
+		r.leaveInstalled(ctx, s, fmt.Sprintf("its service account %s no longer exists", s.actor.serviceAccount))
+		return nil
+	}
 	rel, err := s.actor.runner.Last(ctx, ns, name)
 	if err != nil {
 		reason, err := s.actor.refused(helmv1.UninstallFailedReason, err)
-		if reason == helmv1.ForbiddenReason && obj.Status.ReleaseRevision == 0 {
-			// The account may not even read the release, and helmflux never
-			// saw one for this HelmRelease: nothing of it to uninstall, and a
-			// finalizer kept for ever would hold up the namespace's deletion.
-			ctrl.LoggerFrom(ctx).Info("Not uninstalling: the service account may not read the release, and none was ever recorded",
-				"release", name, "namespace", ns, "serviceAccount", s.actor.serviceAccount)
+		if reason == helmv1.ForbiddenReason {
+			if obj.Status.ReleaseRevision == 0 {
+				// The account may not even read the release, and helmflux never
+				// saw one for this HelmRelease: nothing of it to uninstall.
+				ctrl.LoggerFrom(ctx).Info("Not uninstalling: the service account may not read the release, and none was ever recorded",
+					"release", name, "namespace", ns, "serviceAccount", s.actor.serviceAccount)
+				return nil
+			}
+			r.leaveInstalled(ctx, s, fmt.Sprintf("its service account %s may no longer read it", s.actor.serviceAccount))
 			return nil
 		}
 		return outcome.Retry(reason, err)
@@ -70,13 +80,61 @@ func (r *Reconciler) uninstall(ctx context.Context, s *scope) error {
 		ctrl.LoggerFrom(ctx).Info("Leaving the release of another HelmRelease installed", "release", name, "owner", owner)
 		return nil
 	}
+	if err := r.guard(ctx, s, "uninstall", rel, nil); err != nil {
+		return err
+	}
 	if err := s.actor.runner.Uninstall(ctx, ns, name, obj.Spec.GetTimeout(), false); err != nil {
-		return outcome.Retry(s.actor.refused(helmv1.UninstallFailedReason, err))
+		reason, err := s.actor.refused(helmv1.UninstallFailedReason, err)
+		if reason == helmv1.ForbiddenReason {
+			if rel, lerr := s.actor.runner.Last(ctx, ns, name); lerr == nil && rel == nil {
+				// Helm removed the records, though the account was refused
+				// deleting some object: those stay.
+				r.leaveInstalled(ctx, s, fmt.Sprintf("its service account %s was refused deleting some of its objects; the release's history is gone", s.actor.serviceAccount))
+				return nil
+			}
+			r.leaveInstalled(ctx, s, fmt.Sprintf("its service account %s was refused the uninstall", s.actor.serviceAccount))
+			return nil
+		}
+		return outcome.Retry(reason, err)
 	}
 	if r.Events != nil {
 		r.Events.Eventf(obj, nil, corev1.EventTypeNormal, helmv1.UninstalledReason, "Delete", "Uninstalled release %s from namespace %s", name, ns)
 	}
 	return nil
+}
+
+// leaveInstalled records that the release of a deleted HelmRelease is left
+// in place because its service account cannot uninstall it: the account is
+// gone or its rights went first (its namespace being deleted, a
+// RoleBinding removed). Uninstalling as the operator would exceed the
+// tenant's rights, and keeping the finalizer would hold the HelmRelease,
+// and its namespace, for ever. why never quotes Helm's error.
+func (r *Reconciler) leaveInstalled(ctx context.Context, s *scope, why string) {
+	ns, name := s.obj.GetTargetNamespace(), s.obj.GetReleaseName()
+	ctrl.LoggerFrom(ctx).Info("Leaving the release of the deleted HelmRelease in place", "release", name, "namespace", ns, "why", why)
+	if r.Events != nil {
+		r.Events.Eventf(s.obj, nil, corev1.EventTypeWarning, helmv1.ReleaseLeftInPlaceReason, "Delete",
+			"Left release %s in namespace %s in place, not uninstalled: %s", name, ns, why)
+	}
+}
+
+// serviceAccountGone tells whether the pass acts as a service account that
+// no longer exists.
+func (r *Reconciler) serviceAccountGone(ctx context.Context, s *scope) (bool, error) {
+	if s.actor.serviceAccount == "" {
+		return false, nil
+	}
+	ns, name, _ := strings.Cut(s.actor.serviceAccount, "/")
+	sa := &metav1.PartialObjectMetadata{}
+	sa.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, sa)
+	switch {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("read service account %s: %w", s.actor.serviceAccount, err)
+	}
+	return !sa.DeletionTimestamp.IsZero(), nil
 }
 
 // crdDeleting tells whether the HelmRelease CRD is being deleted or gone.

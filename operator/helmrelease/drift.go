@@ -18,6 +18,9 @@ import (
 // reconcileDrift compares the release's live objects with its manifest by
 // server-side dry-run (driftDetection warn or enabled) and, when enabled,
 // applies the manifest to the objects that drifted. It writes Drifted.
+// Acting as the operator, it corrects nothing when an object to create or
+// change is outside the release's namespace and not the release's own
+// (see guard).
 func (r *Reconciler) reconcileDrift(ctx context.Context, s *scope) error {
 	obj := s.obj
 	mode := obj.Spec.GetDriftDetectionMode()
@@ -51,6 +54,15 @@ func (r *Reconciler) reconcileDrift(ctx context.Context, s *scope) error {
 			names = append(names, res.ID.Display())
 		case apply.Failed:
 			return outcome.Retry(s.actor.refused(helmv1.DriftDetectionFailedReason, fmt.Errorf("compare %s: %w", res.ID.Display(), res.Err)))
+		}
+	}
+	if s.guarded() && mode == helmv1.DriftDetectionEnabled && len(drifted) > 0 {
+		names, err := r.unowned(ctx, s, drifted, true)
+		if err != nil {
+			return outcome.Retry(helmv1.DriftDetectionFailedReason, fmt.Errorf("check the objects to correct: %w", err))
+		}
+		if len(names) > 0 {
+			return refusal(s, "correct drift of", rel.Version, names)
 		}
 	}
 	wasDrifted := apimeta.IsStatusConditionTrue(obj.Status.Conditions, helmv1.DriftedCondition)

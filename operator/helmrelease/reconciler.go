@@ -101,6 +101,10 @@ type scope struct {
 	failureReason string
 	// markReconciling sets and patches Reconciling once there is work to do.
 	markReconciling func(phase helmv1.HelmReleasePhase) error
+	// mask holds the values that came from Secrets, to mask in every
+	// condition, Event and log line the pass writes (Helm's errors quote
+	// values). It lives for the pass only.
+	mask outcome.Mask
 }
 
 // Reconcile resolves the chart and values of a HelmRelease and installs,
@@ -123,7 +127,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			r.Records.begin(obj)
 		}
 	}
-	s.markReconciling = func(phase helmv1.HelmReleasePhase) error { return r.markReconciling(ctx, base, obj, phase) }
+	s.markReconciling = func(phase helmv1.HelmReleasePhase) error {
+		s.mask.Conditions(obj.Status.Conditions) // a checkpoint writes what earlier steps set
+		return r.markReconciling(ctx, base, obj, phase)
+	}
 	err := r.reconcile(ctx, base, s)
 	return outcome.Result(r.finish(ctx, base, s, err), r.interval())
 }
@@ -177,9 +184,12 @@ func (r *Reconciler) markReconciling(ctx context.Context, base, obj *helmv1.Helm
 }
 
 // finish sets Ready from the outcome, records events and patches the
-// status (outcome.Finish), unless the operator is shutting down.
+// status (outcome.Finish), unless the operator is shutting down. It is
+// where the pass's text leaves it: the error (logged, by controller-runtime
+// too), the conditions and the Events are masked of Secret values here.
 func (r *Reconciler) finish(ctx context.Context, base *helmv1.HelmRelease, s *scope, err error) error {
 	obj := s.obj
+	err = s.mask.Error(err)
 	if !obj.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(obj, Finalizer) {
 		return err // gone once the finalizer was removed
 	}
@@ -190,6 +200,6 @@ func (r *Reconciler) finish(ctx context.Context, base *helmv1.HelmRelease, s *sc
 		return nil
 	}
 	return outcome.Finish(ctx, r.Client, base, obj, err, helmv1.ReconcileFailedReason,
-		func() { summarize(obj, s, err) },
+		func() { summarize(obj, s, err); s.mask.Conditions(obj.Status.Conditions) },
 		func(before, after *metav1.Condition) { r.recordEvents(obj, s, before, after) })
 }

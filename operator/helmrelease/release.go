@@ -163,6 +163,11 @@ func (r *Reconciler) act(ctx context.Context, s *scope, sit *situation, install 
 	if install {
 		phase, failReason = helmv1.PhaseInstalling, helmv1.InstallFailedReason
 	}
+	if !install {
+		if err := r.guardUpgrade(ctx, s, sit); err != nil {
+			return err
+		}
+	}
 	ch, err := s.loadChart(ctx)
 	if err != nil {
 		return err
@@ -221,6 +226,23 @@ func (r *Reconciler) act(ctx context.Context, s *scope, sit *situation, install 
 	return nil
 }
 
+// guardUpgrade refuses an upgrade whose base revision (whose objects
+// absent from the new manifest Helm deletes) lists objects outside the
+// release's namespace that the release did not create.
+func (r *Reconciler) guardUpgrade(ctx context.Context, s *scope, sit *situation) error {
+	if !s.guarded() {
+		return nil
+	}
+	base := sit.last
+	if base.Status != helm.StatusDeployed {
+		var err error
+		if base, err = s.actor.runner.Current(ctx, sit.last.Namespace, sit.last.Name); err != nil {
+			return outcome.Retry(helmv1.UpgradeFailedReason, err)
+		}
+	}
+	return r.guard(ctx, s, "upgrade", base, nil)
+}
+
 // failed records a failed install, upgrade or test; the error is returned
 // when the decision gives up.
 func (r *Reconciler) failed(ctx context.Context, s *scope, sit *situation, reason string, err error) error {
@@ -276,6 +298,12 @@ func (r *Reconciler) rollback(ctx context.Context, s *scope, sit *situation) err
 	if good == nil {
 		s.conds().Set(helmv1.RolledBackCondition, metav1.ConditionFalse, helmv1.RollbackFailedReason, "no earlier good revision to roll back to")
 		return errors.New("no earlier good revision to roll back to")
+	}
+	if err := r.guard(ctx, s, "roll back", last, good); err != nil {
+		s.failureReason = helmv1.ReleaseRecordRefusedReason
+		s.conds().Set(helmv1.RolledBackCondition, metav1.ConditionFalse, helmv1.ReleaseRecordRefusedReason, err.Error())
+		s.action.warn(helmv1.ReleaseRecordRefusedReason, "%s", err.Error())
+		return err
 	}
 	if err := s.markReconciling(helmv1.PhaseRollingBack); err != nil {
 		return err

@@ -115,7 +115,7 @@ func (r *Reconciler) recordEvents(obj *helmv1.HelmRelease, s *scope, before, aft
 		if e.warning {
 			typ, warned = corev1.EventTypeWarning, true
 		}
-		r.Events.Eventf(obj, nil, typ, e.reason, "Reconcile", "%s", e.message)
+		r.Events.Eventf(obj, nil, typ, e.reason, "Reconcile", "%s", s.mask.String(e.message))
 	}
 	// Waiting for a GitSync to record the apply that created the HelmRelease
 	// is no failure worth a Warning.

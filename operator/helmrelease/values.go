@@ -40,7 +40,8 @@ var errMissing = errors.New("not found")
 // reconcileValues merges the values in the Helm Operator's order: each
 // valuesFrom source in turn, then spec.values (the chart's defaults are
 // Helm's to add). It writes no condition; a failure sets Ready through the
-// error, which never quotes the values.
+// error, which never quotes the values. The scalar values of Secrets
+// (valuesFrom secretKeyRef, valueFileSecrets) go into the pass's mask.
 func (r *Reconciler) reconcileValues(ctx context.Context, s *scope) error {
 	obj := s.obj
 	var layers []map[string]any
@@ -54,6 +55,13 @@ func (r *Reconciler) reconcileValues(ctx context.Context, s *scope) error {
 			return outcome.Reclassify(fmt.Errorf("valuesFrom[%d] %s: %w", i, what, err), helmv1.ValuesFailedReason)
 		}
 		v, err := helm.ParseValues(raw)
+		if src.SecretKeyRef != nil {
+			// Masked wherever Helm's errors may quote them (see scope.mask).
+			if err != nil {
+				s.mask.Add(string(raw))
+			}
+			s.mask.Add(v)
+		}
 		if err != nil {
 			return outcome.WaitForChange(helmv1.ValuesFailedReason, fmt.Errorf("valuesFrom[%d] %s: %w", i, what, err))
 		}

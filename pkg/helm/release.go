@@ -173,6 +173,35 @@ func (r *Runner) LastGood(_ context.Context, namespace, name string, before int)
 	return nil, nil
 }
 
+// Current returns the revision an upgrade starts from, as Helm picks it:
+// the newest one when it is deployed, else the deployed one, else a failed
+// or superseded newest one. An upgrade deletes the objects of this revision
+// that the new manifest no longer lists. Nil when there is none.
+func (r *Runner) Current(_ context.Context, namespace, name string) (*Release, error) {
+	cfg, err := r.configuration(namespace, false)
+	if err != nil {
+		return nil, err
+	}
+	last, err := cfg.Releases.Last(name)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read release %s/%s: %w", namespace, name, err)
+	}
+	if last.Info == nil || last.Info.Status == release.StatusDeployed {
+		return summarize(last), nil
+	}
+	deployed, err := cfg.Releases.Deployed(name)
+	switch {
+	case err == nil:
+		return summarize(deployed), nil
+	case errors.Is(err, driver.ErrNoDeployedReleases) || errors.Is(err, driver.ErrReleaseNotFound):
+		return summarize(last), nil
+	}
+	return nil, fmt.Errorf("read the deployed revision of %s/%s: %w", namespace, name, err)
+}
+
 // Unlock marks a pending revision failed when its lock is older than
 // olderThan, so the next action can proceed. It reports whether it did; a
 // younger lock (someone's action in progress) is left alone.

@@ -31,4 +31,16 @@ const (
 	// that GitSync demands (or its keys could not be read): the chart is
 	// neither read nor installed until a signed commit comes.
 	ChartVerificationFailedReason = "ChartVerificationFailed"
+	// ReleaseRecordRefusedReason: acting as the operator itself (no service
+	// account), helmflux refused to create or delete a cluster-scoped object,
+	// or one in a namespace other than the release's, that the release did
+	// not create: a release record (Helm's storage Secret) that lists one is
+	// taken for forged, and nothing of it is applied or deleted.
+	ReleaseRecordRefusedReason = "ReleaseRecordRefused"
+	// ReleaseLeftInPlaceReason: a deleted HelmRelease's release was not
+	// uninstalled because its service account is gone or was refused the
+	// uninstall (its rights went first, as when its namespace is deleted);
+	// the finalizer was removed anyway, as the operator does not uninstall
+	// with more rights than the tenant's.
+	ReleaseLeftInPlaceReason = "ReleaseLeftInPlace"
 )

@@ -1,0 +1,162 @@
+package helmrelease_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
+	"github.com/helmflux/helmflux/pkg/helm/helmtest"
+)
+
+// forge adds docs to the manifest of the newest record of a release, as
+// someone who may only write Secrets in its namespace could, and returns a
+// function that restores the record.
+func forge(t *testing.T, ns, release string, docs ...string) (restore func()) {
+	t.Helper()
+	var original string
+	if err := helmtest.ForgeRecord(cfg, ns, release, func(m string) string {
+		original = m
+		for i, d := range docs {
+			m += fmt.Sprintf("\n---\n# Source: app/templates/forged-%d.yaml\n%s", i, d)
+		}
+		return m
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := helmtest.ForgeRecord(cfg, ns, release, func(string) string { return original }); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func forgedCRB(ns string) string {
+	return `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: ` + ns + `-forged
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: cluster-admin
+subjects:
+- kind: ServiceAccount
+  name: default
+  namespace: ` + ns + "\n"
+}
+
+func forgedConfigMap(ns, name string) string {
+	return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\n  namespace: " + ns + "\ndata:\n  a: b\n"
+}
+
+// Without a service account, drift correction of a release whose record
+// was forged to list a ClusterRoleBinding to cluster-admin and a ConfigMap
+// in another namespace creates neither, and says why; a legitimate
+// release's drift is still corrected.
+func TestDriftCorrectionCreatesNothingAForgedRecordAdds(t *testing.T) {
+	ns, other := newNamespace(t), newNamespace(t)
+	repo := helmtest.NewRepoServer(t)
+	repo.Add(t, appChart("1.0.0"))
+	for _, name := range []string{"forged", "legit"} {
+		hr := repoRelease(ns, name, repo.URL(), "1.0.0", "replicaCount: 1")
+		hr.Spec.DriftDetection = &helmv1.DriftDetection{Mode: helmv1.DriftDetectionEnabled}
+		mustCreateHR(t, hr)
+	}
+	for _, name := range []string{"forged", "legit"} {
+		waitCondition(t, ns, name, helmv1.DriftedCondition, "False NoDrift")
+	}
+	ctx := context.Background()
+	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ns + "-forged"}}
+	t.Cleanup(func() { _ = k8s.Delete(ctx, crb) })
+
+	forge(t, ns, ns+"-forged", forgedCRB(ns), forgedConfigMap(other, "forged"))
+
+	hr := waitCondition(t, ns, "forged", meta.ReadyCondition, "False "+helmv1.ReleaseRecordRefusedReason)
+	c := condition(hr, meta.ReadyCondition)
+	for _, want := range []string{"ClusterRoleBinding/" + ns + "-forged", "ConfigMap/" + other + "/forged"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("Ready does not name %s: %s", want, c)
+		}
+		waitEvent(t, ns, "forged", helmv1.ReleaseRecordRefusedReason, want)
+	}
+	waitPasses(t, ns, "forged", 3)
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(crb), crb); !apierrors.IsNotFound(err) {
+		t.Errorf("the forged ClusterRoleBinding: %v, want not found", err)
+	}
+	if err := k8s.Get(ctx, clientKey(other, "forged"), &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the forged ConfigMap in another namespace: %v, want not found", err)
+	}
+
+	// The legitimate release's own namespaced object is corrected as before.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d := deployment(t, ns, ns+"-legit")
+		d.Spec.Replicas = ptrTo(int32(3))
+		return k8s.Update(ctx, d)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "drift corrected", func() (bool, string) {
+		r := *deployment(t, ns, ns+"-legit").Spec.Replicas
+		return r == 1, fmt.Sprint(r)
+	})
+	waitEvent(t, ns, "legit", helmv1.DriftCorrectedReason, "Deployment/"+ns+"/"+ns+"-legit")
+}
+
+// Without a service account, neither an upgrade nor an uninstall deletes
+// an object of another namespace that a forged record lists and the
+// release did not create; once the record is put right the uninstall
+// proceeds.
+func TestAForgedRecordDeletesNothingOutsideTheRelease(t *testing.T) {
+	ns, other := newNamespace(t), newNamespace(t)
+	ctx := context.Background()
+	precious := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "precious"}, Data: map[string]string{"a": "b"}}
+	mustCreate(t, precious)
+	repo := helmtest.NewRepoServer(t)
+	repo.Add(t, appChart("1.0.0"))
+	mustCreateHR(t, repoRelease(ns, "up", repo.URL(), "1.0.0", "message: first"))
+	waitReady(t, ns, "up")
+	restore := forge(t, ns, ns+"-up", forgedConfigMap(other, "precious"))
+
+	stillThere := func(when string) {
+		t.Helper()
+		cm := &corev1.ConfigMap{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(precious), cm); err != nil || cm.UID != precious.UID {
+			t.Fatalf("%s: the other namespace's ConfigMap: %v", when, err)
+		}
+	}
+	update(t, ns, "up", func(hr *helmv1.HelmRelease) { hr.Spec.Values = mustValues("message: second") })
+	hr := waitCondition(t, ns, "up", meta.ReadyCondition, "False "+helmv1.ReleaseRecordRefusedReason)
+	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, "refused to upgrade") || !strings.Contains(c, "ConfigMap/"+other+"/precious") {
+		t.Errorf("Ready: %s", c)
+	}
+	waitEvent(t, ns, "up", helmv1.ReleaseRecordRefusedReason, "ConfigMap/"+other+"/precious")
+	stillThere("after the upgrade")
+	if h := history(t, ns, ns+"-up"); len(h) != 1 {
+		t.Errorf("history after the refused upgrade: %v, want one revision", h)
+	}
+
+	if err := k8s.Delete(ctx, getHR(t, ns, "up")); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, ns, "up", meta.ReadyCondition, "False "+helmv1.ReleaseRecordRefusedReason+": refused to uninstall")
+	stillThere("after the uninstall")
+
+	restore()
+	eventually(t, time.Minute, "HelmRelease gone", func() (bool, string) {
+		err := k8s.Get(ctx, clientKey(ns, "up"), &helmv1.HelmRelease{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	stillThere("after the restored record's uninstall")
+}

@@ -1,0 +1,78 @@
+package helm
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+func TestOutsideAndUnowned(t *testing.T) {
+	obj := func(kind, ns, name string) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion("v1")
+		u.SetKind(kind)
+		u.SetNamespace(ns) // Objects gives cluster-scoped kinds the release's namespace too
+		u.SetName(name)
+		return u
+	}
+	namespaced := func(gvk schema.GroupVersionKind) (bool, error) {
+		switch gvk.Kind {
+		case "ClusterRole":
+			return false, nil
+		case "Unserved":
+			return false, &meta.NoKindMatchError{GroupKind: gvk.GroupKind()}
+		}
+		return true, nil
+	}
+	objs := []*unstructured.Unstructured{
+		obj("ConfigMap", "app", "own"), obj("ClusterRole", "app", "owned"), obj("ClusterRole", "app", "foreign"),
+		obj("ClusterRole", "app", "missing"), obj("ConfigMap", "kube-system", "precious"), obj("Unserved", "app", "x"),
+	}
+	outside, err := Outside(objs, "app", namespaced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range outside {
+		got = append(got, Display(o))
+	}
+	want := []string{"ClusterRole/owned", "ClusterRole/foreign", "ClusterRole/missing", "ConfigMap/kube-system/precious"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Outside = %v, want %v", got, want)
+	}
+	ours := map[string]string{ReleaseNameAnnotation: "web", ReleaseNamespaceAnnotation: "app"}
+	live := func(o *unstructured.Unstructured) (map[string]string, bool, error) {
+		switch o.GetName() {
+		case "owned":
+			return ours, true, nil
+		case "foreign":
+			return map[string]string{ReleaseNameAnnotation: "web", ReleaseNamespaceAnnotation: "other"}, true, nil
+		case "precious":
+			return nil, true, nil
+		}
+		return nil, false, nil
+	}
+	for _, tt := range []struct {
+		mustExist bool
+		want      []string
+	}{
+		{false, []string{"ClusterRole/foreign", "ConfigMap/kube-system/precious"}},
+		{true, []string{"ClusterRole/foreign", "ClusterRole/missing", "ConfigMap/kube-system/precious"}},
+	} {
+		got, err := Unowned(outside, "app", "web", live, tt.mustExist)
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("Unowned(mustExist %v) = %v, %v; want %v", tt.mustExist, got, err, tt.want)
+		}
+	}
+	boom := errors.New("boom")
+	if _, err := Unowned(outside, "app", "web", func(*unstructured.Unstructured) (map[string]string, bool, error) { return nil, false, boom }, false); !errors.Is(err, boom) {
+		t.Errorf("a failed read: %v", err)
+	}
+	if _, err := Outside(objs, "app", func(schema.GroupVersionKind) (bool, error) { return false, boom }); !errors.Is(err, boom) {
+		t.Errorf("a failed scope lookup: %v", err)
+	}
+}
