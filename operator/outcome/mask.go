@@ -27,9 +27,10 @@ type Mask struct {
 	replacer *strings.Replacer
 }
 
-// Add masks every scalar leaf of v (a values tree: maps, lists, strings,
-// numbers and booleans, the last two in their printed forms) of at least
-// MinMasked characters. A multi-line string is masked line by line too, for
+// Add masks every scalar leaf of v (a values tree: maps, lists, strings
+// and numbers, these in their printed forms) of at least MinMasked
+// characters. Booleans are not masked: true and false hide nothing, and
+// masking them would blank those words in every message. A multi-line string is masked line by line too, for
 // errors that quote one line of it.
 func (m *Mask) Add(v any) {
 	switch v := v.(type) {
@@ -51,7 +52,7 @@ func (m *Mask) Add(v any) {
 	case float64:
 		m.addString(strconv.FormatFloat(v, 'f', -1, 64))
 		m.addString(fmt.Sprint(v))
-	case nil:
+	case nil, bool:
 	default:
 		m.addString(fmt.Sprint(v))
 	}

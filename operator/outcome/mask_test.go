@@ -28,6 +28,7 @@ func TestMask(t *testing.T) {
 		`value: "say \"hi\" there"`:                  `value: "` + Masked + `"`,
 		"replicas 123456789 and 1.23456789e+08 port": "replicas " + Masked + " and " + Masked + " port",
 		"abc stays, tok-en goes, 31337 goes":         "abc stays, " + Masked + " goes, " + Masked + " goes",
+		"wait: true stays":                           "wait: true stays",
 	} {
 		if got := m.String(in); got != want {
 			t.Errorf("String(%q) = %q, want %q", in, got, want)
