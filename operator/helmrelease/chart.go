@@ -38,7 +38,7 @@ func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
 	if err != nil {
 		obj.Status.Phase = helmv1.PhaseChartFetchFailed
 		conds(obj).Set(helmv1.ChartFetchedCondition, metav1.ConditionFalse, helmv1.ChartFetchFailedReason, err.Error())
-		return chartError(err)
+		return chartError(err, chartField(obj))
 	}
 	s.chartRef = ref
 	var (
@@ -52,7 +52,7 @@ func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
 			err := fmt.Errorf("load chart %s %s: %w", ref.Name, ref.Version, lerr)
 			obj.Status.Phase = helmv1.PhaseChartFetchFailed
 			conds(obj).Set(helmv1.ChartFetchedCondition, metav1.ConditionFalse, helmv1.ChartFetchFailedReason, err.Error())
-			return nil, chartError(err)
+			return nil, chartError(err, chartField(obj))
 		}
 		return loaded, nil
 	}
@@ -63,11 +63,11 @@ func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
 
 // chartError maps a chart failure to what helps: a spec change for a
 // source helmflux cannot use, a new chart for a refused one, a retry for the
-// network.
-func chartError(err error) error {
+// network. field names the spec field of the source, for the refusals.
+func chartError(err error, field string) error {
 	switch {
-	case errors.Is(err, git.ErrLocalURL):
-		return outcome.Stall(helmv1.LocalURLRefusedReason, fmt.Errorf("chart.git: %w; the operator flag --allow-local-urls allows it", err))
+	case errors.Is(err, git.ErrLocalURL): // helm.ErrLocalURL too: a repository, an index's URL or a redirect
+		return outcome.Stall(helmv1.LocalURLRefusedReason, fmt.Errorf("%s: %w; the operator flag --allow-local-urls allows it", field, err))
 	case errors.Is(err, helm.ErrInvalidSource), errors.Is(err, git.ErrInvalidInput), errors.Is(err, git.ErrPathEscapes):
 		return outcome.Stall(helmv1.ChartFetchFailedReason, err)
 	case errors.Is(err, helm.ErrChartNotFound), errors.Is(err, helm.ErrHostileChart), errors.Is(err, helm.ErrTooLarge),
@@ -75,6 +75,14 @@ func chartError(err error) error {
 		return outcome.WaitForChange(helmv1.ChartFetchFailedReason, err)
 	}
 	return outcome.Retry(helmv1.ChartFetchFailedReason, err)
+}
+
+// chartField names the spec field of obj's chart source.
+func chartField(obj *helmv1.HelmRelease) string {
+	if obj.Spec.Chart.IsGit() {
+		return "chart.git"
+	}
+	return "chart.repository"
 }
 
 // chartSource turns the spec's chart into pkg/helm's source, with credentials.

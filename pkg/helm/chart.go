@@ -207,6 +207,8 @@ type Charts struct {
 	indexTTL   time.Duration
 	timeout    time.Duration
 	plainHTTP  map[string]bool
+	// refuseLocal refuses loopback hosts (WithoutLocalURLs).
+	refuseLocal bool
 
 	flights singleflight.Group
 

@@ -41,6 +41,9 @@ func (c *Charts) parseOCI(src ChartSource) (*ociSource, error) {
 			ErrInvalidSource, RedactURL(src.Repository))
 	}
 	host := strings.ToLower(u.Host)
+	if err := c.checkLocal(host, "registry oci://"+host); err != nil {
+		return nil, err
+	}
 	ref := host + "/" + src.Name
 	if p := strings.Trim(u.Path, "/"); p != "" {
 		ref = host + "/" + p + "/" + src.Name
@@ -73,7 +76,7 @@ func (c *Charts) puller(host string, a *RepoAuth) (*ociPuller, error) {
 		return nil, err
 	}
 	var rt http.RoundTripper = &originTransport{host: canonicalHost(&url.URL{Scheme: "https", Host: host}), same: same, other: other}
-	rt = &registryGuard{inner: rt, plainHTTP: c.plainHTTP, maxBody: c.maxIndex}
+	rt = &registryGuard{inner: c.guardLocal(rt), plainHTTP: c.plainHTTP, maxBody: c.maxIndex}
 	auth := authn.Anonymous
 	if a != nil && (a.Username != "" || a.Password != "") {
 		// go-containerregistry sends these to this registry (and to the

@@ -69,6 +69,28 @@ func parseRepoURL(raw string) (*repoURL, error) {
 	return r, nil
 }
 
+// parseRepo is parseRepoURL, refusing a loopback repository when c refuses
+// local URLs.
+func (c *Charts) parseRepo(raw string) (*repoURL, error) {
+	r, err := parseRepoURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkLocal(r.base.Host, "repository "+r.display); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// hostOf is the host[:port] of a URL that parsed before ("" if it does not).
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
 // auth returns the credentials to use: a's, or else the URL's userinfo.
 func (r *repoURL) auth(a *RepoAuth) *RepoAuth {
 	if r.user == "" && r.pass == "" {
@@ -139,7 +161,7 @@ func (e *scrubbedError) Unwrap() []error { return e.kinds }
 // kindsToKeep are the sentinels a scrubbed error still matches.
 var kindsToKeep = []error{
 	ErrInvalidSource, ErrChartNotFound, ErrRepositoryNotFound, ErrAuthentication, ErrTooLarge,
-	ErrDigestMismatch, ErrHostileChart, ErrInvalidChart, git.ErrRefNotFound, git.ErrPathEscapes,
+	ErrDigestMismatch, ErrHostileChart, ErrInvalidChart, ErrLocalURL, git.ErrRefNotFound, git.ErrPathEscapes,
 	git.ErrInvalidInput, git.ErrUnknownHostKey, git.ErrHostKeyMismatch, git.ErrUnsafeTree,
 	context.Canceled, context.DeadlineExceeded, fs.ErrNotExist,
 }
@@ -317,7 +339,7 @@ func (c *Charts) clientFor(r *repoURL, a *RepoAuth) (*http.Client, error) {
 	if a != nil {
 		t.user, t.pass = a.Username, a.Password
 	}
-	hc := &http.Client{Transport: t, CheckRedirect: checkRedirect}
+	hc := &http.Client{Transport: c.guardLocal(t), CheckRedirect: checkRedirect}
 	c.clients.Add(key, hc)
 	return hc, nil
 }
@@ -670,7 +692,7 @@ func (c *Charts) parseCachedIndex(key, sum string) (*chartIndex, error) {
 
 // resolveRepo resolves a chart in an HTTP repository from its index.
 func (c *Charts) resolveRepo(ctx context.Context, src ChartSource) (*ChartRef, error) {
-	r, err := parseRepoURL(src.Repository)
+	r, err := c.parseRepo(src.Repository)
 	if err != nil {
 		return nil, err
 	}
@@ -684,6 +706,9 @@ func (c *Charts) resolveRepo(ctx context.Context, src ChartSource) (*ChartRef, e
 		return nil, fmt.Errorf("%s: %w", r.display, err)
 	}
 	u, err := chartURL(r, v.url)
+	if err == nil {
+		err = c.checkLocal(hostOf(u), "the index entry's URL "+RedactURL(u))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", src.Name, v.version, err)
 	}
@@ -727,7 +752,7 @@ func (c *Charts) knownDigest(u string, a *RepoAuth) string {
 
 // repoArchive returns ref's archive from the cache or the repository.
 func (c *Charts) repoArchive(ctx context.Context, ref *ChartRef) ([]byte, bool, error) {
-	r, err := parseRepoURL(ref.Source.Repository)
+	r, err := c.parseRepo(ref.Source.Repository)
 	if err != nil {
 		return nil, false, err
 	}
