@@ -68,6 +68,8 @@ func chartError(err error, field string) error {
 	switch {
 	case errors.Is(err, git.ErrLocalURL): // helm.ErrLocalURL too: a repository, an index's URL or a redirect
 		return outcome.Stall(helmv1.LocalURLRefusedReason, fmt.Errorf("%s: %w; the operator flag --allow-local-urls allows it", field, err))
+	case errors.Is(err, git.ErrInsecureCredentials): // helm.ErrInsecureCredentials too
+		return outcome.Stall(helmv1.InsecureCredentialsReason, fmt.Errorf("%s: %w", field, err))
 	case errors.Is(err, helm.ErrInvalidSource), errors.Is(err, git.ErrInvalidInput), errors.Is(err, git.ErrPathEscapes):
 		return outcome.Stall(helmv1.ChartFetchFailedReason, err)
 	case errors.Is(err, helm.ErrChartNotFound), errors.Is(err, helm.ErrHostileChart), errors.Is(err, helm.ErrTooLarge),
@@ -89,7 +91,8 @@ func chartField(obj *helmv1.HelmRelease) string {
 func (r *Reconciler) chartSource(ctx context.Context, obj *helmv1.HelmRelease) (helm.ChartSource, error) {
 	c := obj.Spec.Chart
 	if c.IsGit() {
-		src := helm.ChartSource{Git: c.Git, Ref: git.Ref{Branch: c.GetRef()}, Path: c.Path, SkipDepUpdate: c.SkipDepUpdate}
+		src := helm.ChartSource{Git: c.Git, Ref: git.Ref{Branch: c.GetRef()}, Path: c.Path, SkipDepUpdate: c.SkipDepUpdate,
+			AllowInsecureHTTP: c.AllowInsecureHTTP}
 		if c.SecretRef != nil {
 			ns, err := r.refNamespace(obj, c.SecretRef.Namespace)
 			if err != nil {
@@ -113,7 +116,7 @@ func (r *Reconciler) chartSource(ctx context.Context, obj *helmv1.HelmRelease) (
 		}
 		return src, nil
 	}
-	src := helm.ChartSource{Repository: c.Repository, Name: c.Name, Version: c.Version}
+	src := helm.ChartSource{Repository: c.Repository, Name: c.Name, Version: c.Version, AllowInsecureHTTP: c.AllowInsecureHTTP}
 	if c.ChartPullSecret != nil {
 		secret := &corev1.Secret{}
 		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: obj.Namespace, Name: c.ChartPullSecret.Name}, secret); err != nil {

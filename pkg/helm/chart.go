@@ -76,6 +76,10 @@ var (
 	// it: path traversal, links, devices, a decompression bomb. The message
 	// names the entry.
 	ErrHostileChart = errors.New("hostile chart archive refused")
+	// ErrInsecureCredentials means credentials would have gone over plain
+	// HTTP without the source's AllowInsecureHTTP; nothing was sent. It is
+	// git.ErrInsecureCredentials.
+	ErrInsecureCredentials = git.ErrInsecureCredentials
 	// ErrInvalidChart means the archive is safe but not a valid Helm chart
 	// (or not the chart the index promised).
 	ErrInvalidChart = errors.New("invalid chart")
@@ -107,6 +111,13 @@ type ChartSource struct {
 	SkipDepUpdate bool
 	// GitAuth holds the git credentials (nil = anonymous).
 	GitAuth *git.Auth
+	// AllowInsecureHTTP lets the credentials (RepoAuth or the repository
+	// URL's userinfo, GitAuth) go to a plain http:// repository, an OCI
+	// registry reached over plain HTTP or an http:// git remote, where
+	// anyone on the path can read them. Without it such a source with
+	// credentials is refused before any request (ErrInsecureCredentials).
+	// It applies to a git chart's repository dependencies too.
+	AllowInsecureHTTP bool
 	// DependencyAuth holds credentials for the repositories a git chart's
 	// dependencies come from, keyed by the repository URL exactly as
 	// Chart.yaml (or requirements.yaml) spells it. Missing = anonymous.

@@ -145,9 +145,18 @@ func (c *Charts) resolveGit(ctx context.Context, src ChartSource) (*ChartRef, er
 		ref.Source = src
 		return &ref, nil
 	}
+	auth := src.GitAuth
+	if src.AllowInsecureHTTP {
+		a := git.Auth{}
+		if auth != nil {
+			a = *auth
+		}
+		a.AllowInsecureHTTP = true
+		auth = &a
+	}
 	v, err := c.share(ctx, key, func(ctx context.Context) (any, error) {
 		c.gitFetches.Add(1)
-		rev, err := c.git.Fetch(ctx, src.Git, src.Ref, src.GitAuth)
+		rev, err := c.git.Fetch(ctx, src.Git, src.Ref, auth)
 		if err != nil {
 			return nil, err
 		}
@@ -170,10 +179,10 @@ func (c *Charts) resolveGit(ctx context.Context, src ChartSource) (*ChartRef, er
 // gitSourceKey identifies what a git Resolve depends on, credentials
 // included (as a hash).
 func gitSourceKey(src *ChartSource, chartPath string) string {
-	parts := []string{src.Git, src.Ref.Branch, src.Ref.Tag, src.Ref.SemVer, chartPath, fmt.Sprint(src.SkipDepUpdate)}
+	parts := []string{src.Git, src.Ref.Branch, src.Ref.Tag, src.Ref.SemVer, chartPath, fmt.Sprint(src.SkipDepUpdate), fmt.Sprint(src.AllowInsecureHTTP)}
 	if a := src.GitAuth; a != nil {
 		parts = append(parts, a.Username, a.Password, a.BearerToken, string(a.Identity), string(a.KnownHosts),
-			string(a.Passphrase), string(a.CABundle), fmt.Sprint(a.InsecureIgnoreHostKey))
+			string(a.Passphrase), string(a.CABundle), fmt.Sprint(a.InsecureIgnoreHostKey), fmt.Sprint(a.AllowInsecureHTTP))
 	}
 	repos := make([]string, 0, len(src.DependencyAuth))
 	for r := range src.DependencyAuth {
@@ -205,7 +214,8 @@ func (c *Charts) gitRef(ctx context.Context, src ChartSource, rev git.Revision, 
 	deps := make([]*ChartRef, 0, len(info.repoDeps))
 	for i := range info.repoDeps {
 		d := &info.repoDeps[i]
-		dref, err := c.Resolve(ctx, ChartSource{Repository: d.Repository, Name: d.Name, Version: d.Version, RepoAuth: src.DependencyAuth[d.Repository]})
+		dref, err := c.Resolve(ctx, ChartSource{Repository: d.Repository, Name: d.Name, Version: d.Version,
+			RepoAuth: src.DependencyAuth[d.Repository], AllowInsecureHTTP: src.AllowInsecureHTTP})
 		if err != nil {
 			return nil, fmt.Errorf("dependency %s: %w", d.Name, err)
 		}

@@ -172,6 +172,9 @@ func (c *Charts) resolveOCI(ctx context.Context, src ChartSource) (*ChartRef, er
 	if err != nil {
 		return nil, err
 	}
+	if err := refuseInsecureCredentials(allowsPlainHTTP(c.plainHTTP, o.host), src.RepoAuth, src.AllowInsecureHTTP, "registry oci://"+o.host); err != nil {
+		return nil, err
+	}
 	key := "oci\n" + o.repo.Name() + "\n" + src.Version + "\n" + fingerprint(src.RepoAuth)
 	t, ok := c.ociTags.Get(key)
 	if !ok || !c.fresh(t.checked) {
@@ -257,6 +260,9 @@ func (c *Charts) ociArchive(ctx context.Context, ref *ChartRef) ([]byte, bool, e
 	}
 	if ref.Digest == "" {
 		return nil, false, fmt.Errorf("%w: the reference has no digest; resolve it first", ErrInvalidSource)
+	}
+	if err := refuseInsecureCredentials(allowsPlainHTTP(c.plainHTTP, o.host), ref.Source.RepoAuth, ref.Source.AllowInsecureHTTP, "registry oci://"+o.host); err != nil {
+		return nil, false, err
 	}
 	key := "oci-archive\n" + o.repo.Name() + "\n" + ref.Digest + "\n" + fingerprint(ref.Source.RepoAuth)
 	return c.archive(ctx, ref, key, false, func(ctx context.Context) (*fetched, error) {

@@ -82,6 +82,22 @@ func (c *Charts) parseRepo(raw string) (*repoURL, error) {
 	return r, nil
 }
 
+// hasCredentials reports whether a holds basic auth (what a plain HTTP
+// request would expose; a client certificate needs TLS anyway).
+func hasCredentials(a *RepoAuth) bool {
+	return a != nil && (a.Username != "" || a.Password != "")
+}
+
+// refuseInsecureCredentials refuses credentials a for a repository reached
+// over plain HTTP (display names it) unless the source allows it.
+func refuseInsecureCredentials(plainHTTP bool, a *RepoAuth, allowed bool, display string) error {
+	if plainHTTP && hasCredentials(a) && !allowed {
+		return fmt.Errorf("%w: %s is plain HTTP and would carry the credentials unencrypted; use https://, or allow it for this object (allowInsecureHTTP)",
+			ErrInsecureCredentials, display)
+	}
+	return nil
+}
+
 // hostOf is the host[:port] of a URL that parsed before ("" if it does not).
 func hostOf(raw string) string {
 	u, err := url.Parse(raw)
@@ -161,7 +177,7 @@ func (e *scrubbedError) Unwrap() []error { return e.kinds }
 // kindsToKeep are the sentinels a scrubbed error still matches.
 var kindsToKeep = []error{
 	ErrInvalidSource, ErrChartNotFound, ErrRepositoryNotFound, ErrAuthentication, ErrTooLarge,
-	ErrDigestMismatch, ErrHostileChart, ErrInvalidChart, ErrLocalURL, git.ErrRefNotFound, git.ErrPathEscapes,
+	ErrDigestMismatch, ErrHostileChart, ErrInvalidChart, ErrLocalURL, ErrInsecureCredentials, git.ErrRefNotFound, git.ErrPathEscapes,
 	git.ErrInvalidInput, git.ErrUnknownHostKey, git.ErrHostKeyMismatch, git.ErrUnsafeTree,
 	context.Canceled, context.DeadlineExceeded, fs.ErrNotExist,
 }
@@ -697,6 +713,9 @@ func (c *Charts) resolveRepo(ctx context.Context, src ChartSource) (*ChartRef, e
 		return nil, err
 	}
 	a := r.auth(src.RepoAuth)
+	if err := refuseInsecureCredentials(r.base.Scheme == "http", a, src.AllowInsecureHTTP, r.display); err != nil {
+		return nil, err
+	}
 	idx, err := c.index(ctx, r, a)
 	if err != nil {
 		return nil, err
@@ -760,6 +779,9 @@ func (c *Charts) repoArchive(ctx context.Context, ref *ChartRef) ([]byte, bool, 
 		return nil, false, fmt.Errorf("%w: the reference has no archive URL; resolve it first", ErrInvalidSource)
 	}
 	a := r.auth(ref.Source.RepoAuth)
+	if err := refuseInsecureCredentials(r.base.Scheme == "http", a, ref.Source.AllowInsecureHTTP, r.display); err != nil {
+		return nil, false, err
+	}
 	fp := fingerprint(a)
 	key := "repo-archive\n" + ref.Digest + "\n" + ref.URL + "\n" + fp
 	return c.archive(ctx, ref, key, true, func(ctx context.Context) (*fetched, error) {

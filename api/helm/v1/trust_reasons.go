@@ -7,6 +7,12 @@ const (
 	// operator's machine (file://, a local path or a loopback host) and the
 	// operator runs without --allow-local-urls.
 	LocalURLRefusedReason = "LocalURLRefused"
+	// InsecureCredentialsReason: chart.git or chart.repository is reached
+	// over plain HTTP (an http:// URL, or an OCI registry the operator
+	// reaches over plain HTTP) with credentials (chart.secretRef,
+	// chartPullSecret or userinfo in the URL), without
+	// chart.allowInsecureHTTP. Nothing was sent.
+	InsecureCredentialsReason = "InsecureCredentials"
 	// NotInInventoryReason: a gitFileRef was refused because the GitSync its
 	// helmflux.dev/sync annotation names does not list the HelmRelease in
 	// its inventory; gitFileRef reads only the repository that applied it.

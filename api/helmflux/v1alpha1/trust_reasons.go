@@ -6,4 +6,8 @@ const (
 	// machine (file://, a local path or a loopback host) and the operator
 	// runs without --allow-local-urls.
 	LocalURLRefusedReason = "LocalURLRefused"
+	// InsecureCredentialsReason: spec.url is plain http:// and the GitSync
+	// has credentials for it, without spec.allowInsecureHTTP. Nothing was
+	// sent.
+	InsecureCredentialsReason = "InsecureCredentials"
 )
