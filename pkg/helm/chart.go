@@ -289,8 +289,8 @@ func WithPlainHTTPRegistries(hosts ...string) ChartsOption {
 // Subdirectories of the cache dir.
 const (
 	indexDir   = "index"  // <key>.yaml and <key>.json (validators)
-	chartsDir  = "charts" // <digest>.tgz
-	urlsDir    = "urls"   // <sha256(url)>: the digest of an archive whose index entry has none
+	chartsDir  = "charts" // <hash of the origin>-<digest>.tgz
+	urlsDir    = "urls"   // <sha256(origin, url, credentials)>: the digest of an archive whose index entry has none
 	scratchDir = ".tmp"   // git checkouts and builds, emptied at start
 )
 
@@ -310,6 +310,13 @@ func NewCharts(cacheDir string, gitCache *git.Cache, opts ...ChartsOption) (*Cha
 	for _, d := range []string{indexDir, chartsDir, urlsDir, scratchDir} {
 		if err := os.MkdirAll(filepath.Join(abs, d), 0o700); err != nil {
 			return nil, fmt.Errorf("new charts %s: %w", cacheDir, err)
+		}
+	}
+	// Archives cached by digest alone (before they were keyed by origin
+	// too) are never read again.
+	if old, err := filepath.Glob(filepath.Join(abs, chartsDir, "sha256:*.tgz")); err == nil {
+		for _, f := range old {
+			_ = os.Remove(f)
 		}
 	}
 	c := &Charts{
@@ -474,7 +481,7 @@ func (c *Charts) load(ctx context.Context, k sourceKind, ref *ChartRef) (*chart.
 		if err != nil && cached && attempt == 0 {
 			// The disk copy went bad (it was checked before it was
 			// stored): drop it and fetch again.
-			_ = os.Remove(c.chartFile(ref.Digest))
+			_ = os.Remove(c.chartFile(c.originOf(k, ref.Source), ref.Digest))
 			continue
 		}
 		if err != nil {
@@ -525,18 +532,50 @@ func hashKey(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// chartFile is where the archive with digest d is cached.
-func (c *Charts) chartFile(d string) string {
-	return filepath.Join(c.dir, chartsDir, d+".tgz")
+// originOf names where src's archives come from, for the archive cache:
+// the normalised repository URL (without credentials or query), the OCI
+// repository, the git URL. A digest is only what that origin's index, tag
+// or tree claims, so an archive is reused only for the origin it came from:
+// repository B's index claiming the digest of a chart cached from A must not
+// get A's archive. "" if the source does not parse (its fetch fails anyway).
+func (c *Charts) originOf(k sourceKind, src ChartSource) string {
+	switch k {
+	case kindRepo:
+		r, err := parseRepoURL(src.Repository)
+		if err != nil {
+			return ""
+		}
+		return repoOrigin(r)
+	case kindOCI:
+		o, err := c.parseOCI(src)
+		if err != nil {
+			return ""
+		}
+		return ociOrigin(o)
+	}
+	return "git " + src.Git
 }
 
-// cachedArchive returns the cached archive of digest d, if any. An
-// unreadable or oversized file is removed so that it is fetched again.
-func (c *Charts) cachedArchive(d string, verify bool) ([]byte, bool) {
+// repoOrigin is the origin of an HTTP repository's archives.
+func repoOrigin(r *repoURL) string {
+	return "repo " + r.base.Scheme + "://" + canonicalHost(r.base) + r.base.EscapedPath()
+}
+
+// ociOrigin is the origin of an OCI repository's archives.
+func ociOrigin(o *ociSource) string { return "oci " + o.repo.Name() }
+
+// chartFile is where the archive with digest d from origin is cached.
+func (c *Charts) chartFile(origin, d string) string {
+	return filepath.Join(c.dir, chartsDir, hashKey(origin)[:32]+"-"+d+".tgz")
+}
+
+// cachedArchive returns the cached archive of digest d from origin, if any.
+// An unreadable or oversized file is removed so that it is fetched again.
+func (c *Charts) cachedArchive(origin, d string, verify bool) ([]byte, bool) {
 	if !digestRE.MatchString(d) {
 		return nil, false
 	}
-	p := c.chartFile(d)
+	p := c.chartFile(origin, d)
 	b, err := readFileMax(p, c.maxArchive)
 	if err == nil && verify && sha256Digest(b) != d {
 		err = errors.New("checksum mismatch")
@@ -550,29 +589,29 @@ func (c *Charts) cachedArchive(d string, verify bool) ([]byte, bool) {
 	return b, true
 }
 
-// storeArchive caches an archive under digest d.
-func (c *Charts) storeArchive(d string, b []byte) error {
+// storeArchive caches an archive from origin under digest d.
+func (c *Charts) storeArchive(origin, d string, b []byte) error {
 	if !digestRE.MatchString(d) {
 		return fmt.Errorf("store chart: bad digest %q", d)
 	}
-	return writeFileAtomic(c.chartFile(d), b)
+	return writeFileAtomic(c.chartFile(origin, d), b)
 }
 
-// archive returns the archive of ref: from the disk cache when ref's digest
-// is there, else from fetch, which runs once for concurrent callers of the
+// archive returns the archive of ref from origin: from the disk cache when
+// that origin's archive of ref's digest is there, else from fetch, which runs once for concurrent callers of the
 // same key and must verify, check and store what it returns.
 // verify, if set, checks a cached copy against the digest (repository
 // digests are the archive's own sha256). cached reports a disk hit.
-func (c *Charts) archive(ctx context.Context, ref *ChartRef, key string, verify bool, fetch func(context.Context) (*fetched, error)) (data []byte, cached bool, err error) {
+func (c *Charts) archive(ctx context.Context, ref *ChartRef, origin, key string, verify bool, fetch func(context.Context) (*fetched, error)) (data []byte, cached bool, err error) {
 	if ref.Digest != "" {
-		if b, ok := c.cachedArchive(ref.Digest, verify); ok {
+		if b, ok := c.cachedArchive(origin, ref.Digest, verify); ok {
 			return b, true, nil
 		}
 	}
-	v, err := c.share(ctx, key, func(ctx context.Context) (any, error) {
+	v, err := c.share(ctx, key+"\n"+origin, func(ctx context.Context) (any, error) {
 		if ref.Digest != "" {
 			// A flight that ended just before this one may have stored it.
-			if b, ok := c.cachedArchive(ref.Digest, verify); ok {
+			if b, ok := c.cachedArchive(origin, ref.Digest, verify); ok {
 				return &fetched{data: b, digest: ref.Digest}, nil
 			}
 		}

@@ -308,7 +308,7 @@ func (c *Charts) gitArchive(ctx context.Context, ref *ChartRef) ([]byte, bool, e
 	if ref.Digest == "" {
 		return nil, false, fmt.Errorf("%w: the reference has no digest; resolve it first", ErrInvalidSource)
 	}
-	return c.archive(ctx, ref, "git-build\n"+ref.Digest, false, func(ctx context.Context) (*fetched, error) {
+	return c.archive(ctx, ref, c.originOf(kindGit, ref.Source), "git-build\n"+ref.Digest, false, func(ctx context.Context) (*fetched, error) {
 		return c.buildGit(ctx, ref)
 	})
 }
@@ -372,7 +372,7 @@ func (c *Charts) buildGit(ctx context.Context, ref *ChartRef) (*fetched, error) 
 	if err := checkArchive(bytes.NewReader(b), c.limits); err != nil {
 		return nil, err
 	}
-	if err := c.storeArchive(ref.Digest, b); err != nil {
+	if err := c.storeArchive(c.originOf(kindGit, src), ref.Digest, b); err != nil {
 		return nil, fmt.Errorf("cache chart: %w", err)
 	}
 	return &fetched{data: b, digest: ref.Digest}, nil

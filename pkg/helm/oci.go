@@ -265,7 +265,7 @@ func (c *Charts) ociArchive(ctx context.Context, ref *ChartRef) ([]byte, bool, e
 		return nil, false, err
 	}
 	key := "oci-archive\n" + o.repo.Name() + "\n" + ref.Digest + "\n" + fingerprint(ref.Source.RepoAuth)
-	return c.archive(ctx, ref, key, false, func(ctx context.Context) (*fetched, error) {
+	return c.archive(ctx, ref, ociOrigin(o), key, false, func(ctx context.Context) (*fetched, error) {
 		return c.pull(ctx, o, ref.Source.RepoAuth, ref.Digest)
 	})
 }
@@ -328,7 +328,7 @@ func (c *Charts) pull(ctx context.Context, o *ociSource, a *RepoAuth, digest str
 	if err := checkArchive(bytes.NewReader(body), c.limits); err != nil {
 		return nil, err
 	}
-	if err := c.storeArchive(digest, body); err != nil {
+	if err := c.storeArchive(ociOrigin(o), digest, body); err != nil {
 		return nil, fmt.Errorf("cache chart: %w", err)
 	}
 	return &fetched{data: body, digest: digest}, nil

@@ -733,7 +733,7 @@ func (c *Charts) resolveRepo(ctx context.Context, src ChartSource) (*ChartRef, e
 	}
 	d := v.digest
 	if d == "" {
-		d = c.knownDigest(u, a)
+		d = c.knownDigest(repoOrigin(r), u, a)
 	}
 	return &ChartRef{Source: src, Name: src.Name, Version: v.version, Digest: d, Revision: v.version, URL: u, indexDigest: v.digest != ""}, nil
 }
@@ -761,8 +761,8 @@ func chartURL(r *repoURL, ref string) (string, error) {
 
 // knownDigest returns the digest an earlier Load computed for an archive
 // URL whose index entry has none, or "".
-func (c *Charts) knownDigest(u string, a *RepoAuth) string {
-	b, err := readFileMax(filepath.Join(c.dir, urlsDir, hashKey(u, fingerprint(a))), 128)
+func (c *Charts) knownDigest(origin, u string, a *RepoAuth) string {
+	b, err := readFileMax(filepath.Join(c.dir, urlsDir, hashKey(origin, u, fingerprint(a))), 128)
 	if err != nil || !digestRE.Match(bytes.TrimSpace(b)) {
 		return ""
 	}
@@ -784,7 +784,7 @@ func (c *Charts) repoArchive(ctx context.Context, ref *ChartRef) ([]byte, bool, 
 	}
 	fp := fingerprint(a)
 	key := "repo-archive\n" + ref.Digest + "\n" + ref.URL + "\n" + fp
-	return c.archive(ctx, ref, key, true, func(ctx context.Context) (*fetched, error) {
+	return c.archive(ctx, ref, repoOrigin(r), key, true, func(ctx context.Context) (*fetched, error) {
 		return c.download(ctx, r, a, ref.URL, ref.Digest)
 	})
 }
@@ -816,11 +816,11 @@ func (c *Charts) download(ctx context.Context, r *repoURL, a *RepoAuth, u, want 
 	if err := checkArchive(bytes.NewReader(body), c.limits); err != nil {
 		return nil, err
 	}
-	if err := c.storeArchive(got, body); err != nil {
+	if err := c.storeArchive(repoOrigin(r), got, body); err != nil {
 		return nil, fmt.Errorf("cache chart: %w", err)
 	}
 	if want == "" {
-		_ = writeFileAtomic(filepath.Join(c.dir, urlsDir, hashKey(u, fingerprint(a))), []byte(got))
+		_ = writeFileAtomic(filepath.Join(c.dir, urlsDir, hashKey(repoOrigin(r), u, fingerprint(a))), []byte(got))
 	}
 	return &fetched{data: body, digest: got}, nil
 }

@@ -409,7 +409,7 @@ func TestRepoCorruptCacheIsFetchedAgain(t *testing.T) {
 	if _, err := c.Load(testCtx(t), ref); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(c.chartFile(ref.Digest), []byte("garbage"), 0o600); err != nil {
+	if err := os.WriteFile(c.chartFile(c.originOf(kindRepo, ref.Source), ref.Digest), []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Load(testCtx(t), ref); err != nil {
