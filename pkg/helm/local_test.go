@@ -112,7 +112,9 @@ func TestWithoutLocalURLsRefusesIndexesPointingAtLoopback(t *testing.T) {
 	t.Cleanup(redirectingIndex.Close)
 
 	c := newCharts(t, WithoutLocalURLs(), WithHTTPClient(remoteClient(nil)))
-	src := func(s string) ChartSource { return ChartSource{Repository: elsewhere(s), Name: "app", Version: "1.0.0"} }
+	src := func(s string) ChartSource {
+		return ChartSource{Repository: elsewhere(s), Name: "app", Version: "1.0.0"}
+	}
 
 	if _, err := c.Resolve(testCtx(t), src(pointing.URL())); !errors.Is(err, ErrLocalURL) {
 		t.Errorf("index entry on loopback: got %v, want ErrLocalURL", err)
@@ -168,12 +170,12 @@ func TestFetchValues(t *testing.T) {
 		url  string
 		want error
 	}{
-		"plain http":        {url: plain.URL, want: ErrInvalidValuesURL},
-		"redirect to http":  {url: tls.URL + "/downgrade"},
-		"oversized":         {url: tls.URL + "/huge", want: ErrTooLarge},
-		"missing":           {url: tls.URL + "/missing", want: fs.ErrNotExist},
-		"not a URL at all":  {url: "::", want: ErrInvalidValuesURL},
-		"no host":           {url: "https:///x", want: ErrInvalidValuesURL},
+		"plain http":       {url: plain.URL, want: ErrInvalidValuesURL},
+		"redirect to http": {url: tls.URL + "/downgrade"},
+		"oversized":        {url: tls.URL + "/huge", want: ErrTooLarge},
+		"missing":          {url: tls.URL + "/missing", want: fs.ErrNotExist},
+		"not a URL at all": {url: "::", want: ErrInvalidValuesURL},
+		"no host":          {url: "https:///x", want: ErrInvalidValuesURL},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := open.FetchValues(ctx, tc.url, 100)
