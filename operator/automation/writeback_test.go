@@ -41,6 +41,7 @@ func TestARefusedPushIsPushFailed(t *testing.T) {
 	gitSecret(t, ns, "git", "git", canary)
 	createGitSync(t, ns, "apps", srv.URL(gittest.RepoName), func(gs *helmfluxv1alpha1.GitSync) {
 		gs.Spec.SecretRef = &meta.LocalObjectReference{Name: "git"}
+		gs.Spec.AllowInsecureHTTP = true // the test server is plain http://
 	})
 
 	eventually(t, time.Minute, "the refused push reported", func() (bool, string) {

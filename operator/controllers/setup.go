@@ -73,10 +73,12 @@ type Options struct {
 	// than its own, and image pull Secrets of workloads outside their
 	// GitSync's namespace (--no-cross-namespace-refs, the lockdown profile).
 	NoCrossNamespaceRefs bool
-	// AllowLocalURLs lets GitSync urls and HelmRelease chart.git name
-	// repositories on the operator's machine: file:// URLs, local paths and
-	// loopback hosts (the operator's --allow-local-urls). Off, a tenant
-	// cannot read the operator's disk or services on its loopback interface.
+	// AllowLocalURLs lets GitSync urls, HelmRelease chart.git and
+	// chart.repository (http(s) and oci://, the archive URLs their indexes
+	// name, redirects) and externalSourceRef values name the operator's
+	// machine: file:// URLs, local paths and loopback hosts (the operator's
+	// --allow-local-urls). Off, a tenant cannot read the operator's disk or
+	// services on its loopback interface.
 	AllowLocalURLs bool
 	// HTTPClient fetches chart repositories and externalSourceRef values;
 	// nil uses a default client (tests pass one trusting their servers).
@@ -223,6 +225,9 @@ func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCach
 		return err
 	}
 	chartOpts := []helm.ChartsOption{helm.WithPlainHTTPRegistries(opts.PlainHTTPRegistries...)}
+	if !opts.AllowLocalURLs {
+		chartOpts = append(chartOpts, helm.WithoutLocalURLs())
+	}
 	if opts.HTTPClient != nil {
 		chartOpts = append(chartOpts, helm.WithHTTPClient(opts.HTTPClient))
 	}
@@ -239,7 +244,6 @@ func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCach
 		Git:                     gitCache,
 		Drift:                   apply.New(direct, helmrelease.DriftFieldManager),
 		Events:                  mgr.GetEventRecorder("helmflux-helmrelease"),
-		HTTPClient:              opts.HTTPClient,
 		Interval:                opts.HelmInterval,
 		AllowCrossNamespaceRefs: opts.AllowCrossNamespaceRefs,
 		NoCrossNamespaceRefs:    opts.NoCrossNamespaceRefs,

@@ -67,9 +67,10 @@ func Credentials(ctx context.Context, c client.Reader, obj *helmfluxv1alpha1.Git
 	if obj.Spec.SecretRef == nil {
 		auth, err := id.Auth(ctx, c, obj.Namespace, obj.Spec.URL)
 		if err != nil || auth == nil {
-			return &git.Auth{InsecureIgnoreHostKey: obj.Spec.InsecureIgnoreHostKey}, err
+			return &git.Auth{InsecureIgnoreHostKey: obj.Spec.InsecureIgnoreHostKey, AllowInsecureHTTP: obj.Spec.AllowInsecureHTTP}, err
 		}
 		auth.InsecureIgnoreHostKey = obj.Spec.InsecureIgnoreHostKey
+		auth.AllowInsecureHTTP = obj.Spec.AllowInsecureHTTP
 		return auth, nil
 	}
 	secret, err := readSecret(ctx, c, obj.Namespace, obj.Spec.SecretRef.Name)
@@ -81,6 +82,7 @@ func Credentials(ctx context.Context, c client.Reader, obj *helmfluxv1alpha1.Git
 		return nil, fmt.Errorf("credentials Secret %s: %w", secret.Name, err)
 	}
 	auth.InsecureIgnoreHostKey = obj.Spec.InsecureIgnoreHostKey
+	auth.AllowInsecureHTTP = obj.Spec.AllowInsecureHTTP
 	return auth, nil
 }
 

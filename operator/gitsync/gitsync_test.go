@@ -109,7 +109,7 @@ func testCommitsAreApplied(t *testing.T, serve remote, prune bool) {
 	createSecret(t, ns, "git-auth", creds)
 	createGitSync(t, ns, "apps", helmfluxv1alpha1.GitSyncSpec{
 		URL: url, Paths: []string{"apps"}, Prune: prune,
-		SecretRef: &meta.LocalObjectReference{Name: "git-auth"},
+		SecretRef: &meta.LocalObjectReference{Name: "git-auth"}, AllowInsecureHTTP: true, // the HTTP test server is plain http://
 	})
 
 	waitApplied(t, ns, "apps", repo.Head())

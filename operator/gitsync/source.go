@@ -32,6 +32,8 @@ func (r *Reconciler) reconcileSource(ctx context.Context, s *scope) error {
 	switch {
 	case errors.Is(err, git.ErrLocalURL):
 		return outcome.Stall(helmfluxv1alpha1.LocalURLRefusedReason, fmt.Errorf("spec.url: %w; the operator flag --allow-local-urls allows it", err))
+	case errors.Is(err, git.ErrInsecureCredentials):
+		return outcome.Stall(helmfluxv1alpha1.InsecureCredentialsReason, fmt.Errorf("spec.url: %w", err))
 	case errors.Is(err, git.ErrInvalidInput):
 		return outcome.Stall(helmfluxv1alpha1.FetchFailedReason, err)
 	case errors.Is(err, git.ErrAuthentication), errors.Is(err, git.ErrUnknownHostKey), errors.Is(err, git.ErrHostKeyMismatch):

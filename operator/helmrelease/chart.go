@@ -42,7 +42,7 @@ func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
 	if err != nil {
 		obj.Status.Phase = helmv1.PhaseChartFetchFailed
 		conds(obj).Set(helmv1.ChartFetchedCondition, metav1.ConditionFalse, chartFailReason(err), err.Error())
-		return chartError(err)
+		return chartError(err, chartField(obj))
 	}
 	s.chartRef = ref
 	var (
@@ -56,7 +56,7 @@ func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
 			err := fmt.Errorf("load chart %s %s: %w", ref.Name, ref.Version, lerr)
 			obj.Status.Phase = helmv1.PhaseChartFetchFailed
 			conds(obj).Set(helmv1.ChartFetchedCondition, metav1.ConditionFalse, chartFailReason(err), err.Error())
-			return nil, chartError(err)
+			return nil, chartError(err, chartField(obj))
 		}
 		return loaded, nil
 	}
@@ -67,13 +67,15 @@ func (r *Reconciler) reconcileChart(ctx context.Context, s *scope) error {
 
 // chartError maps a chart failure to what helps: a spec change for a
 // source helmflux cannot use, a new chart for a refused one, a retry for the
-// network.
-func chartError(err error) error {
+// network. field names the spec field of the source, for the refusals.
+func chartError(err error, field string) error {
 	switch {
 	case errors.Is(err, helm.ErrUnverified): // before ErrInvalidInput: a bad key ring is no spec problem
 		return outcome.WaitForChange(helmv1.ChartVerificationFailedReason, err)
-	case errors.Is(err, git.ErrLocalURL):
-		return outcome.Stall(helmv1.LocalURLRefusedReason, fmt.Errorf("chart.git: %w; the operator flag --allow-local-urls allows it", err))
+	case errors.Is(err, git.ErrLocalURL): // helm.ErrLocalURL too: a repository, an index's URL or a redirect
+		return outcome.Stall(helmv1.LocalURLRefusedReason, fmt.Errorf("%s: %w; the operator flag --allow-local-urls allows it", field, err))
+	case errors.Is(err, git.ErrInsecureCredentials): // helm.ErrInsecureCredentials too
+		return outcome.Stall(helmv1.InsecureCredentialsReason, fmt.Errorf("%s: %w", field, err))
 	case errors.Is(err, helm.ErrInvalidSource), errors.Is(err, git.ErrInvalidInput), errors.Is(err, git.ErrPathEscapes):
 		return outcome.Stall(helmv1.ChartFetchFailedReason, err)
 	case errors.Is(err, helm.ErrChartNotFound), errors.Is(err, helm.ErrHostileChart), errors.Is(err, helm.ErrTooLarge),
@@ -83,11 +85,20 @@ func chartError(err error) error {
 	return outcome.Retry(helmv1.ChartFetchFailedReason, err)
 }
 
+// chartField names the spec field of obj's chart source.
+func chartField(obj *helmv1.HelmRelease) string {
+	if obj.Spec.Chart.IsGit() {
+		return "chart.git"
+	}
+	return "chart.repository"
+}
+
 // chartSource turns the spec's chart into pkg/helm's source, with credentials.
 func (r *Reconciler) chartSource(ctx context.Context, obj *helmv1.HelmRelease) (helm.ChartSource, error) {
 	c := obj.Spec.Chart
 	if c.IsGit() {
-		src := helm.ChartSource{Git: c.Git, Ref: git.Ref{Branch: c.GetRef()}, Path: c.Path, SkipDepUpdate: c.SkipDepUpdate}
+		src := helm.ChartSource{Git: c.Git, Ref: git.Ref{Branch: c.GetRef()}, Path: c.Path, SkipDepUpdate: c.SkipDepUpdate,
+			AllowInsecureHTTP: c.AllowInsecureHTTP}
 		if c.SecretRef != nil {
 			ns, err := r.refNamespace(obj, c.SecretRef.Namespace)
 			if err != nil {
@@ -114,7 +125,7 @@ func (r *Reconciler) chartSource(ctx context.Context, obj *helmv1.HelmRelease) (
 		}
 		return src, nil
 	}
-	src := helm.ChartSource{Repository: c.Repository, Name: c.Name, Version: c.Version}
+	src := helm.ChartSource{Repository: c.Repository, Name: c.Name, Version: c.Version, AllowInsecureHTTP: c.AllowInsecureHTTP}
 	if c.ChartPullSecret != nil {
 		secret := &corev1.Secret{}
 		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: obj.Namespace, Name: c.ChartPullSecret.Name}, secret); err != nil {

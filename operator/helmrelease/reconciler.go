@@ -5,7 +5,6 @@ package helmrelease
 
 import (
 	"context"
-	"net/http"
 	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
@@ -53,8 +52,6 @@ type Reconciler struct {
 	Drift *apply.Applier
 	// Events records what changed and what failed.
 	Events events.EventRecorder
-	// HTTPClient fetches externalSourceRef values.
-	HTTPClient *http.Client
 	// Interval is the time between passes over an unchanged HelmRelease.
 	Interval time.Duration
 	// AllowCrossNamespaceRefs lets valuesFrom and chart secrets name other namespaces.

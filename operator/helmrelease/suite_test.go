@@ -97,10 +97,14 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 	go func() { <-ctx.Done(); _ = os.RemoveAll(dir) }()
 	tlsClient = testenv.TLSTrustingClient()
 	cfg, requests = testenv.Counted(cfg)
-	// The HelmReleases of defaultSANamespace are another operator's: one
-	// with a default service account (TestTheDefaultServiceAccount).
+	// The HelmReleases of defaultSANamespace and strictNamespace are other
+	// operators': one with a default service account
+	// (TestTheDefaultServiceAccount), one without --allow-local-urls
+	// (TestLocalURLsRefusedWithoutTheFlag).
 	notThere := cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&helmv1.HelmRelease{}: {Field: fields.OneTermNotEqualSelector("metadata.namespace", defaultSANamespace)},
+		&helmv1.HelmRelease{}: {Field: fields.AndSelectors(
+			fields.OneTermNotEqualSelector("metadata.namespace", defaultSANamespace),
+			fields.OneTermNotEqualSelector("metadata.namespace", strictNamespace))},
 	}}
 	_, err = testenv.StartInProcessWith(ctx, cfg, testLogger(), operatorOptions(dir), notThere)
 	return err
@@ -109,6 +113,11 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 // defaultSANamespace is the one namespace whose HelmReleases the suite's
 // operator leaves to the one TestTheDefaultServiceAccount starts.
 const defaultSANamespace = "hr-default-sa"
+
+// strictNamespace is the one namespace whose HelmReleases the suite's
+// operator leaves to the one TestLocalURLsRefusedWithoutTheFlag starts,
+// without --allow-local-urls.
+const strictNamespace = "hr-local-urls"
 
 // operatorOptions are the suite operator's options; dir is its cache.
 func operatorOptions(dir string) controllers.Options {

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -152,57 +149,22 @@ func (r *Reconciler) secretKey(ctx context.Context, obj *helmv1.HelmRelease, ref
 	return v, nil
 }
 
-// external fetches values over HTTPS, size-capped. A 404 counts as missing.
+// external fetches values over HTTPS through pkg/helm, size-capped, with the
+// chart repositories' transport and local URL policy. A 404 counts as
+// missing.
 func (r *Reconciler) external(ctx context.Context, raw string) ([]byte, error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, outcome.Stall(helmv1.InvalidSpecReason, errors.New("the URL must be an https:// URL"))
-	}
 	ctx, cancel := context.WithTimeout(ctx, externalTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
-	if err != nil {
-		return nil, outcome.Stall(helmv1.InvalidSpecReason, errors.New("the URL is not valid"))
-	}
-	hc := http.Client{}
-	if r.HTTPClient != nil {
-		hc = *r.HTTPClient
-	}
-	hc.CheckRedirect = httpsOnly
-	resp, err := hc.Do(req) // #nosec G704 -- fetching the URL the HelmRelease names is the feature
-	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err // the URL is already named, and may carry credentials
-		}
-		return nil, fmt.Errorf("fetch: %w", err)
-	}
-	defer resp.Body.Close()
+	b, err := r.Charts.FetchValues(ctx, raw, maxValuesSize)
 	switch {
-	case resp.StatusCode == http.StatusNotFound:
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, errMissing
-	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("fetch: HTTP %s", resp.Status)
+	case errors.Is(err, helm.ErrLocalURL):
+		return nil, outcome.Stall(helmv1.LocalURLRefusedReason, fmt.Errorf("%w; the operator flag --allow-local-urls allows it", err))
+	case errors.Is(err, helm.ErrInvalidValuesURL):
+		return nil, outcome.Stall(helmv1.InvalidSpecReason, err)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxValuesSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("fetch: %w", err)
-	}
-	if len(b) > maxValuesSize {
-		return nil, fmt.Errorf("larger than %d bytes", maxValuesSize)
-	}
-	return b, nil
-}
-
-// httpsOnly follows at most 5 redirects, never to plain HTTP.
-func httpsOnly(req *http.Request, via []*http.Request) error {
-	if req.URL.Scheme != "https" {
-		return errors.New("refused a redirect to a non-https URL")
-	}
-	if len(via) >= 5 {
-		return errors.New("stopped after 5 redirects")
-	}
-	return nil
+	return b, err
 }
 
 // chartFile reads a values file from the chart, confined to it.

@@ -35,6 +35,12 @@ type Auth struct {
 	// InsecureIgnoreHostKey accepts any SSH host key. It comes from the
 	// spec, never from a Secret, so that turning checks off is visible.
 	InsecureIgnoreHostKey bool
+	// AllowInsecureHTTP lets basic auth or a bearer token go to a plain
+	// http:// remote, where anyone on the path can read them. Like
+	// InsecureIgnoreHostKey it comes from the spec, never from a Secret.
+	// Without it such a remote is refused before anything is sent
+	// (ErrInsecureCredentials).
+	AllowInsecureHTTP bool
 	// CABundle is extra PEM CA certificates trusted for HTTPS, for servers
 	// behind a private CA.
 	CABundle []byte
@@ -164,15 +170,26 @@ func transportAuth(ctx context.Context, r *remote, a *Auth, tmpDir string) (tran
 }
 
 func httpAuth(r *remote, a *Auth) (transport.AuthMethod, error) {
+	m := httpAuthMethod(r, a)
+	if m != nil && r.scheme == "http" && (a == nil || !a.AllowInsecureHTTP) {
+		return nil, fmt.Errorf("%w: %s is plain http:// and would carry the credentials unencrypted; use https://, or allow it for this object (allowInsecureHTTP)",
+			ErrInsecureCredentials, r.display)
+	}
+	return m, nil
+}
+
+// httpAuthMethod is what an http(s) remote is sent: a bearer token, basic
+// auth from a, or else the URL's userinfo; nil for none.
+func httpAuthMethod(r *remote, a *Auth) transport.AuthMethod {
 	switch {
 	case a != nil && a.BearerToken != "":
-		return &githttp.TokenAuth{Token: a.BearerToken}, nil
+		return &githttp.TokenAuth{Token: a.BearerToken}
 	case a != nil && (a.Username != "" || a.Password != ""):
-		return &githttp.BasicAuth{Username: a.Username, Password: a.Password}, nil
+		return &githttp.BasicAuth{Username: a.Username, Password: a.Password}
 	case r.user != "" || r.password != "":
-		return &githttp.BasicAuth{Username: r.user, Password: r.password}, nil
+		return &githttp.BasicAuth{Username: r.user, Password: r.password}
 	}
-	return nil, nil
+	return nil
 }
 
 // defaultSSHDialTimeout bounds the SSH dial and handshake when ctx has no

@@ -49,6 +49,10 @@ var (
 	// ErrLocalURL means a Cache made WithoutLocalURLs was asked to reach a
 	// repository on the operator's own machine (see IsLocalURL).
 	ErrLocalURL = errors.New("local url refused")
+	// ErrInsecureCredentials means credentials (basic auth, a bearer token)
+	// would have gone to a plain http:// remote without the object's
+	// opt-in (Auth.AllowInsecureHTTP); nothing was sent.
+	ErrInsecureCredentials = errors.New("credentials over plain http refused")
 )
 
 // UnverifiedCommitError names the first commit whose OpenPGP signature could
@@ -81,7 +85,7 @@ func (e *scrubbedError) Unwrap() []error { return e.kinds }
 var kindsToKeep = []error{
 	ErrAuthentication, ErrRepositoryNotFound, ErrRefNotFound, ErrUnknownHostKey,
 	ErrHostKeyMismatch, ErrInvalidInput, ErrPathEscapes, ErrTooLarge, ErrNotAncestor,
-	ErrUnsafeTree, ErrPushRejected, context.Canceled, context.DeadlineExceeded, fs.ErrNotExist,
+	ErrUnsafeTree, ErrPushRejected, ErrLocalURL, ErrInsecureCredentials, context.Canceled, context.DeadlineExceeded, fs.ErrNotExist,
 }
 
 // userinfoRE matches the userinfo part of any URL in free text.
@@ -147,7 +151,7 @@ func isAuthFailure(err error) bool {
 func isRemoteFailure(err error) bool {
 	for _, k := range []error{
 		context.Canceled, context.DeadlineExceeded, ErrAuthentication, ErrRepositoryNotFound,
-		ErrRefNotFound, ErrUnknownHostKey, ErrHostKeyMismatch, ErrInvalidInput,
+		ErrInsecureCredentials, ErrRefNotFound, ErrUnknownHostKey, ErrHostKeyMismatch, ErrInvalidInput,
 		transport.ErrAuthenticationRequired, transport.ErrAuthorizationFailed,
 		transport.ErrRepositoryNotFound, transport.ErrEmptyRemoteRepository,
 	} {

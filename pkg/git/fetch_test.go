@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -160,7 +162,8 @@ func TestFetchHTTPBasicAuth(t *testing.T) {
 	url := srv.URL(gittest.RepoName)
 
 	c := newTestCache(t)
-	rev := mustFetch(t, c, url, Ref{Branch: "main"}, &Auth{Username: user, Password: pass})
+	// The test server is plain http://: each fetch with credentials opts in.
+	rev := mustFetch(t, c, url, Ref{Branch: "main"}, &Auth{Username: user, Password: pass, AllowInsecureHTTP: true})
 	if rev.Hash != repo.Head() {
 		t.Fatalf("got %s, want %s", rev.Hash, repo.Head())
 	}
@@ -171,9 +174,9 @@ func TestFetchHTTPBasicAuth(t *testing.T) {
 		auth    *Auth
 		secrets []string
 	}{
-		{"wrong password", url, &Auth{Username: user, Password: "canary-Wr0ng-9f2d"}, []string{"canary-Wr0ng-9f2d", pass}},
+		{"wrong password", url, &Auth{Username: user, Password: "canary-Wr0ng-9f2d", AllowInsecureHTTP: true}, []string{"canary-Wr0ng-9f2d", pass}},
 		{"no credentials", url, nil, []string{pass}},
-		{"wrong password in url", strings.Replace(url, "://", "://flux:canary-InUrl-5b3a@", 1), nil, []string{"canary-InUrl-5b3a"}},
+		{"wrong password in url", strings.Replace(url, "://", "://flux:canary-InUrl-5b3a@", 1), &Auth{AllowInsecureHTTP: true}, []string{"canary-InUrl-5b3a"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,7 +191,7 @@ func TestFetchHTTPBasicAuth(t *testing.T) {
 	// Credentials in the URL are honoured too, and never stored on disk.
 	withCreds := strings.Replace(url, "://", "://"+user+":"+pass+"@", 1)
 	c2 := newTestCache(t)
-	if rev := mustFetch(t, c2, withCreds, Ref{}, nil); rev.Hash != repo.Head() {
+	if rev := mustFetch(t, c2, withCreds, Ref{}, &Auth{AllowInsecureHTTP: true}); rev.Hash != repo.Head() {
 		t.Fatalf("url credentials: got %s", rev.Hash)
 	}
 	assertNoFileContains(t, c2.dir, pass)
@@ -220,11 +223,11 @@ func TestFetchHTTPBearerToken(t *testing.T) {
 	srv := gittest.NewHTTPServer(t, repo.Root(), gittest.WithBearerToken(token))
 	url := srv.URL(gittest.RepoName)
 
-	rev := mustFetch(t, newTestCache(t), url, Ref{}, &Auth{BearerToken: token})
+	rev := mustFetch(t, newTestCache(t), url, Ref{}, &Auth{BearerToken: token, AllowInsecureHTTP: true})
 	if rev.Hash != repo.Head() {
 		t.Fatalf("got %s, want %s", rev.Hash, repo.Head())
 	}
-	_, err := newTestCache(t).Fetch(testCtx(t), url, Ref{}, &Auth{BearerToken: "canary-bad-t0ken-0a9b"})
+	_, err := newTestCache(t).Fetch(testCtx(t), url, Ref{}, &Auth{BearerToken: "canary-bad-t0ken-0a9b", AllowInsecureHTTP: true})
 	if !errors.Is(err, ErrAuthentication) {
 		t.Fatalf("wrong token: got %v, want ErrAuthentication", err)
 	}
@@ -666,5 +669,68 @@ func TestFetchHonoursContext(t *testing.T) {
 	_, err := newTestCache(t).Fetch(ctx, repo.URL(), Ref{}, nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+// Credentials for a plain http:// remote are refused before any request
+// unless the Auth allows it: the server records every Authorization header
+// that arrives, and there is none.
+func TestFetchRefusesCredentialsOverPlainHTTP(t *testing.T) {
+	repo := gittest.NewRepo(t, map[string]string{"a.yaml": "a: 1\n"})
+	backend, err := gittest.Backend(repo.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var requests, authorized int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		if r.Header.Get("Authorization") != "" {
+			authorized++
+		}
+		mu.Unlock()
+		backend.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	url := srv.URL + "/" + gittest.RepoName
+	const pass, token = "canary-Plain-6d1f", "canary-PlainT0ken-2b7e"
+
+	for name, tc := range map[string]struct {
+		url  string
+		auth *Auth
+	}{
+		"basic auth":        {url, &Auth{Username: "u", Password: pass}},
+		"bearer token":      {url, &Auth{BearerToken: token}},
+		"username only":     {url, &Auth{Username: "u"}},
+		"password in url":   {strings.Replace(url, "://", "://u:"+pass+"@", 1), nil},
+		"other auth fields": {strings.Replace(url, "://", "://u:"+pass+"@", 1), &Auth{InsecureIgnoreHostKey: true}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := newTestCache(t).Fetch(testCtx(t), tc.url, Ref{}, tc.auth)
+			if !errors.Is(err, ErrInsecureCredentials) {
+				t.Fatalf("got %v, want ErrInsecureCredentials", err)
+			}
+			assertNoSecret(t, err, pass, token)
+			_, err = newTestCache(t).CommitAndPush(testCtx(t), tc.url, PushOptions{Author: testAuthor, Auth: tc.auth}, bumpEdit("9", new(int)))
+			if !errors.Is(err, ErrInsecureCredentials) {
+				t.Fatalf("push: got %v, want ErrInsecureCredentials", err)
+			}
+		})
+	}
+	mu.Lock()
+	n, a := requests, authorized
+	mu.Unlock()
+	if n != 0 || a != 0 {
+		t.Fatalf("the server saw %d requests, %d with credentials, want none", n, a)
+	}
+	// Anonymous is fine, and so are credentials once allowed.
+	mustFetch(t, newTestCache(t), url, Ref{}, nil)
+	mustFetch(t, newTestCache(t), url, Ref{}, &Auth{Username: "u", Password: pass, AllowInsecureHTTP: true})
+	mu.Lock()
+	a = authorized
+	mu.Unlock()
+	if a == 0 {
+		t.Error("the allowed fetch sent no credentials: the test did not test")
 	}
 }

@@ -27,12 +27,14 @@ func IsLocalURL(url string) bool {
 }
 
 func (r *remote) isLocal() bool {
-	return r.scheme == "file" || isLoopbackHost(r.host)
+	return r.scheme == "file" || IsLoopbackHost(r.host)
 }
 
-// isLoopbackHost reports whether host (a name or address, possibly with a
-// port or in brackets) names the local machine.
-func isLoopbackHost(host string) bool {
+// IsLoopbackHost reports whether host (a name or address, possibly with a
+// port or in brackets) names the local machine, by the rules of IsLocalURL.
+// It is exported so that every other fetch of a URL a tenant names (chart
+// repositories, OCI registries, values URLs) judges hosts the same way.
+func IsLoopbackHost(host string) bool {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}

@@ -147,7 +147,7 @@ func TestCommitAndPushOverHTTPWithAuthAndAPushBranch(t *testing.T) {
 	url := srv.URL(gittest.RepoName)
 	c := newTestCache(t)
 	calls := 0
-	auth := &Auth{Username: user, Password: pass}
+	auth := &Auth{Username: user, Password: pass, AllowInsecureHTTP: true} // the test server is plain http://
 	opts := PushOptions{Author: testAuthor, Auth: auth, Branch: "main", PushBranch: "image-updates"}
 
 	res, err := c.CommitAndPush(testCtx(t), url, opts, bumpEdit("1.1.0", &calls))
@@ -169,7 +169,7 @@ func TestCommitAndPushOverHTTPWithAuthAndAPushBranch(t *testing.T) {
 		t.Fatalf("main moved to %s", rev.Hash)
 	}
 
-	_, err = newTestCache(t).CommitAndPush(testCtx(t), url, PushOptions{Author: testAuthor, Auth: &Auth{Username: user, Password: "canary-Wrong-88aa"}}, bumpEdit("9", &calls))
+	_, err = newTestCache(t).CommitAndPush(testCtx(t), url, PushOptions{Author: testAuthor, Auth: &Auth{Username: user, Password: "canary-Wrong-88aa", AllowInsecureHTTP: true}}, bumpEdit("9", &calls))
 	if !errors.Is(err, ErrAuthentication) {
 		t.Fatalf("wrong password: %v", err)
 	}

@@ -76,6 +76,10 @@ var (
 	// it: path traversal, links, devices, a decompression bomb. The message
 	// names the entry.
 	ErrHostileChart = errors.New("hostile chart archive refused")
+	// ErrInsecureCredentials means credentials would have gone over plain
+	// HTTP without the source's AllowInsecureHTTP; nothing was sent. It is
+	// git.ErrInsecureCredentials.
+	ErrInsecureCredentials = git.ErrInsecureCredentials
 	// ErrInvalidChart means the archive is safe but not a valid Helm chart
 	// (or not the chart the index promised).
 	ErrInvalidChart = errors.New("invalid chart")
@@ -107,6 +111,13 @@ type ChartSource struct {
 	SkipDepUpdate bool
 	// GitAuth holds the git credentials (nil = anonymous).
 	GitAuth *git.Auth
+	// AllowInsecureHTTP lets the credentials (RepoAuth or the repository
+	// URL's userinfo, GitAuth) go to a plain http:// repository, an OCI
+	// registry reached over plain HTTP or an http:// git remote, where
+	// anyone on the path can read them. Without it such a source with
+	// credentials is refused before any request (ErrInsecureCredentials).
+	// It applies to a git chart's repository dependencies too.
+	AllowInsecureHTTP bool
 	// DependencyAuth holds credentials for the repositories a git chart's
 	// dependencies come from, keyed by the repository URL exactly as
 	// Chart.yaml (or requirements.yaml) spells it. Missing = anonymous.
@@ -210,6 +221,8 @@ type Charts struct {
 	indexTTL   time.Duration
 	timeout    time.Duration
 	plainHTTP  map[string]bool
+	// refuseLocal refuses loopback hosts (WithoutLocalURLs).
+	refuseLocal bool
 
 	flights singleflight.Group
 
@@ -279,8 +292,8 @@ func WithPlainHTTPRegistries(hosts ...string) ChartsOption {
 // Subdirectories of the cache dir.
 const (
 	indexDir   = "index"  // <key>.yaml and <key>.json (validators)
-	chartsDir  = "charts" // <digest>.tgz
-	urlsDir    = "urls"   // <sha256(url)>: the digest of an archive whose index entry has none
+	chartsDir  = "charts" // <hash of the origin>-<digest>.tgz
+	urlsDir    = "urls"   // <sha256(origin, url, credentials)>: the digest of an archive whose index entry has none
 	scratchDir = ".tmp"   // git checkouts and builds, emptied at start
 )
 
@@ -300,6 +313,13 @@ func NewCharts(cacheDir string, gitCache *git.Cache, opts ...ChartsOption) (*Cha
 	for _, d := range []string{indexDir, chartsDir, urlsDir, scratchDir} {
 		if err := os.MkdirAll(filepath.Join(abs, d), 0o700); err != nil {
 			return nil, fmt.Errorf("new charts %s: %w", cacheDir, err)
+		}
+	}
+	// Archives cached by digest alone (before they were keyed by origin
+	// too) are never read again.
+	if old, err := filepath.Glob(filepath.Join(abs, chartsDir, "sha256:*.tgz")); err == nil {
+		for _, f := range old {
+			_ = os.Remove(f)
 		}
 	}
 	c := &Charts{
@@ -464,7 +484,7 @@ func (c *Charts) load(ctx context.Context, k sourceKind, ref *ChartRef) (*chart.
 		if err != nil && cached && attempt == 0 {
 			// The disk copy went bad (it was checked before it was
 			// stored): drop it and fetch again.
-			_ = os.Remove(c.chartFile(ref.Digest))
+			_ = os.Remove(c.chartFile(c.originOf(k, ref.Source), ref.Digest))
 			continue
 		}
 		if err != nil {
@@ -515,18 +535,50 @@ func hashKey(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// chartFile is where the archive with digest d is cached.
-func (c *Charts) chartFile(d string) string {
-	return filepath.Join(c.dir, chartsDir, d+".tgz")
+// originOf names where src's archives come from, for the archive cache:
+// the normalised repository URL (without credentials or query), the OCI
+// repository, the git URL. A digest is only what that origin's index, tag
+// or tree claims, so an archive is reused only for the origin it came from:
+// repository B's index claiming the digest of a chart cached from A must not
+// get A's archive. "" if the source does not parse (its fetch fails anyway).
+func (c *Charts) originOf(k sourceKind, src ChartSource) string {
+	switch k {
+	case kindRepo:
+		r, err := parseRepoURL(src.Repository)
+		if err != nil {
+			return ""
+		}
+		return repoOrigin(r)
+	case kindOCI:
+		o, err := c.parseOCI(src)
+		if err != nil {
+			return ""
+		}
+		return ociOrigin(o)
+	}
+	return "git " + src.Git
 }
 
-// cachedArchive returns the cached archive of digest d, if any. An
-// unreadable or oversized file is removed so that it is fetched again.
-func (c *Charts) cachedArchive(d string, verify bool) ([]byte, bool) {
+// repoOrigin is the origin of an HTTP repository's archives.
+func repoOrigin(r *repoURL) string {
+	return "repo " + r.base.Scheme + "://" + canonicalHost(r.base) + r.base.EscapedPath()
+}
+
+// ociOrigin is the origin of an OCI repository's archives.
+func ociOrigin(o *ociSource) string { return "oci " + o.repo.Name() }
+
+// chartFile is where the archive with digest d from origin is cached.
+func (c *Charts) chartFile(origin, d string) string {
+	return filepath.Join(c.dir, chartsDir, hashKey(origin)[:32]+"-"+d+".tgz")
+}
+
+// cachedArchive returns the cached archive of digest d from origin, if any.
+// An unreadable or oversized file is removed so that it is fetched again.
+func (c *Charts) cachedArchive(origin, d string, verify bool) ([]byte, bool) {
 	if !digestRE.MatchString(d) {
 		return nil, false
 	}
-	p := c.chartFile(d)
+	p := c.chartFile(origin, d)
 	b, err := readFileMax(p, c.maxArchive)
 	if err == nil && verify && sha256Digest(b) != d {
 		err = errors.New("checksum mismatch")
@@ -540,29 +592,29 @@ func (c *Charts) cachedArchive(d string, verify bool) ([]byte, bool) {
 	return b, true
 }
 
-// storeArchive caches an archive under digest d.
-func (c *Charts) storeArchive(d string, b []byte) error {
+// storeArchive caches an archive from origin under digest d.
+func (c *Charts) storeArchive(origin, d string, b []byte) error {
 	if !digestRE.MatchString(d) {
 		return fmt.Errorf("store chart: bad digest %q", d)
 	}
-	return writeFileAtomic(c.chartFile(d), b)
+	return writeFileAtomic(c.chartFile(origin, d), b)
 }
 
-// archive returns the archive of ref: from the disk cache when ref's digest
-// is there, else from fetch, which runs once for concurrent callers of the
+// archive returns the archive of ref from origin: from the disk cache when
+// that origin's archive of ref's digest is there, else from fetch, which runs once for concurrent callers of the
 // same key and must verify, check and store what it returns.
 // verify, if set, checks a cached copy against the digest (repository
 // digests are the archive's own sha256). cached reports a disk hit.
-func (c *Charts) archive(ctx context.Context, ref *ChartRef, key string, verify bool, fetch func(context.Context) (*fetched, error)) (data []byte, cached bool, err error) {
+func (c *Charts) archive(ctx context.Context, ref *ChartRef, origin, key string, verify bool, fetch func(context.Context) (*fetched, error)) (data []byte, cached bool, err error) {
 	if ref.Digest != "" {
-		if b, ok := c.cachedArchive(ref.Digest, verify); ok {
+		if b, ok := c.cachedArchive(origin, ref.Digest, verify); ok {
 			return b, true, nil
 		}
 	}
-	v, err := c.share(ctx, key, func(ctx context.Context) (any, error) {
+	v, err := c.share(ctx, key+"\n"+origin, func(ctx context.Context) (any, error) {
 		if ref.Digest != "" {
 			// A flight that ended just before this one may have stored it.
-			if b, ok := c.cachedArchive(ref.Digest, verify); ok {
+			if b, ok := c.cachedArchive(origin, ref.Digest, verify); ok {
 				return &fetched{data: b, digest: ref.Digest}, nil
 			}
 		}

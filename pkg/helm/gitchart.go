@@ -145,9 +145,18 @@ func (c *Charts) resolveGit(ctx context.Context, src ChartSource) (*ChartRef, er
 		ref.Source = src
 		return &ref, nil
 	}
+	auth := src.GitAuth
+	if src.AllowInsecureHTTP {
+		a := git.Auth{}
+		if auth != nil {
+			a = *auth
+		}
+		a.AllowInsecureHTTP = true
+		auth = &a
+	}
 	v, err := c.share(ctx, key, func(ctx context.Context) (any, error) {
 		c.gitFetches.Add(1)
-		rev, err := c.git.Fetch(ctx, src.Git, src.Ref, src.GitAuth)
+		rev, err := c.git.Fetch(ctx, src.Git, src.Ref, auth)
 		if err != nil {
 			return nil, err
 		}
@@ -173,10 +182,10 @@ func (c *Charts) resolveGit(ctx context.Context, src ChartSource) (*ChartRef, er
 // gitSourceKey identifies what a git Resolve depends on, credentials
 // included (as a hash).
 func gitSourceKey(src *ChartSource, chartPath string) string {
-	parts := []string{src.Git, src.Ref.Branch, src.Ref.Tag, src.Ref.SemVer, chartPath, fmt.Sprint(src.SkipDepUpdate)}
+	parts := []string{src.Git, src.Ref.Branch, src.Ref.Tag, src.Ref.SemVer, chartPath, fmt.Sprint(src.SkipDepUpdate), fmt.Sprint(src.AllowInsecureHTTP)}
 	if a := src.GitAuth; a != nil {
 		parts = append(parts, a.Username, a.Password, a.BearerToken, string(a.Identity), string(a.KnownHosts),
-			string(a.Passphrase), string(a.CABundle), fmt.Sprint(a.InsecureIgnoreHostKey))
+			string(a.Passphrase), string(a.CABundle), fmt.Sprint(a.InsecureIgnoreHostKey), fmt.Sprint(a.AllowInsecureHTTP))
 	}
 	parts = append(parts, verifyKey(src)...)
 	repos := make([]string, 0, len(src.DependencyAuth))
@@ -209,7 +218,8 @@ func (c *Charts) gitRef(ctx context.Context, src ChartSource, rev git.Revision, 
 	deps := make([]*ChartRef, 0, len(info.repoDeps))
 	for i := range info.repoDeps {
 		d := &info.repoDeps[i]
-		dref, err := c.Resolve(ctx, ChartSource{Repository: d.Repository, Name: d.Name, Version: d.Version, RepoAuth: src.DependencyAuth[d.Repository]})
+		dref, err := c.Resolve(ctx, ChartSource{Repository: d.Repository, Name: d.Name, Version: d.Version,
+			RepoAuth: src.DependencyAuth[d.Repository], AllowInsecureHTTP: src.AllowInsecureHTTP})
 		if err != nil {
 			return nil, fmt.Errorf("dependency %s: %w", d.Name, err)
 		}
@@ -313,7 +323,7 @@ func (c *Charts) gitArchive(ctx context.Context, ref *ChartRef) ([]byte, bool, e
 			return nil, false, err
 		}
 	}
-	return c.archive(ctx, ref, "git-build\n"+ref.Digest, false, func(ctx context.Context) (*fetched, error) {
+	return c.archive(ctx, ref, c.originOf(kindGit, ref.Source), "git-build\n"+ref.Digest, false, func(ctx context.Context) (*fetched, error) {
 		return c.buildGit(ctx, ref)
 	})
 }
@@ -377,7 +387,7 @@ func (c *Charts) buildGit(ctx context.Context, ref *ChartRef) (*fetched, error) 
 	if err := checkArchive(bytes.NewReader(b), c.limits); err != nil {
 		return nil, err
 	}
-	if err := c.storeArchive(ref.Digest, b); err != nil {
+	if err := c.storeArchive(c.originOf(kindGit, src), ref.Digest, b); err != nil {
 		return nil, fmt.Errorf("cache chart: %w", err)
 	}
 	return &fetched{data: b, digest: ref.Digest}, nil

@@ -180,7 +180,7 @@ func TestGitDependencies(t *testing.T) {
 	// A reference without its resolved dependencies (copied from status,
 	// say) still loads.
 	bare := &ChartRef{Source: locked.Source, Name: locked.Name, Version: locked.Version, Digest: locked.Digest, Revision: locked.Revision}
-	if err := os.Remove(f.c.chartFile(bare.Digest)); err != nil {
+	if err := os.Remove(f.c.chartFile(f.c.originOf(kindGit, bare.Source), bare.Digest)); err != nil {
 		t.Fatal(err)
 	}
 	if got := deps(f.load(t, bare)); strings.Join(got, ",") != "common@0.1.0,dep@1.0.0" {

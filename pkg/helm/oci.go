@@ -41,6 +41,9 @@ func (c *Charts) parseOCI(src ChartSource) (*ociSource, error) {
 			ErrInvalidSource, RedactURL(src.Repository))
 	}
 	host := strings.ToLower(u.Host)
+	if err := c.checkLocal(host, "registry oci://"+host); err != nil {
+		return nil, err
+	}
 	ref := host + "/" + src.Name
 	if p := strings.Trim(u.Path, "/"); p != "" {
 		ref = host + "/" + p + "/" + src.Name
@@ -73,7 +76,7 @@ func (c *Charts) puller(host string, a *RepoAuth) (*ociPuller, error) {
 		return nil, err
 	}
 	var rt http.RoundTripper = &originTransport{host: canonicalHost(&url.URL{Scheme: "https", Host: host}), same: same, other: other}
-	rt = &registryGuard{inner: rt, plainHTTP: c.plainHTTP, maxBody: c.maxIndex}
+	rt = &registryGuard{inner: c.guardLocal(rt), plainHTTP: c.plainHTTP, maxBody: c.maxIndex}
 	auth := authn.Anonymous
 	if a != nil && (a.Username != "" || a.Password != "") {
 		// go-containerregistry sends these to this registry (and to the
@@ -169,6 +172,9 @@ func (c *Charts) resolveOCI(ctx context.Context, src ChartSource) (*ChartRef, er
 	if err != nil {
 		return nil, err
 	}
+	if err := refuseInsecureCredentials(allowsPlainHTTP(c.plainHTTP, o.host), src.RepoAuth, src.AllowInsecureHTTP, "registry oci://"+o.host); err != nil {
+		return nil, err
+	}
 	key := "oci\n" + o.repo.Name() + "\n" + src.Version + "\n" + fingerprint(src.RepoAuth)
 	t, ok := c.ociTags.Get(key)
 	if !ok || !c.fresh(t.checked) {
@@ -255,8 +261,11 @@ func (c *Charts) ociArchive(ctx context.Context, ref *ChartRef) ([]byte, bool, e
 	if ref.Digest == "" {
 		return nil, false, fmt.Errorf("%w: the reference has no digest; resolve it first", ErrInvalidSource)
 	}
+	if err := refuseInsecureCredentials(allowsPlainHTTP(c.plainHTTP, o.host), ref.Source.RepoAuth, ref.Source.AllowInsecureHTTP, "registry oci://"+o.host); err != nil {
+		return nil, false, err
+	}
 	key := "oci-archive\n" + o.repo.Name() + "\n" + ref.Digest + "\n" + fingerprint(ref.Source.RepoAuth)
-	return c.archive(ctx, ref, key, false, func(ctx context.Context) (*fetched, error) {
+	return c.archive(ctx, ref, ociOrigin(o), key, false, func(ctx context.Context) (*fetched, error) {
 		return c.pull(ctx, o, ref.Source.RepoAuth, ref.Digest)
 	})
 }
@@ -319,7 +328,7 @@ func (c *Charts) pull(ctx context.Context, o *ociSource, a *RepoAuth, digest str
 	if err := checkArchive(bytes.NewReader(body), c.limits); err != nil {
 		return nil, err
 	}
-	if err := c.storeArchive(digest, body); err != nil {
+	if err := c.storeArchive(ociOrigin(o), digest, body); err != nil {
 		return nil, fmt.Errorf("cache chart: %w", err)
 	}
 	return &fetched{data: body, digest: digest}, nil

@@ -122,7 +122,7 @@ func TestOCIBasicAuth(t *testing.T) {
 	reg := helmtest.NewRegistry(t, helmtest.WithRegistryBasicAuth(user, pass))
 	reg.Push(t, "charts", helmtest.Simple("app", "1.0.0"))
 	c := newCharts(t, WithPlainHTTPRegistries(reg.Host()))
-	src := ChartSource{Repository: reg.URL("charts"), Name: "app", Version: "1.0.0", RepoAuth: &RepoAuth{Username: user, Password: pass}}
+	src := ChartSource{Repository: reg.URL("charts"), Name: "app", Version: "1.0.0", RepoAuth: &RepoAuth{Username: user, Password: pass}, AllowInsecureHTTP: true}
 	if _, err := c.Load(testCtx(t), mustResolve(t, c, src)); err != nil {
 		t.Fatal(err)
 	}

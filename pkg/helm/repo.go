@@ -69,6 +69,44 @@ func parseRepoURL(raw string) (*repoURL, error) {
 	return r, nil
 }
 
+// parseRepo is parseRepoURL, refusing a loopback repository when c refuses
+// local URLs.
+func (c *Charts) parseRepo(raw string) (*repoURL, error) {
+	r, err := parseRepoURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkLocal(r.base.Host, "repository "+r.display); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// hasCredentials reports whether a holds basic auth (what a plain HTTP
+// request would expose; a client certificate needs TLS anyway).
+func hasCredentials(a *RepoAuth) bool {
+	return a != nil && (a.Username != "" || a.Password != "")
+}
+
+// refuseInsecureCredentials refuses credentials a for a repository reached
+// over plain HTTP (display names it) unless the source allows it.
+func refuseInsecureCredentials(plainHTTP bool, a *RepoAuth, allowed bool, display string) error {
+	if plainHTTP && hasCredentials(a) && !allowed {
+		return fmt.Errorf("%w: %s is plain HTTP and would carry the credentials unencrypted; use https://, or allow it for this object (allowInsecureHTTP)",
+			ErrInsecureCredentials, display)
+	}
+	return nil
+}
+
+// hostOf is the host[:port] of a URL that parsed before ("" if it does not).
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
 // auth returns the credentials to use: a's, or else the URL's userinfo.
 func (r *repoURL) auth(a *RepoAuth) *RepoAuth {
 	if r.user == "" && r.pass == "" {
@@ -139,7 +177,7 @@ func (e *scrubbedError) Unwrap() []error { return e.kinds }
 // kindsToKeep are the sentinels a scrubbed error still matches.
 var kindsToKeep = []error{
 	ErrInvalidSource, ErrChartNotFound, ErrRepositoryNotFound, ErrAuthentication, ErrTooLarge,
-	ErrDigestMismatch, ErrHostileChart, ErrInvalidChart, ErrUnverified, git.ErrRefNotFound, git.ErrPathEscapes,
+	ErrDigestMismatch, ErrHostileChart, ErrInvalidChart, ErrUnverified, ErrLocalURL, ErrInsecureCredentials, git.ErrRefNotFound, git.ErrPathEscapes,
 	git.ErrInvalidInput, git.ErrUnknownHostKey, git.ErrHostKeyMismatch, git.ErrUnsafeTree,
 	context.Canceled, context.DeadlineExceeded, fs.ErrNotExist,
 }
@@ -317,7 +355,7 @@ func (c *Charts) clientFor(r *repoURL, a *RepoAuth) (*http.Client, error) {
 	if a != nil {
 		t.user, t.pass = a.Username, a.Password
 	}
-	hc := &http.Client{Transport: t, CheckRedirect: checkRedirect}
+	hc := &http.Client{Transport: c.guardLocal(t), CheckRedirect: checkRedirect}
 	c.clients.Add(key, hc)
 	return hc, nil
 }
@@ -670,11 +708,14 @@ func (c *Charts) parseCachedIndex(key, sum string) (*chartIndex, error) {
 
 // resolveRepo resolves a chart in an HTTP repository from its index.
 func (c *Charts) resolveRepo(ctx context.Context, src ChartSource) (*ChartRef, error) {
-	r, err := parseRepoURL(src.Repository)
+	r, err := c.parseRepo(src.Repository)
 	if err != nil {
 		return nil, err
 	}
 	a := r.auth(src.RepoAuth)
+	if err := refuseInsecureCredentials(r.base.Scheme == "http", a, src.AllowInsecureHTTP, r.display); err != nil {
+		return nil, err
+	}
 	idx, err := c.index(ctx, r, a)
 	if err != nil {
 		return nil, err
@@ -684,12 +725,15 @@ func (c *Charts) resolveRepo(ctx context.Context, src ChartSource) (*ChartRef, e
 		return nil, fmt.Errorf("%s: %w", r.display, err)
 	}
 	u, err := chartURL(r, v.url)
+	if err == nil {
+		err = c.checkLocal(hostOf(u), "the index entry's URL "+RedactURL(u))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", src.Name, v.version, err)
 	}
 	d := v.digest
 	if d == "" {
-		d = c.knownDigest(u, a)
+		d = c.knownDigest(repoOrigin(r), u, a)
 	}
 	return &ChartRef{Source: src, Name: src.Name, Version: v.version, Digest: d, Revision: v.version, URL: u, indexDigest: v.digest != ""}, nil
 }
@@ -717,8 +761,8 @@ func chartURL(r *repoURL, ref string) (string, error) {
 
 // knownDigest returns the digest an earlier Load computed for an archive
 // URL whose index entry has none, or "".
-func (c *Charts) knownDigest(u string, a *RepoAuth) string {
-	b, err := readFileMax(filepath.Join(c.dir, urlsDir, hashKey(u, fingerprint(a))), 128)
+func (c *Charts) knownDigest(origin, u string, a *RepoAuth) string {
+	b, err := readFileMax(filepath.Join(c.dir, urlsDir, hashKey(origin, u, fingerprint(a))), 128)
 	if err != nil || !digestRE.Match(bytes.TrimSpace(b)) {
 		return ""
 	}
@@ -727,7 +771,7 @@ func (c *Charts) knownDigest(u string, a *RepoAuth) string {
 
 // repoArchive returns ref's archive from the cache or the repository.
 func (c *Charts) repoArchive(ctx context.Context, ref *ChartRef) ([]byte, bool, error) {
-	r, err := parseRepoURL(ref.Source.Repository)
+	r, err := c.parseRepo(ref.Source.Repository)
 	if err != nil {
 		return nil, false, err
 	}
@@ -735,9 +779,12 @@ func (c *Charts) repoArchive(ctx context.Context, ref *ChartRef) ([]byte, bool, 
 		return nil, false, fmt.Errorf("%w: the reference has no archive URL; resolve it first", ErrInvalidSource)
 	}
 	a := r.auth(ref.Source.RepoAuth)
+	if err := refuseInsecureCredentials(r.base.Scheme == "http", a, ref.Source.AllowInsecureHTTP, r.display); err != nil {
+		return nil, false, err
+	}
 	fp := fingerprint(a)
 	key := "repo-archive\n" + ref.Digest + "\n" + ref.URL + "\n" + fp
-	return c.archive(ctx, ref, key, true, func(ctx context.Context) (*fetched, error) {
+	return c.archive(ctx, ref, repoOrigin(r), key, true, func(ctx context.Context) (*fetched, error) {
 		return c.download(ctx, r, a, ref.URL, ref.Digest)
 	})
 }
@@ -769,11 +816,11 @@ func (c *Charts) download(ctx context.Context, r *repoURL, a *RepoAuth, u, want 
 	if err := checkArchive(bytes.NewReader(body), c.limits); err != nil {
 		return nil, err
 	}
-	if err := c.storeArchive(got, body); err != nil {
+	if err := c.storeArchive(repoOrigin(r), got, body); err != nil {
 		return nil, fmt.Errorf("cache chart: %w", err)
 	}
 	if want == "" {
-		_ = writeFileAtomic(filepath.Join(c.dir, urlsDir, hashKey(u, fingerprint(a))), []byte(got))
+		_ = writeFileAtomic(filepath.Join(c.dir, urlsDir, hashKey(repoOrigin(r), u, fingerprint(a))), []byte(got))
 	}
 	return &fetched{data: body, digest: got}, nil
 }

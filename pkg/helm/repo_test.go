@@ -92,20 +92,21 @@ func TestRepoBasicAuth(t *testing.T) {
 	srv.Add(t, helmtest.Simple("app", "1.0.0"))
 	c := newCharts(t)
 
-	ref := mustResolve(t, c, ChartSource{Repository: srv.URL(), Name: "app", RepoAuth: &RepoAuth{Username: user, Password: pass}})
+	// The test server is plain http://: every source with credentials opts in.
+	ref := mustResolve(t, c, ChartSource{Repository: srv.URL(), Name: "app", RepoAuth: &RepoAuth{Username: user, Password: pass}, AllowInsecureHTTP: true})
 	if _, err := c.Load(testCtx(t), ref); err != nil {
 		t.Fatal(err)
 	}
 	// Credentials in the URL work too, and stay out of the reference.
 	withUserinfo := strings.Replace(srv.URL(), "://", "://"+user+":"+pass+"@", 1)
-	ref = mustResolve(t, c, ChartSource{Repository: withUserinfo, Name: "app"})
+	ref = mustResolve(t, c, ChartSource{Repository: withUserinfo, Name: "app", AllowInsecureHTTP: true})
 	if strings.Contains(ref.URL, pass) {
 		t.Errorf("the archive URL %s holds the password", ref.URL)
 	}
 
 	for name, src := range map[string]ChartSource{
-		"wrong password": {Repository: srv.URL(), Name: "app", RepoAuth: &RepoAuth{Username: user, Password: "wr0ng-Pa55"}},
-		"wrong in URL":   {Repository: strings.Replace(srv.URL(), "://", "://"+user+":wr0ng-Pa55@", 1), Name: "app"},
+		"wrong password": {Repository: srv.URL(), Name: "app", RepoAuth: &RepoAuth{Username: user, Password: "wr0ng-Pa55"}, AllowInsecureHTTP: true},
+		"wrong in URL":   {Repository: strings.Replace(srv.URL(), "://", "://"+user+":wr0ng-Pa55@", 1), Name: "app", AllowInsecureHTTP: true},
 		"anonymous":      {Repository: srv.URL(), Name: "app"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -346,7 +347,7 @@ func TestRepoCredentialsStayOnTheirHost(t *testing.T) {
 	auth := &RepoAuth{Username: user, Password: pass}
 
 	for _, name := range []string{"app", "local"} {
-		ref := mustResolve(t, c, ChartSource{Repository: srv.URL(), Name: name, RepoAuth: auth})
+		ref := mustResolve(t, c, ChartSource{Repository: srv.URL(), Name: name, RepoAuth: auth, AllowInsecureHTTP: true})
 		if _, err := c.Load(testCtx(t), ref); err != nil {
 			t.Fatalf("load %s: %v", name, err)
 		}
@@ -408,7 +409,7 @@ func TestRepoCorruptCacheIsFetchedAgain(t *testing.T) {
 	if _, err := c.Load(testCtx(t), ref); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(c.chartFile(ref.Digest), []byte("garbage"), 0o600); err != nil {
+	if err := os.WriteFile(c.chartFile(c.originOf(kindRepo, ref.Source), ref.Digest), []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Load(testCtx(t), ref); err != nil {

@@ -117,7 +117,8 @@ var examples = map[string]example{
 		"HTTPS git server's username and password, and its CA certificate (caFile)"},
 	"git-chart-netrc.yaml": {git: gitURLCredentials, adapted: "helmflux reads no ~/.netrc (the Helm Operator's " +
 		"operator-wide HTTPS git credentials); the credentials go into the URL's userinfo instead, for a git server " +
-		"with basic auth over plain HTTP, since without a Secret there is no place for the test server's CA"},
+		"with basic auth over plain HTTP, since without a Secret there is no place for the test server's CA; " +
+		"chart.allowInsecureHTTP lets those credentials go over plain HTTP"},
 	"git-chart-secret-ref-namespace.yaml": {git: gitHTTPSBasic, adapted: "Secret flux/git-https-credentials holds " +
 		"the local HTTPS git server's credentials and CA; the operator allows cross-namespace references, as the Helm Operator did"},
 	"git-chart-skip-dep-update.yaml": {git: gitAnonymous, adapted: sshWithoutKey + ". skipDepUpdate: the chart's " +
@@ -461,6 +462,7 @@ func (s *sources) rewrite(t *testing.T, ex example, hr *unstructured.Unstructure
 			set(s.gitHTTPS, "spec", "chart", "git")
 		case gitURLCredentials:
 			set(s.gitWithUserinfo, "spec", "chart", "git")
+			set(true, "spec", "chart", "allowInsecureHTTP") // the URL's credentials go over plain http://
 		case gitSSHKey:
 			set(s.gitSSH, "spec", "chart", "git")
 			set(map[string]any{"name": sshSecret}, "spec", "chart", "secretRef")

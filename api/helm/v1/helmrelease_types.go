@@ -182,6 +182,16 @@ type ChartSource struct {
 	// (username and password, or caFile/certFile/keyFile).
 	// +optional
 	ChartPullSecret *LocalObjectReference `json:"chartPullSecret,omitempty"`
+
+	// AllowInsecureHTTP sends the chart's credentials (chart.secretRef for
+	// chart.git, chartPullSecret or userinfo for chart.repository) over plain
+	// HTTP: an http:// URL, or an OCI registry the operator reaches over
+	// plain HTTP (--plain-http-registries), where anyone on the network path
+	// can read them. Without it such a HelmRelease is refused (reason
+	// InsecureCredentials) and nothing is sent. Plain HTTP without
+	// credentials needs no opt-in. A helmflux addition.
+	// +optional
+	AllowInsecureHTTP bool `json:"allowInsecureHTTP,omitempty"`
 }
 
 // IsGit tells whether the chart comes from a git repository.

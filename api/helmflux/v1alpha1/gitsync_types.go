@@ -72,6 +72,14 @@ type GitSyncSpec struct {
 	// +optional
 	InsecureIgnoreHostKey bool `json:"insecureIgnoreHostKey,omitempty"`
 
+	// AllowInsecureHTTP sends the secretRef's credentials (username and
+	// password, or bearerToken; or a password in the url) over a plain
+	// http:// URL, where anyone on the network path can read them. Without
+	// it such a GitSync is refused (reason InsecureCredentials) and nothing
+	// is sent. An http:// URL without credentials needs no opt-in.
+	// +optional
+	AllowInsecureHTTP bool `json:"allowInsecureHTTP,omitempty"`
+
 	// WebhookSecretRef names a Secret whose key "token" authenticates push
 	// notifications sent to /hooks/<namespace>/<name> of the operator: a GitHub
 	// HMAC signature, a GitLab token, or a bearer token.

@@ -14,4 +14,8 @@ const (
 	// image pull Secrets of, another namespace than the GitSync's, and the
 	// operator runs with --no-cross-namespace-refs.
 	CrossNamespaceRefReason = "CrossNamespaceRef"
+	// InsecureCredentialsReason: spec.url is plain http:// and the GitSync
+	// has credentials for it, without spec.allowInsecureHTTP. Nothing was
+	// sent.
+	InsecureCredentialsReason = "InsecureCredentials"
 )

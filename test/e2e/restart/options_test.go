@@ -70,7 +70,7 @@ func TestOperatorWideLoginIsReadAtStartAndImageFiltersHold(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "apps"},
 		Spec: helmfluxv1alpha1.GitSyncSpec{
 			URL: srv.URL(gittest.RepoName), Paths: []string{"apps"}, Interval: metav1.Duration{Duration: time.Minute},
-			SecretRef: &meta.LocalObjectReference{Name: "git"},
+			SecretRef: &meta.LocalObjectReference{Name: "git"}, AllowInsecureHTTP: true, // the test server is plain http://
 		},
 	}
 	if err := k8s.Create(context.Background(), gs); err != nil {
