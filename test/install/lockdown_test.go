@@ -370,6 +370,38 @@ subjects:
 		}
 	})
 
+	t.Run("an unsigned commit changing only a git chart of a verified repository is refused", func(t *testing.T) {
+		key := gittest.NewOpenPGPKey(t, "tenant A's release manager")
+		mustCreate(t, a.c, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: a.ns, Name: "trusted-keys"},
+			Data: map[string][]byte{"manager.asc": []byte(key.PublicArmored)}})
+		repo := gittest.NewRepo(t, nil)
+		srv := gittest.NewHTTPServer(t, repo.Root(), gittest.WithListener(listen(t)))
+		url := srv.URL(gittest.RepoName)
+		repo.CommitFiles("Add the chart and its release", map[string]string{
+			"charts/signed/Chart.yaml":        "apiVersion: v2\nname: signed\nversion: 0.1.0\n",
+			"charts/signed/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  from: signed\n",
+			"deploy/signed.yaml":              fmt.Sprintf("apiVersion: helm.fluxcd.io/v1\nkind: HelmRelease\nmetadata:\n  name: signed\n  namespace: %s\nspec:\n  chart: {git: %q, ref: main, path: charts/signed}\n", a.ns, url),
+		}, gittest.SignedBy(key))
+		mustCreate(t, a.c, &helmfluxv1alpha1.GitSync{ObjectMeta: metav1.ObjectMeta{Namespace: a.ns, Name: "signed"},
+			Spec: helmfluxv1alpha1.GitSyncSpec{URL: url, Paths: []string{"deploy"}, Interval: metav1.Duration{Duration: time.Hour},
+				Verify: &helmfluxv1alpha1.GitVerification{Mode: helmfluxv1alpha1.VerifyHead, SecretRef: &meta.LocalObjectReference{Name: "trusted-keys"}}}})
+		waitHelmRelease(t, admin, a.ns, "signed", "True")
+		unsigned := repo.CommitFiles("Change only the chart", map[string]string{
+			"charts/signed/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  from: attacker\n",
+		})
+		hr := &helmv1.HelmRelease{}
+		if err := a.c.Get(context.Background(), client.ObjectKey{Namespace: a.ns, Name: "signed"}, hr); err != nil {
+			t.Fatal(err)
+		}
+		testenv.RequestReconcile(t, a.c, hr)
+		waitHelmRelease(t, admin, a.ns, "signed", "False "+helmv1.ChartVerificationFailedReason, unsigned)
+		waitEvent(t, admin, a.ns, "signed", helmv1.ChartVerificationFailedReason, unsigned)
+		cm := &corev1.ConfigMap{}
+		if err := admin.Get(context.Background(), client.ObjectKey{Namespace: a.ns, Name: a.ns + "-signed"}, cm); err != nil || cm.Data["from"] != "signed" {
+			t.Errorf("the release's ConfigMap: %v %v, want the signed chart's", cm.Data, err)
+		}
+	})
+
 	t.Run("tenant A's canary reaches nothing tenant B can read", func(t *testing.T) {
 		testenv.AssertNoLeak(t, admin, canary, testenv.Leaks{Logs: []string{op.Log()}})
 		testenv.AssertNoLeak(t, admin, gitCanary, testenv.Leaks{Logs: []string{op.Log()}})
