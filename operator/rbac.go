@@ -27,4 +27,10 @@ package main
 //
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list
 // +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=create;update
+//
+// The deploy key's Secret lives in the operator's own namespace (the chart
+// and config/ bind this Role there), so writing Secrets is no cluster-wide
+// right; a --git-identity-secret in another namespace needs the same Role
+// there.
+//
+// +kubebuilder:rbac:groups="",namespace=helmflux-system,resources=secrets,verbs=create;update

@@ -213,9 +213,18 @@ func operatorDeployment(t *testing.T, r rendered) (*appsv1.Deployment, corev1.Co
 
 // grant is one verb on one thing: the unit that rules are compared in, so
 // that two ClusterRoles that group the same permissions differently agree.
-type grant struct{ group, resource, name, url, verb string }
+// own marks a grant of a Role in the operator's own namespace.
+type grant struct {
+	group, resource, name, url, verb string
+	own                              bool
+}
 
 func (g grant) String() string {
+	if g.own {
+		h := g
+		h.own = false
+		return h.String() + " in its own namespace"
+	}
 	switch {
 	case g.url != "":
 		return g.verb + " " + g.url
@@ -244,10 +253,13 @@ func operatorPermissions(t *testing.T, r rendered, d *appsv1.Deployment) permiss
 		roles[role.Name] = role
 	}
 	p := permissions{grants: map[grant]bool{}}
-	for _, b := range typed[rbacv1.ClusterRoleBinding](t, r, "ClusterRoleBinding") {
-		if !slices.ContainsFunc(b.Subjects, func(s rbacv1.Subject) bool {
+	bindsSA := func(subjects []rbacv1.Subject) bool {
+		return slices.ContainsFunc(subjects, func(s rbacv1.Subject) bool {
 			return s.Kind == rbacv1.ServiceAccountKind && s.Name == sa && s.Namespace == d.Namespace
-		}) {
+		})
+	}
+	for _, b := range typed[rbacv1.ClusterRoleBinding](t, r, "ClusterRoleBinding") {
+		if !bindsSA(b.Subjects) {
 			continue
 		}
 		role, ok := roles[b.RoleRef.Name]
@@ -255,23 +267,22 @@ func operatorPermissions(t *testing.T, r rendered, d *appsv1.Deployment) permiss
 			p.external = append(p.external, b.RoleRef.Name)
 			continue
 		}
-		for _, rule := range role.Rules {
-			for _, verb := range rule.Verbs {
-				for _, url := range rule.NonResourceURLs {
-					p.grants[grant{url: url, verb: verb}] = true
-				}
-				for _, group := range rule.APIGroups {
-					for _, res := range rule.Resources {
-						names := rule.ResourceNames
-						if len(names) == 0 {
-							names = []string{""} // every object
-						}
-						for _, name := range names {
-							p.grants[grant{group: group, resource: res, name: name, verb: verb}] = true
-						}
-					}
-				}
-			}
+		p.add(role.Rules, false)
+	}
+	own := map[string]*rbacv1.Role{}
+	for _, role := range typed[rbacv1.Role](t, r, "Role") {
+		if role.Namespace == d.Namespace {
+			own[role.Name] = role
+		}
+	}
+	for _, b := range typed[rbacv1.RoleBinding](t, r, "RoleBinding") {
+		if b.Namespace != d.Namespace || !bindsSA(b.Subjects) {
+			continue
+		}
+		if role, ok := own[b.RoleRef.Name]; ok && b.RoleRef.Kind == "Role" {
+			p.add(role.Rules, true)
+		} else {
+			p.external = append(p.external, b.RoleRef.Kind+" "+b.RoleRef.Name+" in its own namespace")
 		}
 	}
 	slices.Sort(p.external)
@@ -279,6 +290,28 @@ func operatorPermissions(t *testing.T, r rendered, d *appsv1.Deployment) permiss
 		t.Fatalf("%s: no ClusterRole of the install is bound to service account %s/%s", r.name, d.Namespace, sa)
 	}
 	return p
+}
+
+// add records every verb of rules.
+func (p permissions) add(rules []rbacv1.PolicyRule, own bool) {
+	for _, rule := range rules {
+		for _, verb := range rule.Verbs {
+			for _, url := range rule.NonResourceURLs {
+				p.grants[grant{url: url, verb: verb, own: own}] = true
+			}
+			for _, group := range rule.APIGroups {
+				for _, res := range rule.Resources {
+					names := rule.ResourceNames
+					if len(names) == 0 {
+						names = []string{""} // every object
+					}
+					for _, name := range names {
+						p.grants[grant{group: group, resource: res, name: name, verb: verb, own: own}] = true
+					}
+				}
+			}
+		}
+	}
 }
 
 // Both installs must run the same operator. Names may differ (the chart

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -163,8 +164,14 @@ func TestLockdownProfile(t *testing.T) {
 			t.Errorf("lockdown.enabled: the operator's args %q lack %s", c.Args, want)
 		}
 	}
-	if p := operatorPermissions(t, r, d); len(p.external) != 0 {
-		t.Errorf("lockdown.enabled binds the operator ClusterRoles from outside the chart: %q", p.external)
+	p := operatorPermissions(t, r, d)
+	if len(p.external) != 0 {
+		t.Errorf("lockdown.enabled binds the operator roles from outside the chart: %q", p.external)
+	}
+	secretWrite := grant{resource: "secrets", verb: "create"}
+	if p.grants[secretWrite] || !p.grants[grant{resource: "secrets", verb: "create", own: true}] {
+		t.Errorf("the operator may %v cluster-wide: %v, in its own namespace: %v; want only the latter, for its SSH key",
+			secretWrite, p.grants[secretWrite], p.grants[grant{resource: "secrets", verb: "create", own: true}])
 	}
 	if t.Failed() {
 		t.FailNow()
@@ -289,6 +296,17 @@ subjects:
 		waitEvent(t, admin, b.ns, "localchart", helmv1.LocalURLRefusedReason)
 	})
 
+	t.Run("the operator's SSH deploy key is not a tenant's", func(t *testing.T) {
+		host := strings.TrimPrefix(charts.URL(), "http://")
+		mustCreate(t, b.c, &helmfluxv1alpha1.GitSync{ObjectMeta: metav1.ObjectMeta{Namespace: b.ns, Name: "ssh"},
+			Spec: helmfluxv1alpha1.GitSyncSpec{URL: "ssh://git@" + host + "/repo.git"}})
+		waitGitSync(t, admin, b.ns, "ssh", "False "+helmfluxv1alpha1.IdentityRefusedReason, "--shared-git-identity=false")
+		waitEvent(t, admin, b.ns, "ssh", helmfluxv1alpha1.IdentityRefusedReason)
+		release("sshchart", helmv1.HelmReleaseSpec{Chart: helmv1.ChartSource{Git: "ssh://git@" + host + "/charts.git", Path: "web"}}, nil)
+		waitHelmRelease(t, admin, b.ns, "sshchart", "False "+helmv1.IdentityRefusedReason)
+		waitEvent(t, admin, b.ns, "sshchart", helmv1.IdentityRefusedReason)
+	})
+
 	t.Run("a valuesFrom Secret of another namespace is refused", func(t *testing.T) {
 		release("crossvalues", helmv1.HelmReleaseSpec{
 			ValuesFrom: []helmv1.ValuesFromSource{{SecretKeyRef: &helmv1.OptionalKeySelector{Name: "canary", Namespace: a.ns}}},
@@ -399,6 +417,28 @@ subjects:
 		cm := &corev1.ConfigMap{}
 		if err := admin.Get(context.Background(), client.ObjectKey{Namespace: a.ns, Name: a.ns + "-signed"}, cm); err != nil || cm.Data["from"] != "signed" {
 			t.Errorf("the release's ConfigMap: %v %v, want the signed chart's", cm.Data, err)
+		}
+	})
+
+	t.Run("the operator makes its SSH key Secret with its own namespace's Role", func(t *testing.T) {
+		listenAddr := ""
+		for _, arg := range run.args {
+			if v, ok := strings.CutPrefix(arg, "--listen="); ok {
+				listenAddr = v
+			}
+		}
+		resp, err := http.Post("http://"+listenAddr+"/api/flux/v9/git-repo-config", "application/json", strings.NewReader("false"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "ssh-") {
+			t.Fatalf("fluxctl identity: %d %s", resp.StatusCode, body)
+		}
+		list := &corev1.SecretList{}
+		if err := admin.List(context.Background(), list, client.InNamespace(d.Namespace)); err != nil || len(list.Items) != 1 {
+			t.Errorf("Secrets of %s: %d (%v), want the SSH key's", d.Namespace, len(list.Items), err)
 		}
 	})
 
