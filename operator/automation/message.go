@@ -56,6 +56,23 @@ func parseTemplate(text string) (*template.Template, error) {
 	return t, nil
 }
 
+// CheckMessageTemplate parses text, a writeBack.messageTemplate, and renders
+// it for one made-up update, so that a template that parses but fails on
+// real data (a field that does not exist, .Ref on the strings of .Images)
+// is found before a pass needs it: by the docs and samples tests, and by
+// anyone who wants to check one.
+func CheckMessageTemplate(text string) error {
+	t, err := parseTemplate(text)
+	if err != nil {
+		return err
+	}
+	_, err = message(t, []helmfluxv1alpha1.ImageUpdate{{
+		Workload: "apps:deployment/web", Container: "web", Image: "example.com/apps/web",
+		From: "1.0.0", To: "1.0.1", File: "apps/web.yaml",
+	}}, nil)
+	return err
+}
+
 // message renders the commit message for updates and appends the
 // trailers. Quarantines (also in updates) come first, in helmflux's own
 // words rather than the template's, so that a person reading git log sees

@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/helmflux/helmflux/operator/automation"
 )
 
 // readDocs reads every object of a multi-document YAML file.
@@ -113,6 +115,7 @@ func yamlFiles(t *testing.T, dir string) []string {
 func assertAcceptedUnchanged(t *testing.T, path string) []*unstructured.Unstructured {
 	t.Helper()
 	docs := readDocs(t, path)
+	assertTemplatesRender(t, docs)
 	ensureNamespaces(t, docs)
 	if out, err := kubectl(t, "apply", "--dry-run=server", "-f", path); err != nil {
 		t.Fatalf("kubectl apply --dry-run=server -f %s: %v\n%s", filepath.Base(path), err, out)
@@ -137,6 +140,25 @@ func assertAcceptedUnchanged(t *testing.T, path string) []*unstructured.Unstruct
 		created = append(created, got)
 	}
 	return created
+}
+
+// assertTemplatesRender renders every commit message template of docs
+// (a GitSync's writeBack.messageTemplate) as image automation would: one
+// that the API server accepts may still fail on every pass with an update.
+func assertTemplatesRender(t *testing.T, docs []*unstructured.Unstructured) {
+	t.Helper()
+	for _, d := range docs {
+		if d.GetKind() != "GitSync" {
+			continue
+		}
+		tmpl, _, _ := unstructured.NestedString(d.Object, "spec", "writeBack", "messageTemplate")
+		if tmpl == "" {
+			continue
+		}
+		if err := automation.CheckMessageTemplate(tmpl); err != nil {
+			t.Errorf("GitSync %s: its messageTemplate does not render: %v", d.GetName(), err)
+		}
+	}
 }
 
 // assertRejected checks that `kubectl apply --dry-run=server` refuses a file and
