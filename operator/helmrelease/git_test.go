@@ -164,3 +164,25 @@ func requestSync(t *testing.T, ns, name string) {
 		t.Fatal(err)
 	}
 }
+
+// chart.ref names a branch or, when no branch has that name, a tag, as the
+// Helm Operator documented: a chart pinned to a tag installs the tagged
+// commit, not the branch that moved on.
+func TestAGitChartRefMayNameATag(t *testing.T) {
+	ns := newNamespace(t)
+	repo := gittest.NewRepo(t, chartFiles(t, appChart("0.1.0"), "charts/app"))
+	repo.AnnotatedTag("v0.1.0", "the first release")
+	repo.CommitFiles("A newer chart on main", chartFiles(t, appChart("0.2.0"), "charts/app"))
+	mustCreateHR(t, &helmv1.HelmRelease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tagged"},
+		Spec:       helmv1.HelmReleaseSpec{Chart: helmv1.ChartSource{Git: repo.URL(), Ref: "v0.1.0", Path: "charts/app"}},
+	})
+	hr := waitReady(t, ns, "tagged")
+	if c := condition(hr, helmv1.ChartFetchedCondition); !strings.Contains(c, "chart app 0.1.0") {
+		t.Errorf("ChartFetched: %s, want the tagged chart app 0.1.0", c)
+	}
+
+	if h := history(t, ns, ns+"-tagged"); len(h) != 1 {
+		t.Errorf("history %v, want one release of the tagged chart", h)
+	}
+}
