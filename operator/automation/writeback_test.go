@@ -2,6 +2,7 @@ package automation_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -230,8 +231,14 @@ func TestIgnoredObjectsAreNotAutomated(t *testing.T) {
 			t.Errorf("the image of an ignored object was scanned: %s %s", r.Method, r.Path)
 		}
 	}
-	if n := getGitSync(t, ns, "apps").Status.ImageAutomation.AutomatedImages; n != 2 {
-		t.Errorf("automatedImages = %d, want 2 (ignored objects do not count)", n)
+	// The status of the pass is written after its push: wait for it.
+	var ia *helmfluxv1alpha1.ImageAutomationStatus
+	eventually(t, time.Minute, "the status of the pass that pushed", func() (bool, string) {
+		ia = getGitSync(t, ns, "apps").Status.ImageAutomation
+		return ia != nil && strings.HasSuffix(ia.LastPushedCommit, head.Hash.String()), fmt.Sprintf("%+v", ia)
+	})
+	if ia.AutomatedImages != 2 {
+		t.Errorf("automatedImages = %d, want 2 (ignored objects do not count)", ia.AutomatedImages)
 	}
 	waitImage(t, ns, "synconly", host+"/team/synconly:1.0.1")
 }

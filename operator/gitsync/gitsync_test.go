@@ -362,3 +362,30 @@ func TestLargeInventoryLivesInAConfigMap(t *testing.T) {
 		return apierrors.IsNotFound(err), fmt.Sprint(err)
 	})
 }
+
+// A Flux v1 .flux.yaml is not run, and says so: the GitSync applies the
+// plain YAML beside it, sets FluxV1ConfigIgnored naming the file and records
+// one Warning Event; the condition goes once the file does.
+func TestAFluxV1ConfigIsReportedNotRun(t *testing.T) {
+	ns := newNamespace(t)
+	repo := gittest.NewRepo(t, map[string]string{
+		"apps/.flux.yaml":    "version: 1\ncommandUpdated:\n  generators:\n  - command: kustomize build .\n",
+		"apps/settings.yaml": configMap(ns, "blue"),
+	})
+	createGitSync(t, ns, "v1", helmfluxv1alpha1.GitSyncSpec{URL: repo.URL(), Paths: []string{"apps"}})
+	gs := waitApplied(t, ns, "v1", repo.Head())
+	c := apimeta.FindStatusCondition(gs.Status.Conditions, helmfluxv1alpha1.FluxV1ConfigIgnoredCondition)
+	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != helmfluxv1alpha1.FluxV1ConfigIgnoredReason ||
+		!strings.Contains(c.Message, "apps/.flux.yaml") {
+		t.Fatalf("FluxV1ConfigIgnored = %+v, want True naming apps/.flux.yaml", c)
+	}
+	waitWarning(t, k8s, ns, "v1", helmfluxv1alpha1.FluxV1ConfigIgnoredReason, "apps/.flux.yaml", "kustomization.yaml")
+
+	repo.Remove("apps/.flux.yaml")
+	gone := repo.Commit("no more manifest generation")
+	requestReconcile(t, ns, "v1")
+	gs = waitApplied(t, ns, "v1", gone)
+	if c := apimeta.FindStatusCondition(gs.Status.Conditions, helmfluxv1alpha1.FluxV1ConfigIgnoredCondition); c != nil {
+		t.Errorf("FluxV1ConfigIgnored after the file went: %+v", c)
+	}
+}

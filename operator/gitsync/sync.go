@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,10 +37,11 @@ func (r *Reconciler) reconcileManifests(ctx context.Context, s *scope) error {
 	if err := r.Git.Checkout(ctx, s.obj.Spec.URL, s.revision, dir); err != nil {
 		return outcome.Retry(helmfluxv1alpha1.BuildFailedReason, fmt.Errorf("check out %s: %w", s.revision, err))
 	}
-	objs, err := manifest.Load(ctx, dir, s.obj.Spec.Paths, r.Manifests)
+	objs, rep, err := manifest.LoadReport(ctx, dir, s.obj.Spec.Paths, r.Manifests)
 	if err != nil {
 		return outcome.WaitForChange(helmfluxv1alpha1.BuildFailedReason, fmt.Errorf("revision %s: %w", s.revision, err))
 	}
+	r.noteFluxV1Configs(s.obj, rep.FluxV1Configs)
 	owner := s.obj.Namespace + "/" + s.obj.Name
 	for _, o := range objs {
 		ann := o.Object.GetAnnotations()
@@ -52,6 +57,24 @@ func (r *Reconciler) reconcileManifests(ctx context.Context, s *scope) error {
 	}
 	s.objects = objs
 	return nil
+}
+
+// noteFluxV1Configs sets FluxV1ConfigIgnored, with a Warning Event when it
+// first appears or names other files, when the paths applied hold or lie
+// under Flux v1 .flux.yaml files: their generators are not run, which a
+// team moving from Flux v1 must hear about rather than find out from what
+// was applied.
+func (r *Reconciler) noteFluxV1Configs(obj *helmfluxv1alpha1.GitSync, files []string) {
+	if len(files) == 0 {
+		conds(obj).Remove(helmfluxv1alpha1.FluxV1ConfigIgnoredCondition)
+		return
+	}
+	msg := fmt.Sprintf("%s: Flux v1 manifest generation (.flux.yaml) is not supported; its generators were not run and the plain YAML of these paths was applied as it is. Build with a kustomization.yaml instead, or commit the generated manifests", strings.Join(files, ", "))
+	prev := apimeta.FindStatusCondition(obj.Status.Conditions, helmfluxv1alpha1.FluxV1ConfigIgnoredCondition)
+	conds(obj).Set(helmfluxv1alpha1.FluxV1ConfigIgnoredCondition, metav1.ConditionTrue, helmfluxv1alpha1.FluxV1ConfigIgnoredReason, msg)
+	if r.Events != nil && (prev == nil || prev.Message != msg) {
+		r.Events.Eventf(obj, nil, corev1.EventTypeWarning, helmfluxv1alpha1.FluxV1ConfigIgnoredReason, "Build", "%s", msg)
+	}
 }
 
 // readsGitFiles tells whether obj is a HelmRelease with values files in git

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -61,6 +62,20 @@ type Object struct {
 	Line   int    // 1-based line where the document starts in Source (0 for kustomize output)
 }
 
+// FluxV1Config is the name of Flux v1's manifest generation file: with
+// --manifest-generation, fluxd ran the commands it names for the directory
+// it is in and those below, instead of reading their YAML.
+const FluxV1Config = ".flux.yaml"
+
+// Report is what a load met besides objects.
+type Report struct {
+	// FluxV1Configs are the .flux.yaml files (slash-separated, relative to
+	// the checkout root) of the directories loaded or above them. Load runs
+	// no generator: it reads the directory's manifests as they are, which
+	// is not what Flux v1 applied there.
+	FluxV1Configs []string
+}
+
 // Load reads every object under paths (relative to root; empty means ".") of the checkout at root.
 //
 // Directories are walked in lexical order, reading *.yaml, *.yml and *.json
@@ -75,13 +90,20 @@ type Object struct {
 // stops Load; problems with a file are *FileError values, and policy
 // refusals match the Err* sentinels with errors.Is.
 func Load(ctx context.Context, root string, paths []string, opts Options) ([]Object, error) {
+	objs, _, err := LoadReport(ctx, root, paths, opts)
+	return objs, err
+}
+
+// LoadReport is Load, also reporting what it met besides objects: Flux v1
+// manifest generation files it did not run.
+func LoadReport(ctx context.Context, root string, paths []string, opts Options) ([]Object, Report, error) {
 	realRoot, err := resolveRoot(root)
 	if err != nil {
-		return nil, err
+		return nil, Report{}, err
 	}
 	dir, err := os.OpenRoot(realRoot)
 	if err != nil {
-		return nil, fmt.Errorf("open checkout: %w", err)
+		return nil, Report{}, fmt.Errorf("open checkout: %w", err)
 	}
 	defer func() { _ = dir.Close() }()
 
@@ -92,6 +114,7 @@ func Load(ctx context.Context, root string, paths []string, opts Options) ([]Obj
 		dir:       dir,
 		seenFiles: map[string]bool{},
 		seenDirs:  map[string]bool{},
+		fluxV1:    map[string]bool{},
 	}
 	if len(paths) == 0 {
 		paths = []string{"."}
@@ -99,13 +122,39 @@ func Load(ctx context.Context, root string, paths []string, opts Options) ([]Obj
 	for _, p := range paths {
 		rel, err := cleanArg(p)
 		if err != nil {
-			return nil, fileErr(p, 0, err)
+			return nil, Report{}, fileErr(p, 0, err)
 		}
+		l.fluxV1Above(rel)
 		if err := l.loadPath(rel); err != nil {
-			return nil, err
+			return nil, Report{}, err
 		}
 	}
-	return l.objects, nil
+	rep := Report{FluxV1Configs: make([]string, 0, len(l.fluxV1))}
+	for f := range l.fluxV1 {
+		rep.FluxV1Configs = append(rep.FluxV1Configs, f)
+	}
+	sort.Strings(rep.FluxV1Configs)
+	return l.objects, rep, nil
+}
+
+// fluxV1Above records the .flux.yaml files of the directories that contain
+// the path argument rel, up to the checkout root: Flux v1 looked upwards
+// from each path for the file that governs it.
+func (l *loader) fluxV1Above(rel string) {
+	for dir := path.Dir(rel); ; dir = path.Dir(dir) {
+		if dir == "." || dir == "/" {
+			l.noteFluxV1(FluxV1Config)
+			return
+		}
+		l.noteFluxV1(path.Join(dir, FluxV1Config))
+	}
+}
+
+// noteFluxV1 records rel when it is a regular file of the checkout.
+func (l *loader) noteFluxV1(rel string) {
+	if fi, err := l.dir.Lstat(filepath.FromSlash(rel)); err == nil && fi.Mode().IsRegular() {
+		l.fluxV1[rel] = true
+	}
 }
 
 // resolveRoot makes the checkout root absolute and free of symlinks, so that
@@ -166,6 +215,7 @@ type loader struct {
 
 	seenFiles map[string]bool // real paths of files read
 	seenDirs  map[string]bool // real paths of directories walked or built
+	fluxV1    map[string]bool // .flux.yaml files met (see Report)
 }
 
 // within tells whether the resolved path p is the checkout root or inside it.
@@ -293,6 +343,9 @@ func (l *loader) walkDir(rel, real string, explicit bool) error {
 	}
 	for _, e := range entries {
 		name := e.Name()
+		if name == FluxV1Config && e.Type().IsRegular() {
+			l.fluxV1[path.Join(rel, name)] = true
+		}
 		if strings.HasPrefix(name, ".") {
 			continue
 		}

@@ -546,7 +546,15 @@ const (
 	SourceVerifiedCondition = "SourceVerified"
 	// FetchFailedCondition is present when the last fetch failed.
 	FetchFailedCondition = "FetchFailed"
+	// FluxV1ConfigIgnoredCondition is True when the paths applied hold (or
+	// lie under) a Flux v1 .flux.yaml, whose manifest generators helmflux
+	// does not run: the plain YAML beside it was applied instead.
+	FluxV1ConfigIgnoredCondition = "FluxV1ConfigIgnored"
 )
+
+// FluxV1ConfigIgnoredReason is the reason of FluxV1ConfigIgnored, and of
+// its Warning Event.
+const FluxV1ConfigIgnoredReason = "ManifestGenerationUnsupported"
 
 // Condition reasons of a GitSync.
 const (
