@@ -2,10 +2,13 @@ package integration
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/helmflux/helmflux/internal/testenv"
 )
 
 // Every ```yaml block of the API reference is a whole object that applies as
@@ -49,4 +52,33 @@ func yamlBlocks(md string) []string {
 		}
 	}
 	return blocks
+}
+
+// docs/flags.md names every flag the operator has: a new flag without a
+// line there fails here.
+func TestEveryOperatorFlagIsDocumented(t *testing.T) {
+	bin, err := testenv.OperatorBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := exec.Command(bin, "-help").CombinedOutput() // #nosec G204 -- the test's own build
+	doc, err := os.ReadFile(filepath.Join(repoRoot, "docs", "flags.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(line, "  -") {
+			continue
+		}
+		name := "--" + strings.TrimPrefix(f[0], "-")
+		n++
+		if !strings.Contains(string(doc), "`"+name+"`") {
+			t.Errorf("docs/flags.md does not document %s", name)
+		}
+	}
+	if n < 20 {
+		t.Fatalf("found only %d flags in the operator's -help output:\n%s", n, out)
+	}
 }
