@@ -42,6 +42,7 @@ func main() {
 		crossNS        bool
 		noCrossNS      bool
 		sharedIdentity bool
+		fluxdAPI       bool
 		defaultSA      string
 		localURLs      bool
 		plainHTTP      string
@@ -66,6 +67,7 @@ func main() {
 	flag.StringVar(&defaultSA, "default-service-account", "", "Service account, in the object's own namespace, that GitSyncs and HelmReleases without spec.serviceAccountName act as (impersonated); empty leaves them to the operator's own identity (single-tenant mode).")
 	flag.BoolVar(&localURLs, "allow-local-urls", false, "Let GitSync urls, HelmRelease chart.git and chart.repository (http(s) and oci://, with the archive URLs their indexes name and redirects) and externalSourceRef values name the operator's machine: file:// URLs, local paths and loopback hosts (localhost, 127.0.0.0/8, ::1). For single-user setups and tests; in a shared cluster it lets a tenant read the operator's disk and reach services on its loopback interface.")
 	flag.StringVar(&plainHTTP, "plain-http-registries", "", "Comma-separated OCI registry hosts (host or host:port) reached over plain HTTP instead of HTTPS.")
+	flag.BoolVar(&fluxdAPI, "fluxd-api", true, "Serve the fluxd API (fluxctl, the helmflux CLI) on --listen. It reads and changes workloads of every namespace: in a shared cluster serve it only with --api-token-file, for admins. The push and registry receivers are served either way.")
 	flag.StringVar(&apiTokenFile, "api-token-file", "", "File holding the token every fluxd API request must carry (fluxctl --token); empty accepts any.")
 	flag.StringVar(&identitySecret, "git-identity-secret", "helmflux-system/helmflux-git-identity", "<namespace>/<name> of the Secret holding the operator's SSH deploy key (fluxctl identity); made when first asked for.")
 	auto.bind(flag.CommandLine)
@@ -106,7 +108,7 @@ func main() {
 	opts := controllers.Options{
 		Concurrency: concurrency, CacheDir: cacheDir, Listen: listen,
 		HelmInterval: interval, AllowCrossNamespaceRefs: crossNS, NoCrossNamespaceRefs: noCrossNS, DefaultServiceAccount: defaultSA, AllowLocalURLs: localURLs,
-		PlainHTTPRegistries: splitList(plainHTTP), Version: version, IdentityOwnNamespaceOnly: !sharedIdentity,
+		PlainHTTPRegistries: splitList(plainHTTP), Version: version, IdentityOwnNamespaceOnly: !sharedIdentity, NoFluxdAPI: !fluxdAPI,
 	}
 	if crossNS && noCrossNS {
 		log.Error(errors.New("--allow-cross-namespace-refs and --no-cross-namespace-refs contradict each other"), "Invalid flags")

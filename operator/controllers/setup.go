@@ -101,6 +101,10 @@ type Options struct {
 	History automation.HistoryLimits
 	// APIToken, when set, must come with every request to the fluxd API.
 	APIToken []byte
+	// NoFluxdAPI serves the push and registry receivers on Listen but not
+	// the fluxd API (--fluxd-api=false): the API acts on every namespace,
+	// so a shared cluster without an API token must not serve it.
+	NoFluxdAPI bool
 	// Identity names the Secret of the operator's SSH deploy key
 	// (fluxctl identity); a zero key is helmflux-system/helmflux-git-identity.
 	Identity client.ObjectKey
@@ -176,7 +180,9 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	mux := http.NewServeMux()
 	(&webhook.Receiver{Client: mgr.GetClient(), Trigger: triggers}).Register(mux)
 	(&webhook.RegistryReceiver{Token: opts.RegistryWebhookToken, Rescan: automation.Rescan}).Register(mux)
-	newFluxAPI(mgr, gitCache, automation, triggers, opts).Register(mux)
+	if !opts.NoFluxdAPI {
+		newFluxAPI(mgr, gitCache, automation, triggers, opts).Register(mux)
+	}
 	return mgr.Add(&httpServer{addr: opts.Listen, handler: mux})
 }
 

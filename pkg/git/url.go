@@ -164,7 +164,9 @@ func IsSSH(url string) bool {
 // that a different spelling of the URL must not escape (a GitSync's
 // verification covering the git charts of its repository). It errs towards
 // "same": the host's case, a default port, credentials and the ssh user, a
-// trailing slash or ".git", http against https, and ssh:// against the
+// trailing slash or ".git", the protocol among http, https and ssh (a forge
+// serves one repository over all three: a GitSync over https and a
+// chart.git over ssh name one repository), and ssh:// against the
 // scp-like user@host:path spelling do not count; nor, except for file://
 // paths, does the case of the path (the forges ignore it). A URL that does
 // not parse names no repository.
@@ -188,14 +190,11 @@ func repositoryKey(raw string) (string, error) {
 		return "", invalidf("parse url %s", r.display)
 	}
 	scheme, port := r.scheme, ep.Port
-	switch {
-	case scheme == "http" || scheme == "https":
-		scheme = "http"
-		if port == 80 || port == 443 {
+	if scheme == "http" || scheme == "https" || scheme == "ssh" {
+		scheme = "net"
+		if port == 80 || port == 443 || port == 22 {
 			port = 0
 		}
-	case scheme == "ssh" && port == 22:
-		port = 0
 	}
 	p := ep.Path
 	if scheme == "file" {

@@ -92,15 +92,21 @@ type rendered struct {
 // renderKustomize builds config/default as `kubectl apply -k` would.
 func renderKustomize(t *testing.T) rendered {
 	t.Helper()
+	return renderKustomization(t, "default")
+}
+
+// renderKustomization builds config/<dir> as `kubectl apply -k` would.
+func renderKustomization(t *testing.T, dir string) rendered {
+	t.Helper()
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(root, "config", "default"))
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(root, "config", dir))
 	if err != nil {
-		t.Fatalf("kustomize build config/default: %v", err)
+		t.Fatalf("kustomize build config/%s: %v", dir, err)
 	}
-	out := rendered{name: "config/default"}
+	out := rendered{name: "config/" + dir}
 	for _, r := range m.Resources() {
 		// Through JSON, as the chart's objects are decoded, so that numbers
 		// are float64 in both.
@@ -319,7 +325,44 @@ func (p permissions) add(rules []rbacv1.PolicyRule, own bool) {
 // chart pins its appVersion, the kustomization an image a user sets with
 // `kustomize edit set image`); everything the process sees must not.
 func TestInstallsRunTheSameOperator(t *testing.T) {
-	kust, chart := renderKustomize(t), renderChart(t)
+	t.Run("default", func(t *testing.T) { assertSameOperator(t, renderKustomize(t), renderChart(t)) })
+	t.Run("lockdown", func(t *testing.T) {
+		kust, chart := renderKustomization(t, "lockdown"), renderChartWith(t, map[string]any{"lockdown": map[string]any{"enabled": true}})
+		assertSameOperator(t, kust, chart)
+		// The tenants' aggregated roles, whatever their names.
+		kr, cr := aggregatedRules(t, kust), aggregatedRules(t, chart)
+		if len(kr) == 0 || !equality.Semantic.DeepEqual(kr, cr) {
+			t.Errorf("the tenants' aggregated ClusterRoles differ\n%s:\n%s\n%s:\n%s", kust.name, toYAML(t, kr), chart.name, toYAML(t, cr))
+		}
+	})
+	// Without the lockdown profile a GitSync acts with the operator's rights:
+	// nobody may get them by being edit or admin of some namespace.
+	if r := aggregatedRules(t, renderChart(t)); len(r) != 0 {
+		t.Errorf("the default chart aggregates rights on helmflux's kinds into the built-in roles: %v", r)
+	}
+	if r := aggregatedRules(t, renderKustomize(t)); len(r) != 0 {
+		t.Errorf("config/default aggregates rights on helmflux's kinds into the built-in roles: %v", r)
+	}
+}
+
+// aggregatedRules maps each aggregate-to-* label of the install's
+// ClusterRoles to their rules.
+func aggregatedRules(t *testing.T, r rendered) map[string][]rbacv1.PolicyRule {
+	t.Helper()
+	out := map[string][]rbacv1.PolicyRule{}
+	for _, role := range typed[rbacv1.ClusterRole](t, r, "ClusterRole") {
+		for k, v := range role.Labels {
+			if strings.HasPrefix(k, "rbac.authorization.k8s.io/aggregate-to-") && v == "true" {
+				out[k] = append(out[k], role.Rules...)
+			}
+		}
+	}
+	return out
+}
+
+// assertSameOperator fails unless the two installs run the same operator.
+func assertSameOperator(t *testing.T, kust, chart rendered) {
+	t.Helper()
 	kd, kc := operatorDeployment(t, kust)
 	cd, cc := operatorDeployment(t, chart)
 

@@ -40,12 +40,15 @@ import (
 const lockdownWait = 90 * time.Second
 
 // tenant is a namespace whose owner may do anything in it and nothing
-// outside it, with a ServiceAccount "default" bound the same way: the
-// account the lockdown profile's --default-service-account acts as.
+// outside it, with a ServiceAccount helmflux-reconciler bound the same
+// way: the account the lockdown profile's --default-service-account acts as.
 type tenant struct {
 	ns string
 	c  client.Client // the tenant's own user, without cluster rights
 }
+
+// reconciler is the lockdown profile's default service account.
+const reconciler = "helmflux-reconciler"
 
 // newLockdownTenant makes namespace ns, its owner and its default account.
 func newLockdownTenant(t *testing.T, env *envtest.Environment, admin client.Client, ns string) tenant {
@@ -53,14 +56,14 @@ func newLockdownTenant(t *testing.T, env *envtest.Environment, admin client.Clie
 	ensureNamespace(t, admin, ns)
 	user := ns + "-owner"
 	for _, obj := range []client.Object{
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: reconciler}},
 		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "owner"}, Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}},
 		}},
 		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "owner"},
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "owner"},
 			Subjects: []rbacv1.Subject{
-				{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "default"},
+				{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: reconciler},
 				{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user},
 			}},
 	} {
@@ -159,7 +162,7 @@ data:
 func TestLockdownProfile(t *testing.T) {
 	r := renderChartWith(t, map[string]any{"lockdown": map[string]any{"enabled": true}})
 	d, c := operatorDeployment(t, r)
-	for _, want := range []string{"--no-cross-namespace-refs", "--default-service-account=default", "--allow-local-urls=false", "--shared-git-identity=false"} {
+	for _, want := range []string{"--no-cross-namespace-refs", "--default-service-account=helmflux-reconciler", "--fluxd-api=false", "--allow-local-urls=false", "--shared-git-identity=false"} {
 		if !slices.Contains(c.Args, want) {
 			t.Errorf("lockdown.enabled: the operator's args %q lack %s", c.Args, want)
 		}
@@ -182,6 +185,9 @@ func TestLockdownProfile(t *testing.T) {
 	applyRBAC(t, admin, r)
 	kubeconfig := serviceAccountKubeconfig(t, env, d.Namespace, d.Spec.Template.Spec.ServiceAccountName)
 	run := localRun(t, d, c)
+	// The one flag the test adds: a periodic HelmRelease pass every few
+	// seconds, so that "the next pass" over a forged record comes soon.
+	run.args = append(run.args, "--charts-sync-interval=3s")
 	op := testenv.StartOperatorWith(t, env, testenv.OperatorOptions{
 		Args: run.args, Env: append(run.env, "KUBECONFIG="+kubeconfig), ReadyURL: run.readiness,
 	})
@@ -224,15 +230,15 @@ metadata:
   name: %s
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
 subjects:
-- {kind: ServiceAccount, namespace: %s, name: default}
-`, takeover, a.ns),
+- {kind: ServiceAccount, namespace: %s, name: %s}
+`, takeover, a.ns, reconciler),
 	})
 	srvA := gittest.NewHTTPServer(t, repoA.Root(), gittest.WithListener(listen(t)))
 	mustCreate(t, a.c, &helmfluxv1alpha1.GitSync{ObjectMeta: metav1.ObjectMeta{Namespace: a.ns, Name: "apps"},
 		Spec: helmfluxv1alpha1.GitSyncSpec{URL: srvA.URL(gittest.RepoName), Paths: []string{"deploy"}, Interval: metav1.Duration{Duration: time.Hour}}})
 
 	t.Run("a ClusterRoleBinding in a tenant's repository is refused, its own objects apply", func(t *testing.T) {
-		waitGitSync(t, admin, a.ns, "apps", "False "+helmfluxv1alpha1.ForbiddenReason, "ClusterRoleBinding/"+takeover, "system:serviceaccount:"+a.ns+":default")
+		waitGitSync(t, admin, a.ns, "apps", "False "+helmfluxv1alpha1.ForbiddenReason, "ClusterRoleBinding/"+takeover, "system:serviceaccount:"+a.ns+":"+reconciler)
 		waitEvent(t, admin, a.ns, "apps", helmfluxv1alpha1.ForbiddenReason, "ClusterRoleBinding/"+takeover)
 		if err := admin.Get(context.Background(), client.ObjectKey{Name: takeover}, &rbacv1.ClusterRoleBinding{}); !apierrors.IsNotFound(err) {
 			t.Errorf("ClusterRoleBinding %s: %v, want NotFound", takeover, err)
@@ -373,16 +379,16 @@ metadata:
   name: %s
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
 subjects:
-- {kind: ServiceAccount, namespace: %s, name: default}
-`, forged, b.ns))
+- {kind: ServiceAccount, namespace: %s, name: %s}
+`, forged, b.ns, reconciler))
 		hr := &helmv1.HelmRelease{}
 		if err := b.c.Get(context.Background(), client.ObjectKey{Namespace: b.ns, Name: "own"}, hr); err != nil {
 			t.Fatal(err)
 		}
-		// A requested reconcile upgrades from the forged record, as tenant
-		// B's account, which may neither create nor even read the binding.
-		testenv.RequestReconcile(t, b.c, hr)
-		waitHelmRelease(t, admin, b.ns, "own", "True", "revision 2")
+		// The next periodic pass compares the record's objects with the
+		// cluster as tenant B's account, which may not even read the
+		// binding, let alone create it.
+		waitHelmRelease(t, admin, b.ns, "own", "False "+helmv1.ForbiddenReason, forged, "system:serviceaccount:"+b.ns+":"+reconciler)
 		if err := admin.Get(context.Background(), client.ObjectKey{Name: forged}, &rbacv1.ClusterRoleBinding{}); !apierrors.IsNotFound(err) {
 			t.Errorf("ClusterRoleBinding %s after the pass over the forged record: %v, want NotFound", forged, err)
 		}
@@ -420,25 +426,28 @@ subjects:
 		}
 	})
 
-	t.Run("the operator makes its SSH key Secret with its own namespace's Role", func(t *testing.T) {
+	t.Run("the fluxd API is not served without a token, the receivers are", func(t *testing.T) {
 		listenAddr := ""
 		for _, arg := range run.args {
 			if v, ok := strings.CutPrefix(arg, "--listen="); ok {
 				listenAddr = v
 			}
 		}
-		resp, err := http.Post("http://"+listenAddr+"/api/flux/v9/git-repo-config", "application/json", strings.NewReader("false"))
+		resp, err := http.Get("http://" + listenAddr + "/api/flux/v6/services")
 		if err != nil {
 			t.Fatal(err)
 		}
-		body, _ := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "ssh-") {
-			t.Fatalf("fluxctl identity: %d %s", resp.StatusCode, body)
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET /api/flux/v6/services: %d, want 404: the API acts on every namespace", resp.StatusCode)
 		}
-		list := &corev1.SecretList{}
-		if err := admin.List(context.Background(), list, client.InNamespace(d.Namespace)); err != nil || len(list.Items) != 1 {
-			t.Errorf("Secrets of %s: %d (%v), want the SSH key's", d.Namespace, len(list.Items), err)
+		resp, err = http.Post("http://"+listenAddr+"/registry-hooks", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound {
+			t.Errorf("POST /registry-hooks: 404, want the receiver served")
 		}
 	})
 
