@@ -122,6 +122,10 @@ fluxctl: ## Build the unmodified Flux v1 CLI, fluxctl v1.25.4, into ./bin for th
 demo: controlplane build ## Start a local control plane with the CRDs installed and show how to reach it.
 	go run ./test/demo
 
+.PHONY: demo-stop
+demo-stop: ## Stop a demo started with make demo in another shell, and wait until it has cleaned up.
+	go run ./test/demo stop
+
 ##@ Tools
 
 $(CONTROLLER_GEN):

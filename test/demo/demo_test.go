@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -139,6 +140,17 @@ func TestDemoStartsAReachableControlPlane(t *testing.T) {
 		}}
 	if err := run(ctx, opts, &out); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	// The narration tells the story: synced, installed, bumped, upgraded.
+	for _, want := range []string{"] helmflux synced: GitSync helmflux-system/demo applied main@sha1:",
+		"] helmflux installed: HelmRelease demo/podinfo: ", "] helmflux upgraded: HelmRelease demo/podinfo: ",
+		"] helmflux bumped: image automation committed main@sha1:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the demo's narration lacks %q:\n%s", want, out.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(state, pidFile)); !os.IsNotExist(err) {
+		t.Errorf("the demo left its pid file behind: %v", err)
 	}
 	for _, want := range []string{"gitsync.helmflux.dev/demo", "helmrelease.helm.fluxcd.io/podinfo", "deployment.apps/hello", "service/hello"} {
 		if !strings.Contains(listed, want) {
@@ -401,4 +413,51 @@ func changedFiles(t *testing.T, from, to *object.Commit) []string {
 		paths = append(paths, name)
 	}
 	return paths
+}
+
+// make demo-stop stops the process named in the demo's pid file with
+// SIGTERM, as Ctrl-C would, and waits until it is gone; with no demo it
+// says so.
+func TestDemoStop(t *testing.T) {
+	state := t.TempDir()
+	var out bytes.Buffer
+	if err := stopDemo(state, &out, time.Second); err != nil || !strings.Contains(out.String(), "No demo is running") {
+		t.Fatalf("without a demo: %v %q", err, out.String())
+	}
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep command")
+	}
+	b, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := filepath.Join(t.TempDir(), "demo")
+	if err := os.WriteFile(fake, b, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(fake, "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	if err := os.WriteFile(filepath.Join(state, pidFile), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	go func() {
+		// The process is reaped here, so that stopDemo sees it gone.
+		err := <-waited
+		waited <- err
+	}()
+	if err := stopDemo(state, &out, 30*time.Second); err != nil {
+		t.Fatalf("stop: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "The demo stopped") {
+		t.Errorf("output %q", out.String())
+	}
+	if err := <-waited; err == nil {
+		t.Errorf("the demo process ended without a signal")
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -59,6 +60,7 @@ func main() {
 		fmt.Fprintf(flag.CommandLine.Output(), `Usage:
   go run ./test/demo [flags]                    start the demo
   go run ./test/demo [flags] push-tag <tag>...  push tags of the demo image to the running demo's registry
+  go run ./test/demo [flags] stop               stop the demo running in another shell (make demo-stop)
 
 Flags:
 `)
@@ -74,6 +76,8 @@ Flags:
 		err = run(ctx, opts, os.Stdout)
 	case "push-tag":
 		err = pushTags(ctx, opts, os.Stdout, flag.Args()[1:])
+	case "stop":
+		err = stopDemo(opts.stateDir, os.Stdout, 90*time.Second)
 	default:
 		flag.Usage()
 		err = fmt.Errorf("unknown command %q", flag.Arg(0))
@@ -84,11 +88,17 @@ Flags:
 	}
 }
 
-func run(ctx context.Context, opts options, out io.Writer) (err error) {
+func run(ctx context.Context, opts options, w io.Writer) (err error) {
+	out := &lockedWriter{w: w}
 	bin := filepath.Join(opts.root, "bin")
 	if err := os.MkdirAll(opts.stateDir, 0o750); err != nil {
 		return err
 	}
+	pidPath := filepath.Join(opts.stateDir, pidFile)
+	if err := os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		return err
+	}
+	defer func() { _ = os.Remove(pidPath) }()
 	env, err := testenv.New()
 	if err != nil {
 		return err
@@ -175,6 +185,15 @@ func run(ctx context.Context, opts options, out io.Writer) (err error) {
 	if err := kubectl("apply", "-f", gitSync); err != nil {
 		return fmt.Errorf("apply the demo GitSync: %w", err)
 	}
+	n, err := newNarrator(kcPath, out)
+	if err != nil {
+		return err
+	}
+	narrateCtx, stopNarrating := context.WithCancel(ctx)
+	narrated := make(chan struct{})
+	go func() { n.run(narrateCtx); close(narrated) }()
+	defer func() { stopNarrating(); <-narrated }()
+	fmt.Fprintln(out, "Waiting for helmflux to sync the repository and to install the HelmRelease it declares")
 	if err := kubectl("wait", "-n", "helmflux-system", "gitsync/demo", "--for=condition=Ready", "--timeout=120s"); err != nil {
 		return fmt.Errorf("the demo GitSync did not become ready (see %s): %w", logPath, err)
 	}
@@ -230,7 +249,10 @@ release at the old tag), ask why, release by hand:
   helmflux release -w demo:helmrelease/podinfo -i %s/%s:6.5.1
 
 Remove a file and push, and helmflux prunes what left git (prune is on).
-Press Ctrl-C to stop; the control plane runs in temporary directories and is removed.
+Below, a line starting "helmflux" tells each thing helmflux does: synced,
+bumped, installed, upgraded.
+Press Ctrl-C (or run make demo-stop in another shell) to stop; the control
+plane runs in temporary directories and is removed.
 `, env.Config.Host, repo.url, repo.workDir, kcPath, bin, repo.workDir, chartRepo,
 		registryHost, registryHost, demoImage, pushTagCommand(opts, registryHost, "6.5.1"), opts.hookAddr, registryHost, demoImage)
 	if err := kubectl("get", "gitsyncs,helmreleases", "-A"); err != nil {
