@@ -49,6 +49,12 @@ func NewScheme() *runtime.Scheme {
 	return s
 }
 
+// LeaderElectionID is the name of the Lease, in the operator's namespace,
+// whose holder is the one replica that reconciles; its holderIdentity begins
+// with the holder's hostname (its Pod's name), which the CLI reads to reach
+// the leader.
+const LeaderElectionID = "helmflux-operator.helmflux.dev"
+
 // Options configure the controllers.
 type Options struct {
 	// Concurrency is the number of objects of each kind reconciled in parallel.
