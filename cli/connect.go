@@ -36,6 +36,10 @@ const (
 	apiPort = 3030
 	// apiPrefix is where the operator mounts the API.
 	apiPrefix = "/api/flux"
+	// leaseName is the operator's leader election Lease, in its namespace;
+	// its holderIdentity is "<hostname>_<random>", the hostname being the
+	// leader's Pod name.
+	leaseName = "helmflux-operator.helmflux.dev"
 )
 
 // options are the flags every command shares, with fluxctl's names and
@@ -136,8 +140,12 @@ func (o *options) connect(ctx context.Context, errOut io.Writer) (*connection, e
 	return &connection{base: "http://127.0.0.1:" + strconv.Itoa(local) + apiPrefix, close: stop}, nil
 }
 
-// findPod finds the one Running operator Pod: --k8s-fwd-labels, then
-// fluxctl's app=flux when the labels are the default and match nothing.
+// findPod finds the operator Pod to talk to: one Running Pod matching
+// --k8s-fwd-labels, then fluxctl's app=flux when the labels are the default
+// and match nothing. Of several replicas it picks the leader, the holder of
+// the operator's Lease, so that every command reaches the same replica
+// (jobs and their status live in one process), and without a leader to be
+// found (no Lease, or no right to read it) the first ready Pod by name.
 func (o *options) findPod(ctx context.Context, cs kubernetes.Interface) (*corev1.Pod, int, error) {
 	selectors := []string{o.fwdLabels}
 	if o.fwdLabels == defaultFwdLabels {
@@ -155,16 +163,56 @@ func (o *options) findPod(ctx context.Context, cs kubernetes.Interface) (*corev1
 			pod := &list.Items[0]
 			return pod, podPort(pod), nil
 		default:
+			if pod := pickPod(list.Items, leaseHolder(ctx, cs, o.fwdNS)); pod != nil {
+				return pod, podPort(pod), nil
+			}
 			var names []string
 			for _, p := range list.Items {
 				names = append(names, p.Name)
 			}
-			return nil, 0, withCode(exitUnreachable, fmt.Errorf("%d running Pods match %s in namespace %s (%s): set --k8s-fwd-labels to pick one, or --url",
-				len(names), sel, o.fwdNS, strings.Join(names, ", ")))
+			return nil, 0, withCode(exitUnreachable, fmt.Errorf("%d running Pods match %s in namespace %s (%s), none of them ready nor holding the Lease %s: set --k8s-fwd-labels to pick one, or --url",
+				len(names), sel, o.fwdNS, strings.Join(names, ", "), leaseName))
 		}
 	}
 	return nil, 0, withCode(exitUnreachable, fmt.Errorf("no running operator Pod matches %s in namespace %s: set --k8s-fwd-ns or --k8s-fwd-labels, or --url",
 		strings.Join(selectors, " or "), o.fwdNS))
+}
+
+// leaseHolder returns the Pod name of the operator's leader, from the
+// holderIdentity of its Lease in ns; "" when there is none to be read.
+func leaseHolder(ctx context.Context, cs kubernetes.Interface, ns string) string {
+	lease, err := cs.CoordinationV1().Leases(ns).Get(ctx, leaseName, metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil {
+		return ""
+	}
+	name, _, _ := strings.Cut(*lease.Spec.HolderIdentity, "_")
+	return name
+}
+
+// pickPod picks, of several Running Pods, the one named holder, else the
+// first ready one by name; nil when none is ready.
+func pickPod(pods []corev1.Pod, holder string) *corev1.Pod {
+	var first *corev1.Pod
+	for i := range pods {
+		p := &pods[i]
+		if holder != "" && p.Name == holder {
+			return p
+		}
+		if podReady(p) && (first == nil || p.Name < first.Name) {
+			first = p
+		}
+	}
+	return first
+}
+
+// podReady says whether the Pod's Ready condition is True.
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // podPort is the Pod's port named "http" (the chart's API port), else 3030.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/helmflux/helmflux/operator/automation"
@@ -104,5 +105,33 @@ func serviceAccountFlag(name string) error {
 	if errs := validation.IsDNS1123Subdomain(name); name != "" && len(errs) > 0 {
 		return fmt.Errorf("--default-service-account %q: %s", name, strings.Join(errs, "; "))
 	}
+	return nil
+}
+
+// leaderFlags are the leader election timings, with the names and defaults
+// of Flux's controllers (fluxcd/pkg/runtime/leaderelection).
+type leaderFlags struct {
+	leaseDuration time.Duration
+	renewDeadline time.Duration
+	retryPeriod   time.Duration
+}
+
+func (l *leaderFlags) bind(fs *flag.FlagSet) {
+	fs.DurationVar(&l.leaseDuration, "leader-election-lease-duration", 35*time.Second, "How long a replica waits, after the leader last renewed the Lease, before it takes the lead (a leader that dies without releasing it).")
+	fs.DurationVar(&l.renewDeadline, "leader-election-renew-deadline", 30*time.Second, "How long the leader keeps trying to renew the Lease before it stops leading (and exits).")
+	fs.DurationVar(&l.retryPeriod, "leader-election-retry-period", 5*time.Second, "Time between two attempts to acquire or renew the Lease.")
+}
+
+// apply sets the timings and the release of the Lease on shutdown: a
+// replica stopped with SIGTERM (a rolling update, a drain) hands over at
+// once instead of after the lease duration. That is safe because main ends
+// as soon as the manager has stopped.
+func (l *leaderFlags) apply(o *ctrl.Options) error {
+	if l.retryPeriod <= 0 || l.renewDeadline <= l.retryPeriod || l.leaseDuration <= l.renewDeadline {
+		return fmt.Errorf("want 0 < --leader-election-retry-period (%s) < --leader-election-renew-deadline (%s) < --leader-election-lease-duration (%s)",
+			l.retryPeriod, l.renewDeadline, l.leaseDuration)
+	}
+	o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = &l.leaseDuration, &l.renewDeadline, &l.retryPeriod
+	o.LeaderElectionReleaseOnCancel = true
 	return nil
 }

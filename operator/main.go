@@ -47,6 +47,7 @@ func main() {
 		localURLs      bool
 		plainHTTP      string
 		auto           automationFlags
+		leader         leaderFlags
 		apiTokenFile   string
 		identitySecret string
 	)
@@ -71,6 +72,7 @@ func main() {
 	flag.StringVar(&apiTokenFile, "api-token-file", "", "File holding the token every fluxd API request must carry (fluxctl --token); empty accepts any.")
 	flag.StringVar(&identitySecret, "git-identity-secret", "helmflux-system/helmflux-git-identity", "<namespace>/<name> of the Secret holding the operator's SSH deploy key (fluxctl identity); made when first asked for.")
 	auto.bind(flag.CommandLine)
+	leader.bind(flag.CommandLine)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -92,15 +94,20 @@ func main() {
 
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(apiQPS), apiBurst
-	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
 		LeaderElection:          leaderElect,
-		LeaderElectionID:        "helmflux-operator.helmflux.dev",
+		LeaderElectionID:        controllers.LeaderElectionID,
 		LeaderElectionNamespace: leaderNS,
 		// A running Helm action gets this long to end (failed, not pending) on SIGTERM.
 		GracefulShutdownTimeout: ptr.To(30 * time.Second),
-	}))
+	}
+	if err := leader.apply(&mgrOpts); err != nil {
+		log.Error(err, "Invalid leader election flags")
+		os.Exit(1)
+	}
+	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(mgrOpts))
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
 		os.Exit(1)
@@ -140,10 +147,14 @@ func main() {
 	}
 
 	log.Info("Starting helmflux-operator", "version", version)
+	// The Lease is released when the manager stops (LeaderElectionReleaseOnCancel),
+	// so nothing may run after it: another replica leads from that moment on.
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "Manager stopped with an error")
 		os.Exit(1)
 	}
+	log.Info("Stopped")
+	os.Exit(0)
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

@@ -49,6 +49,12 @@ func NewScheme() *runtime.Scheme {
 	return s
 }
 
+// LeaderElectionID is the name of the Lease, in the operator's namespace,
+// whose holder is the one replica that reconciles; its holderIdentity begins
+// with the holder's hostname (its Pod's name), which the CLI reads to reach
+// the leader.
+const LeaderElectionID = "helmflux-operator.helmflux.dev"
+
 // Options configure the controllers.
 type Options struct {
 	// Concurrency is the number of objects of each kind reconciled in parallel.
@@ -177,11 +183,22 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	if err != nil || opts.Listen == "" {
 		return err
 	}
+	// Every replica serves these; only the leader reconciles. A push is
+	// written into the cluster (a requestedAt annotation) so that it reaches
+	// the leader; what needs the leader's memory is refused elsewhere.
+	leading := func() bool {
+		select {
+		case <-mgr.Elected():
+			return true
+		default:
+			return false
+		}
+	}
 	mux := http.NewServeMux()
-	(&webhook.Receiver{Client: mgr.GetClient(), Trigger: triggers}).Register(mux)
-	(&webhook.RegistryReceiver{Token: opts.RegistryWebhookToken, Rescan: automation.Rescan}).Register(mux)
+	(&webhook.Receiver{Client: mgr.GetClient()}).Register(mux)
+	(&webhook.RegistryReceiver{Token: opts.RegistryWebhookToken, Rescan: automation.Rescan, Leading: leading}).Register(mux)
 	if !opts.NoFluxdAPI {
-		newFluxAPI(mgr, gitCache, automation, triggers, opts).Register(mux)
+		newFluxAPI(mgr, gitCache, automation, leading, opts).Register(mux)
 	}
 	return mgr.Add(&httpServer{addr: opts.Listen, handler: mux})
 }
@@ -284,14 +301,16 @@ func (s *httpServer) NeedLeaderElection() bool { return false }
 
 // newFluxAPI builds the fluxd API: it reads through the manager's cache and
 // live for workloads, writes through the git cache automation uses, and
-// wakes GitSyncs through the trigger channel.
-func newFluxAPI(mgr ctrl.Manager, gitCache *git.Cache, auto *automation.Reconciler, triggers chan<- event.GenericEvent, opts Options) *fluxapi.Server {
+// wakes GitSyncs with a requestedAt annotation, which reaches the leader
+// from any replica.
+func newFluxAPI(mgr ctrl.Manager, gitCache *git.Cache, auto *automation.Reconciler, leading func() bool, opts Options) *fluxapi.Server {
 	log := mgr.GetLogger().WithName("fluxapi")
-	wake := func(key types.NamespacedName) {
+	wake := func(ctx context.Context, key types.NamespacedName) {
 		gs := &helmfluxv1alpha1.GitSync{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
-		select {
-		case triggers <- event.GenericEvent{Object: gs}:
-		default: // a full queue syncs it soon anyway
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if _, err := webhook.RequestReconcile(ctx, mgr.GetClient(), gs); err != nil {
+			log.Info("Unable to request a sync; the interval syncs it", "gitsync", key, "error", err.Error())
 		}
 	}
 	cluster := &fluxapi.Cluster{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Git: gitCache}
@@ -302,19 +321,23 @@ func newFluxAPI(mgr ctrl.Manager, gitCache *git.Cache, auto *automation.Reconcil
 		Images:   &fluxapi.Images{Registry: auto.Registry, Credentials: auto.DockerConfig, Log: log},
 		Jobs:     &fluxapi.Jobs{Run: writer.Run, Log: log},
 		Identity: &fluxapi.Identity{Client: mgr.GetClient(), Secret: identity},
-		Notify:   notifier(mgr.GetClient(), auto, wake),
+		Notify:   notifier(mgr.GetClient(), auto, leading, wake),
 	}
 }
 
 // notifier acts on /v11/notify: a git change syncs the GitSyncs of that
-// URL, an image change rescans the image.
-func notifier(c client.Reader, auto *automation.Reconciler, wake func(types.NamespacedName)) func(context.Context, fluxapi.NotifyChange) error {
+// URL (from any replica), an image change rescans the image (on the leader,
+// whose automation passes keep the scans; elsewhere fluxapi.ErrNotLeader).
+func notifier(c client.Reader, auto *automation.Reconciler, leading func() bool, wake func(context.Context, types.NamespacedName)) func(context.Context, fluxapi.NotifyChange) error {
 	return func(ctx context.Context, n fluxapi.NotifyChange) error {
 		switch n.Kind {
 		case "image":
 			var src fluxapi.ImageSource
 			if err := json.Unmarshal(n.Source, &src); err != nil || src.Name.Image == "" {
 				return nil // nothing to rescan
+			}
+			if !leading() {
+				return fluxapi.ErrNotLeader
 			}
 			_, err := auto.Rescan(src.Repository())
 			return err
@@ -329,7 +352,7 @@ func notifier(c client.Reader, auto *automation.Reconciler, wake func(types.Name
 			}
 			for _, gs := range list.Items {
 				if sameRepo(gs.Spec.URL, src.URL) {
-					wake(types.NamespacedName{Namespace: gs.Namespace, Name: gs.Name})
+					wake(ctx, types.NamespacedName{Namespace: gs.Namespace, Name: gs.Name})
 				}
 			}
 		}

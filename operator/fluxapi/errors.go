@@ -48,10 +48,23 @@ func serverError(err error) *apiError {
 	return &apiError{Type: errServer, Help: "helmflux could not complete the request: " + err.Error(), Err: err.Error(), status: http.StatusInternalServerError}
 }
 
+// ErrNotLeader is what Notify returns for a change only the leader can act
+// on (an image rescan) on a replica that does not lead: it is answered 503
+// with Retry-After, so the sender tries again, not 2xx for a change dropped.
+var ErrNotLeader = errors.New("this replica is not the leader")
+
+// notLeaderRetryAfter is the Retry-After, in seconds, of ErrNotLeader.
+const notLeaderRetryAfter = "5"
+
 // writeError answers with err as fluxd's error body.
 func writeError(w http.ResponseWriter, err error) {
 	var e *apiError
-	if !errors.As(err, &e) {
+	switch {
+	case errors.Is(err, ErrNotLeader):
+		w.Header().Set("Retry-After", notLeaderRetryAfter)
+		msg := err.Error() + ": try again, or reach the leader (helmflux and fluxctl port-forward to it)"
+		e = &apiError{Type: errServer, Help: msg, Err: msg, status: http.StatusServiceUnavailable}
+	case !errors.As(err, &e):
 		e = serverError(err)
 	}
 	writeJSON(w, e.status, e)

@@ -53,7 +53,7 @@ func (wr *Writer) sync(ctx context.Context, step func(string, ...any)) (JobResul
 			res.Revision = rev.Hash
 		}
 		if wr.Wake != nil {
-			wr.Wake(types.NamespacedName{Namespace: gs.Namespace, Name: gs.Name})
+			wr.Wake(ctx, types.NamespacedName{Namespace: gs.Namespace, Name: gs.Name})
 		}
 	}
 	return res, nil

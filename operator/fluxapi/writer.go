@@ -44,8 +44,9 @@ type Writer struct {
 	// Identity is the operator's SSH key, for GitSyncs over SSH that name
 	// no secret.
 	Identity gitcreds.Identity
-	// Wake asks the GitSync controller to sync a GitSync now.
-	Wake func(key types.NamespacedName)
+	// Wake asks the GitSync controller to sync a GitSync now, on whichever
+	// replica leads; it only logs a failure (the interval syncs it anyway).
+	Wake func(ctx context.Context, key types.NamespacedName)
 
 	// heads are the last commit a job pushed to or fetched from each
 	// repository URL: /v6/sync knows them before any GitSync's status
@@ -282,7 +283,7 @@ func (wr *Writer) editAt(ctx context.Context, g group, step func(string, ...any)
 	step("Pushed commit: %s (%s)", subject, res.Commit.Hash[:7])
 	wr.remember(gs.Spec.URL, res.Commit.Hash)
 	if wr.Wake != nil {
-		wr.Wake(types.NamespacedName{Namespace: gs.Namespace, Name: gs.Name})
+		wr.Wake(ctx, types.NamespacedName{Namespace: gs.Namespace, Name: gs.Name})
 	}
 	return res.Commit.Hash, nil
 }

@@ -1,6 +1,15 @@
 // Package webhook receives push notifications from git hosts and turns them into
 // immediate GitSync reconciles, so a commit is applied in well under a second
 // instead of at the next poll.
+//
+// Every replica of the operator serves the receivers, but only the leader
+// reconciles. A push is therefore written into the cluster, as Flux's
+// notification-controller does: the receiver sets the GitSync's
+// reconcile.fluxcd.io/requestedAt annotation, the leader's watch sees the
+// change at once, and a leader that takes over later finds the request not
+// yet handled (status.lastHandledReconcileAt). A registry notification names
+// an image, not an object, so a replica that does not lead refuses it with
+// 503 and Retry-After and the registry sends it again.
 package webhook
 
 import (
@@ -17,12 +26,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 )
@@ -41,11 +51,13 @@ const PathPrefix = "/hooks/"
 //   - X-Hub-Signature-256: an HMAC-SHA256 of the body with the token (GitHub, Gitea);
 //   - X-Gitlab-Token: the token itself (GitLab);
 //   - Authorization: Bearer <token> (anything else).
+//
+// An authentic push is recorded on the GitSync (RequestReconcile), so it
+// reaches the leader from whichever replica received it.
 type Receiver struct {
-	// Client reads GitSyncs and their webhook Secrets.
+	// Client reads GitSyncs and their webhook Secrets and patches GitSyncs'
+	// annotations.
 	Client client.Client
-	// Trigger receives the GitSync to reconcile.
-	Trigger chan<- event.GenericEvent
 }
 
 // Handler returns the receiver's HTTP handler.
@@ -100,17 +112,34 @@ func (rc *Receiver) serveGitSync(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	sendCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	patchCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	select {
-	case rc.Trigger <- event.GenericEvent{Object: gs}:
-	case <-sendCtx.Done():
-		http.Error(w, "busy, try again", http.StatusServiceUnavailable)
+	requested, err := RequestReconcile(patchCtx, rc.Client, gs)
+	if err != nil {
+		log.Error(err, "Unable to record the push", "gitsync", klog.KObj(gs))
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "could not record the push, try again", http.StatusServiceUnavailable)
 		return
 	}
-	log.V(1).Info("Push received, reconciling", "gitsync", klog.KObj(gs))
+	log.V(1).Info("Push received, reconcile requested", "gitsync", klog.KObj(gs), "requestedAt", requested)
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = fmt.Fprintln(w, "reconciling", key.String())
+}
+
+// RequestReconcile asks for a reconcile of obj the way `flux reconcile` and
+// Flux's receivers do: it sets the reconcile.fluxcd.io/requestedAt
+// annotation to a new token (the time, RFC 3339 with nanoseconds) and
+// returns it. The controller, on whichever replica leads now or later,
+// reacts to the change and records the token it handled in the status;
+// a merge patch of the one annotation needs no resourceVersion and never
+// conflicts with the controller's own writes.
+func RequestReconcile(ctx context.Context, c client.Client, obj client.Object) (string, error) {
+	token := time.Now().Format(time.RFC3339Nano)
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, meta.ReconcileRequestAnnotation, token)
+	if err := c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return "", fmt.Errorf("annotate %s/%s with %s: %w", obj.GetNamespace(), obj.GetName(), meta.ReconcileRequestAnnotation, err)
+	}
+	return token, nil
 }
 
 // lookup returns the GitSync and its webhook token.

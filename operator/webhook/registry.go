@@ -36,7 +36,17 @@ type RegistryReceiver struct {
 	// Rescan forgets cached tags of image and queues the passes that use it,
 	// returning how many were queued.
 	Rescan func(image string) (int, error)
+	// Leading says whether this replica leads, that is runs the automation
+	// passes Rescan queues; nil is always. A replica that does not lead
+	// answers 503 with Retry-After, never 2xx for a notification it would
+	// drop: the registry retries, and a Service sends the retry to another
+	// replica, sooner or later the leader.
+	Leading func() bool
 }
+
+// RetryAfter is the Retry-After, in seconds, of a notification refused by a
+// replica that does not lead.
+const RetryAfter = "5"
 
 // Register adds the receiver's route to mux.
 func (rr *RegistryReceiver) Register(mux *http.ServeMux) {
@@ -57,6 +67,12 @@ func (rr *RegistryReceiver) serve(w http.ResponseWriter, req *http.Request) {
 	if !rr.authentic(req) {
 		log.Info("Refused a registry notification that failed authentication")
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	if rr.Leading != nil && !rr.Leading() {
+		log.V(1).Info("Refused a registry notification: this replica does not lead")
+		w.Header().Set("Retry-After", RetryAfter)
+		http.Error(w, "this replica is not the leader, try again", http.StatusServiceUnavailable)
 		return
 	}
 	images, err := RegistryImages(body)

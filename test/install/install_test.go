@@ -130,6 +130,17 @@ func renderChart(t *testing.T) rendered {
 // as `helm install --values` would.
 func renderChartWith(t *testing.T, values map[string]any) rendered {
 	t.Helper()
+	out, err := tryRenderChart(t, values)
+	if err != nil {
+		t.Fatalf("render the chart: %v", err)
+	}
+	return out
+}
+
+// tryRenderChart is renderChartWith answering the render's error, for
+// values the chart refuses.
+func tryRenderChart(t *testing.T, values map[string]any) (rendered, error) {
+	t.Helper()
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +156,7 @@ func renderChartWith(t *testing.T, values map[string]any) rendered {
 	}
 	files, err := engine.Render(chrt, vals)
 	if err != nil {
-		t.Fatalf("render the chart: %v", err)
+		return rendered{}, err
 	}
 	out := rendered{name: "charts/helmflux"}
 	for _, crd := range chrt.CRDObjects() {
@@ -161,7 +172,7 @@ func renderChartWith(t *testing.T, values map[string]any) rendered {
 	for _, name := range names {
 		out.objs = append(out.objs, decodeDocs(t, name, []byte(files[name]))...)
 	}
-	return out
+	return out, nil
 }
 
 // decodeDocs reads every object of a multi-document YAML file.
@@ -366,6 +377,9 @@ func assertSameOperator(t *testing.T, kust, chart rendered) {
 	kd, kc := operatorDeployment(t, kust)
 	cd, cc := operatorDeployment(t, chart)
 
+	if !equality.Semantic.DeepEqual(kd.Spec.Replicas, cd.Spec.Replicas) {
+		t.Errorf("the operator's replicas differ: %s %v, %s %v", kust.name, toYAML(t, kd.Spec.Replicas), chart.name, toYAML(t, cd.Spec.Replicas))
+	}
 	// Flag order does not matter to the operator, only the set of flags
 	// (a repeated flag would, so duplicates are kept).
 	ka, ca := slices.Sorted(slices.Values(kc.Args)), slices.Sorted(slices.Values(cc.Args))

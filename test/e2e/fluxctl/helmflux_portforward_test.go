@@ -2,13 +2,18 @@ package fluxctl
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/helmflux/helmflux/internal/testenv"
@@ -22,8 +27,8 @@ var helmfluxPort = corev1.ContainerPort{Name: "http", ContainerPort: 9797}
 // TestHelmfluxPortForward: helmflux without --url finds the operator's Pod
 // in --k8s-fwd-ns by its label app.kubernetes.io/name=helmflux (else
 // fluxctl's app=flux) and reaches the API through a port-forward to its
-// port named "http"; no matching Pod, or two, end with exit status 3 and
-// what to set.
+// port named "http"; no matching Pod ends with exit status 3 and what to
+// set; of two, it reaches the Lease holder, else the first ready one.
 func TestHelmfluxPortForward(t *testing.T) {
 	s := newStory(t, storyOptions{files: appFiles(), tags: tags})
 	fwd := func(args ...string) result {
@@ -91,15 +96,30 @@ func TestHelmfluxPortForward(t *testing.T) {
 	s.onlyTag(before, head, "apps/app.yaml", "1.0.0", "1.0.1")
 	s.applied("app", s.image+":1.0.1")
 
-	// Two Pods with the label: helmflux refuses to guess and names both.
-	s.fakeFluxPod("helmflux-1", map[string]string{"app.kubernetes.io/name": "helmflux", "app.kubernetes.io/instance": "two"}, helmfluxPort)
-	r = fwd("list-workloads")
-	if r.code != 3 || !strings.Contains(r.stderr, "2 running Pods match app.kubernetes.io/name=helmflux in namespace "+s.ns+" (helmflux-0, helmflux-1)") {
-		s.errorf("two operator Pods: want exit status 3 naming both:\n%s", r)
+	// Two Pods with the label, replicas of one operator: helmflux goes to
+	// the holder of the operator's Lease, where jobs run, else to the first
+	// ready Pod by name. helmflux-1 forwards to a stub API whose deploy key
+	// tells it from helmflux-0.
+	stub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"publicSSHKey":{"key":"ssh-ed25519 STUB-helmflux-1"},"status":"ready"}`)
+	}))
+	t.Cleanup(stub.Close)
+	s.fakePodTo("helmflux-1", map[string]string{"app.kubernetes.io/name": "helmflux", "app.kubernetes.io/instance": "two"}, helmfluxPort, stub.Listener.Addr().String())
+	if r := fwd("identity"); r.code != 0 || !strings.HasPrefix(r.stdout, "ssh-ed25519 ") || strings.Contains(r.stdout, "STUB") {
+		s.errorf("two operator Pods, no Lease: want the identity of helmflux-0, the first by name:\n%s", r)
 	}
-	// --k8s-fwd-labels picks one.
-	r = fwd("--k8s-fwd-labels", "app.kubernetes.io/instance=two", "list-workloads", "-n", s.ns)
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: "helmflux-operator.helmflux.dev"},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("helmflux-1_0c6f1f43-9d1e-4d55-a9b4-0e6d5c0d2f7a")}}
+	if err := k8s.Create(context.Background(), lease); err != nil {
+		t.Fatal(err)
+	}
+	if r := fwd("identity"); r.code != 0 || strings.TrimSpace(r.stdout) != "ssh-ed25519 STUB-helmflux-1" {
+		s.errorf("two operator Pods, helmflux-1 holding the Lease: want its identity:\n%s", r)
+	}
+	// --k8s-fwd-labels picks one, whoever holds the Lease.
+	r = fwd("--k8s-fwd-labels", "app.kubernetes.io/instance=one", "list-workloads", "-n", s.ns)
 	if r.code != 0 || !hasLine(r.stdout, s.ns+":deployment/app app "+s.image+":1.0.1 ready") {
-		s.errorf("--k8s-fwd-labels to pick one of two Pods:\n%s", r)
+		s.errorf("--k8s-fwd-labels to pick the Pod that does not hold the Lease:\n%s", r)
 	}
 }

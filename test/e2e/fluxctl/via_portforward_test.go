@@ -26,6 +26,13 @@ var fluxdPort = corev1.ContainerPort{ContainerPort: 3030}
 // operator process on the host.
 func (s *story) fakeFluxPod(name string, labels map[string]string, port corev1.ContainerPort) {
 	s.t.Helper()
+	s.fakePodTo(name, labels, port, s.addr)
+}
+
+// fakePodTo is fakeFluxPod forwarding to addr (host:port) instead of the
+// story's operator.
+func (s *story) fakePodTo(name string, labels map[string]string, port corev1.ContainerPort, addr string) {
+	s.t.Helper()
 	ctx := context.Background()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: name, Labels: labels},
@@ -35,7 +42,7 @@ func (s *story) fakeFluxPod(name string, labels map[string]string, port corev1.C
 	if err := k8s.Create(ctx, pod); err != nil {
 		s.t.Fatal(err)
 	}
-	_, opPort, err := net.SplitHostPort(s.addr)
+	_, opPort, err := net.SplitHostPort(addr)
 	if err != nil {
 		s.t.Fatal(err)
 	}
