@@ -33,6 +33,7 @@ import (
 	"github.com/helmflux/helmflux/operator/gitsync"
 	"github.com/helmflux/helmflux/operator/helmrelease"
 	"github.com/helmflux/helmflux/operator/impersonation"
+	"github.com/helmflux/helmflux/operator/metrics"
 	"github.com/helmflux/helmflux/operator/webhook"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
@@ -127,7 +128,8 @@ func ManagerOptions(base ctrl.Options) ctrl.Options {
 // Setup builds what the controllers share and registers them with mgr. cfg is
 // the manager's rest config, used for the applier's uncached client.
 func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
-	var gitOpts []git.Option
+	rec := metrics.Default()
+	gitOpts := []git.Option{git.WithObserver(rec.Git())}
 	if !opts.AllowLocalURLs {
 		gitOpts = append(gitOpts, git.WithoutLocalURLs())
 	}
@@ -151,10 +153,10 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 		return err
 	}
 	triggers := make(chan event.GenericEvent, 1024)
-	if err := setupHelm(mgr, cfg, direct, gitCache, opts); err != nil {
+	if err := setupHelm(mgr, cfg, direct, gitCache, rec, opts); err != nil {
 		return err
 	}
-	automation, err := setupAutomation(mgr, gitCache, triggers, opts)
+	automation, err := setupAutomation(mgr, gitCache, triggers, rec, opts)
 	if err != nil {
 		return err
 	}
@@ -169,6 +171,7 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 		WorkDir:               workDir,
 		Triggers:              triggers,
 		Concurrency:           opts.Concurrency,
+		Metrics:               rec,
 	}).SetupWithManager(mgr)
 	if err != nil || opts.Listen == "" {
 		return err
@@ -176,14 +179,19 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	mux := http.NewServeMux()
 	(&webhook.Receiver{Client: mgr.GetClient(), Trigger: triggers}).Register(mux)
 	(&webhook.RegistryReceiver{Token: opts.RegistryWebhookToken, Rescan: automation.Rescan}).Register(mux)
-	newFluxAPI(mgr, gitCache, automation, triggers, opts).Register(mux)
+	api := newFluxAPI(mgr, gitCache, automation, triggers, opts)
+	rec.JobsQueued(api.Jobs.Queued)
+	api.Register(mux)
 	return mgr.Add(&httpServer{addr: opts.Listen, handler: mux})
 }
 
 // setupAutomation registers the image automation controller. After a push it
 // wakes the GitSync controller through synced.
-func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.GenericEvent, opts Options) (*automation.Reconciler, error) {
+func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.GenericEvent, rec *metrics.Recorder, opts Options) (*automation.Reconciler, error) {
 	ropts := opts.Registry
+	if ropts.Observer == nil {
+		ropts.Observer = rec.Registry()
+	}
 	if ropts.CacheDir == "" {
 		ropts.CacheDir = filepath.Join(opts.CacheDir, "registry")
 	}
@@ -212,6 +220,7 @@ func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.
 		Concurrency:  opts.Concurrency,
 		APIReader:    mgr.GetAPIReader(),
 		History:      opts.History,
+		Metrics:      rec,
 
 		NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs,
 	}
@@ -219,8 +228,8 @@ func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.
 }
 
 // setupHelm registers the HelmRelease controller.
-func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCache *git.Cache, opts Options) error {
-	runner, err := helm.NewRunner(cfg, mgr.GetLogger().WithName("helm"))
+func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCache *git.Cache, rec *metrics.Recorder, opts Options) error {
+	runner, err := helm.NewRunner(cfg, mgr.GetLogger().WithName("helm"), helm.WithActionObserver(rec.HelmAction))
 	if err != nil {
 		return err
 	}
@@ -249,6 +258,7 @@ func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCach
 		NoCrossNamespaceRefs:    opts.NoCrossNamespaceRefs,
 		Concurrency:             opts.Concurrency,
 		DefaultServiceAccount:   opts.DefaultServiceAccount,
+		Metrics:                 rec,
 	}).SetupWithManager(context.Background(), mgr)
 }
 
