@@ -51,9 +51,9 @@ var conditionStatuses = []metav1.ConditionStatus{metav1.ConditionTrue, metav1.Co
 // Recorder holds the collectors. Its methods are safe for concurrent use
 // and do nothing on a nil Recorder.
 type Recorder struct {
-	reconcileDuration *prometheus.HistogramVec
+	reconcileDuration  *prometheus.HistogramVec
 	reconcileCondition *prometheus.GaugeVec
-	reconcileTotal    *prometheus.CounterVec
+	reconcileTotal     *prometheus.CounterVec
 
 	gitsyncApplied *prometheus.GaugeVec
 	gitsyncObjects *prometheus.CounterVec
