@@ -70,7 +70,7 @@ const (
 
 // ActionObserver is told how long each action took and how it ended (err
 // nil on success), for metrics. It must be quick and safe for concurrent
-// use; it never sees values or release content.
+// use, and must not keep err's text: Helm's errors may quote values.
 type ActionObserver func(action Action, took time.Duration, err error)
 
 // RunnerOption configures a Runner.
