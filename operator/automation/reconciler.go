@@ -34,6 +34,7 @@ import (
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/operator/gitcreds"
+	"github.com/helmflux/helmflux/operator/metrics"
 	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/git"
 	"github.com/helmflux/helmflux/pkg/history"
@@ -89,6 +90,8 @@ type Reconciler struct {
 	// (--hold-history-commits, --hold-history-age); zero values are the
 	// defaults.
 	History HistoryLimits
+	// Metrics counts commits and holds; nil records nothing.
+	Metrics *metrics.Recorder
 
 	rescans chan event.GenericEvent
 	mu      sync.Mutex
@@ -164,6 +167,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
 		if client.IgnoreNotFound(err) == nil {
 			r.remember(req.NamespacedName, nil)
+			r.Metrics.Deleted(metrics.KindGitSync, req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -181,6 +185,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.remember(req.NamespacedName, p.repositories)
 	}
 	r.report(obj, p, pushed, err)
+	if pushed != nil {
+		r.Metrics.Committed(req.NamespacedName)
+	}
+	if st := obj.Status.ImageAutomation; st != nil {
+		r.Metrics.Holds(req.NamespacedName, len(st.Holds))
+	}
 	if err := r.patchStatus(ctx, base, obj); err != nil {
 		return ctrl.Result{}, err
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/helmflux/helmflux/operator/gitsync"
 	"github.com/helmflux/helmflux/operator/helmrelease"
 	"github.com/helmflux/helmflux/operator/impersonation"
+	"github.com/helmflux/helmflux/operator/metrics"
 	"github.com/helmflux/helmflux/operator/webhook"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
@@ -137,7 +138,8 @@ func ManagerOptions(base ctrl.Options) ctrl.Options {
 // Setup builds what the controllers share and registers them with mgr. cfg is
 // the manager's rest config, used for the applier's uncached client.
 func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
-	var gitOpts []git.Option
+	rec := metrics.Default()
+	gitOpts := []git.Option{git.WithObserver(rec.Git())}
 	if !opts.AllowLocalURLs {
 		gitOpts = append(gitOpts, git.WithoutLocalURLs())
 	}
@@ -161,10 +163,10 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 		return err
 	}
 	triggers := make(chan event.GenericEvent, 1024)
-	if err := setupHelm(mgr, cfg, direct, gitCache, opts); err != nil {
+	if err := setupHelm(mgr, cfg, direct, gitCache, rec, opts); err != nil {
 		return err
 	}
-	automation, err := setupAutomation(mgr, gitCache, triggers, opts)
+	automation, err := setupAutomation(mgr, gitCache, triggers, rec, opts)
 	if err != nil {
 		return err
 	}
@@ -179,6 +181,7 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 		WorkDir:               workDir,
 		Triggers:              triggers,
 		Concurrency:           opts.Concurrency,
+		Metrics:               rec,
 	}).SetupWithManager(mgr)
 	if err != nil || opts.Listen == "" {
 		return err
@@ -198,15 +201,20 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	(&webhook.Receiver{Client: mgr.GetClient()}).Register(mux)
 	(&webhook.RegistryReceiver{Token: opts.RegistryWebhookToken, Rescan: automation.Rescan, Leading: leading}).Register(mux)
 	if !opts.NoFluxdAPI {
-		newFluxAPI(mgr, gitCache, automation, leading, opts).Register(mux)
+		api := newFluxAPI(mgr, gitCache, automation, leading, opts)
+		rec.JobsQueued(api.Jobs.Queued)
+		api.Register(mux)
 	}
 	return mgr.Add(&httpServer{addr: opts.Listen, handler: mux})
 }
 
 // setupAutomation registers the image automation controller. After a push it
 // wakes the GitSync controller through synced.
-func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.GenericEvent, opts Options) (*automation.Reconciler, error) {
+func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.GenericEvent, rec *metrics.Recorder, opts Options) (*automation.Reconciler, error) {
 	ropts := opts.Registry
+	if ropts.Observer == nil {
+		ropts.Observer = rec.Registry()
+	}
 	if ropts.CacheDir == "" {
 		ropts.CacheDir = filepath.Join(opts.CacheDir, "registry")
 	}
@@ -235,6 +243,7 @@ func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.
 		Concurrency:  opts.Concurrency,
 		APIReader:    mgr.GetAPIReader(),
 		History:      opts.History,
+		Metrics:      rec,
 
 		NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs,
 	}
@@ -242,8 +251,8 @@ func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.
 }
 
 // setupHelm registers the HelmRelease controller.
-func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCache *git.Cache, opts Options) error {
-	runner, err := helm.NewRunner(cfg, mgr.GetLogger().WithName("helm"))
+func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCache *git.Cache, rec *metrics.Recorder, opts Options) error {
+	runner, err := helm.NewRunner(cfg, mgr.GetLogger().WithName("helm"), helm.WithActionObserver(rec.HelmAction))
 	if err != nil {
 		return err
 	}
@@ -272,6 +281,7 @@ func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCach
 		NoCrossNamespaceRefs:    opts.NoCrossNamespaceRefs,
 		Concurrency:             opts.Concurrency,
 		DefaultServiceAccount:   opts.DefaultServiceAccount,
+		Metrics:                 rec,
 	}).SetupWithManager(context.Background(), mgr)
 }
 

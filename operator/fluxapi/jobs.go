@@ -85,6 +85,12 @@ func (j *Jobs) Submit(spec UpdateSpec) (string, error) {
 	return jb.id, nil
 }
 
+// Queued returns how many jobs wait to run (the running one not counted).
+func (j *Jobs) Queued() int {
+	j.start()
+	return len(j.queue)
+}
+
 // Status returns a job's status and progress; ok is false for a job that
 // is unknown or was pushed out.
 func (j *Jobs) Status(id string) (JobStatus, []string, bool) {

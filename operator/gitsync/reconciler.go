@@ -5,11 +5,14 @@ package gitsync
 
 import (
 	"context"
+	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -25,6 +28,7 @@ import (
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/operator/gitcreds"
 	"github.com/helmflux/helmflux/operator/impersonation"
+	"github.com/helmflux/helmflux/operator/metrics"
 	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
@@ -66,6 +70,8 @@ type Reconciler struct {
 	// Identity is the operator's SSH key, for GitSyncs over SSH that name
 	// no secret.
 	Identity gitcreds.Identity
+	// Metrics records each pass; nil records nothing.
+	Metrics *metrics.Recorder
 }
 
 // scope carries one reconcile's state from one sub-reconciler to the next.
@@ -82,6 +88,9 @@ type scope struct {
 	// unverified is set when a commit after revision failed verification: the
 	// verified part was applied, the rest waits.
 	unverified error
+	// applied is set when the pass applied revision completely (it became
+	// status.lastAppliedRevision).
+	applied bool
 }
 
 // SetupWithManager registers the controller: GitSyncs whose spec or
@@ -99,15 +108,43 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // Reconcile fetches the GitSync's revision, renders it and applies it.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	start := time.Now()
 	obj := &helmfluxv1alpha1.GitSync{}
 	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Metrics.Deleted(metrics.KindGitSync, req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	base := obj.DeepCopy()
 	s := &scope{obj: obj}
 	s.markReconciling = func() error { return r.markReconciling(ctx, base, obj) }
-	err := r.reconcile(ctx, base, s)
-	return outcome.Result(r.finish(ctx, base, s, err), obj.GetInterval())
+	err := r.finish(ctx, base, s, r.reconcile(ctx, base, s))
+	r.record(req.NamespacedName, s, start, err)
+	return outcome.Result(err, obj.GetInterval())
+}
+
+// record feeds the pass to the metrics: a GitSync gone with its finalizer
+// loses its series.
+func (r *Reconciler) record(key types.NamespacedName, s *scope, start time.Time, err error) {
+	obj := s.obj
+	if !obj.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(obj, Finalizer) {
+		r.Metrics.Deleted(metrics.KindGitSync, key)
+		return
+	}
+	r.Metrics.Reconciled(metrics.KindGitSync, obj, start, err)
+	if s.changes != nil {
+		r.Metrics.Objects(key, metrics.ActionCreated, s.changes.Count(apply.Created))
+		r.Metrics.Objects(key, metrics.ActionConfigured, s.changes.Count(apply.Configured))
+		r.Metrics.Objects(key, metrics.ActionFailed, s.changes.Count(apply.Failed))
+	}
+	if s.pruned != nil {
+		r.Metrics.Objects(key, metrics.ActionPruned, s.pruned.Count(apply.Deleted))
+		r.Metrics.Objects(key, metrics.ActionFailed, s.pruned.Count(apply.Failed))
+	}
+	if s.applied {
+		r.Metrics.Applied(key, time.Now())
+	}
 }
 
 // reconcile runs the sub-reconcilers in order, stopping at the first error.

@@ -137,6 +137,7 @@ func (r *Reconciler) reconcileApply(ctx context.Context, s *scope) error {
 	}
 	if len(cs.Failures()) == 0 && (s.pruned == nil || len(s.pruned.Failures()) == 0) {
 		obj.Status.LastAppliedRevision = s.revision.String()
+		s.applied = true
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Applied revision", "revision", s.revision.String(), "summary", summaryLine(s))
 	return nil

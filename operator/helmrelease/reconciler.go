@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -17,6 +18,7 @@ import (
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	"github.com/helmflux/helmflux/operator/gitcreds"
+	"github.com/helmflux/helmflux/operator/metrics"
 	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
@@ -70,6 +72,9 @@ type Reconciler struct {
 	// empty acts as the operator (Runner and Drift).
 	DefaultServiceAccount string
 
+	// Metrics records each pass; nil records nothing.
+	Metrics *metrics.Recorder
+
 	// actors are the Runners and drift Appliers of service accounts.
 	actors actors
 }
@@ -107,8 +112,12 @@ type scope struct {
 // Reconcile resolves the chart and values of a HelmRelease and installs,
 // upgrades, tests or rolls back its release when they changed.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	start := time.Now()
 	obj := &helmv1.HelmRelease{}
 	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Metrics.Deleted(metrics.KindHelmRelease, req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	base := obj.DeepCopy()
@@ -128,8 +137,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		s.mask.Conditions(obj.Status.Conditions) // a checkpoint writes what earlier steps set
 		return r.markReconciling(ctx, base, obj, phase)
 	}
-	err := r.reconcile(ctx, base, s)
-	return outcome.Result(r.finish(ctx, base, s, err), r.interval())
+	err := r.finish(ctx, base, s, r.reconcile(ctx, base, s))
+	if !obj.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(obj, Finalizer) {
+		r.Metrics.Deleted(metrics.KindHelmRelease, req.NamespacedName)
+	} else if ctx.Err() == nil {
+		r.Metrics.Reconciled(metrics.KindHelmRelease, obj, start, err)
+	}
+	return outcome.Result(err, r.interval())
 }
 
 // reconcile runs the sub-reconcilers in order, stopping at the first error.

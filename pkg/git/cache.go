@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-git/go-billy/v5/osfs"
 	gogit "github.com/go-git/go-git/v5"
@@ -64,7 +65,9 @@ type Cache struct {
 	logCacheBytes   int64
 	// refuseLocal refuses remotes on the operator's machine (WithoutLocalURLs).
 	refuseLocal bool
-	history     *historyCache
+	// observe is told of fetches and pushes (WithObserver); nil for none.
+	observe Observer
+	history *historyCache
 	// objectReads counts the commit and tree objects Log and PathChanges
 	// read from disk (tests check that warm walks read none).
 	objectReads atomic.Int64
@@ -97,6 +100,31 @@ func WithLogCacheEntries(n int) Option { return func(c *Cache) { c.logCacheEntri
 // WithLogCacheBytes caps the estimated memory of that history cache (default
 // DefaultLogCacheBytes).
 func WithLogCacheBytes(n int64) Option { return func(c *Cache) { c.logCacheBytes = n } }
+
+// Observer is told what a Cache's fetches and pushes did, by remote host
+// (the host name alone: no port, user, path or credential; "local" for a
+// file:// remote or a local path), for metrics. Its methods must be quick
+// and safe for concurrent use.
+type Observer interface {
+	// Fetched: a fetch from host took took (the remote's ref
+	// advertisement, and the transfer when something was new), ending with
+	// err (nil on success).
+	Fetched(host string, took time.Duration, err error)
+	// Pushed: a CommitAndPush to host pushed a commit, or gave up, after
+	// redoing its edit retries times because another writer pushed first.
+	Pushed(host string, retries int)
+}
+
+// WithObserver reports fetches and pushes to o.
+func WithObserver(o Observer) Option { return func(c *Cache) { c.observe = o } }
+
+// observedHost is the host r is reported under.
+func observedHost(r *remote) string {
+	if r.scheme == "file" || r.host == "" {
+		return "local"
+	}
+	return r.host
+}
 
 // NewCache returns a Cache rooted at dir, creating it (0700: it holds private
 // repositories) if needed.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 	gogit "github.com/go-git/go-git/v5"
@@ -44,7 +45,7 @@ func (c *Cache) Fetch(ctx context.Context, url string, ref Ref, auth *Auth) (Rev
 	return rev, nil
 }
 
-func (c *Cache) fetchLocked(ctx context.Context, r *remote, ref Ref, auth *Auth) (Revision, error) {
+func (c *Cache) fetchLocked(ctx context.Context, r *remote, ref Ref, auth *Auth) (_ Revision, err error) {
 	if err := ref.validate(); err != nil {
 		return Revision{}, err
 	}
@@ -65,6 +66,10 @@ func (c *Cache) fetchLocked(ctx context.Context, r *remote, ref Ref, auth *Auth)
 		return Revision{}, err
 	}
 	defer unlock()
+	if c.observe != nil {
+		start := time.Now()
+		defer func() { c.observe.Fetched(observedHost(r), time.Since(start), err) }()
+	}
 
 	if c.takeDamage(r) {
 		// A Checkout, ReadFile or Verify could not read objects this

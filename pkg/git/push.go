@@ -139,6 +139,9 @@ func (c *Cache) commitAndPush(ctx context.Context, r *remote, opts PushOptions, 
 		if err == nil {
 			res.Commit = Revision{Ref: pushBranchOf(opts, base), Hash: commit.String()}
 			res.Files = files
+			if c.observe != nil {
+				c.observe.Pushed(observedHost(r), res.Attempts-1)
+			}
 			return res, nil
 		}
 		if !errors.Is(err, errLostRace) {
@@ -147,6 +150,9 @@ func (c *Cache) commitAndPush(ctx context.Context, r *remote, opts PushOptions, 
 		if err := sleepJitter(ctx, res.Attempts); err != nil {
 			return res, err
 		}
+	}
+	if c.observe != nil {
+		c.observe.Pushed(observedHost(r), res.Attempts-1)
 	}
 	return res, fmt.Errorf("%w: the branch moved during each of %d attempts", ErrPushRejected, attempts)
 }

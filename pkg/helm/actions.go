@@ -41,7 +41,9 @@ type Request struct {
 }
 
 // Install installs a release. Cancelling ctx ends it failed.
-func (r *Runner) Install(ctx context.Context, req Request) (*Release, error) {
+func (r *Runner) Install(ctx context.Context, req Request) (_ *Release, err error) {
+	start := time.Now()
+	defer func() { r.observed(ActionInstall, start, err) }()
 	cfg, err := r.configuration(req.Namespace, req.Validate)
 	if err != nil {
 		return nil, err
@@ -70,7 +72,9 @@ func (r *Runner) Install(ctx context.Context, req Request) (*Release, error) {
 
 // Upgrade upgrades a release that has a deployed revision. Cancelling ctx
 // ends it failed.
-func (r *Runner) Upgrade(ctx context.Context, req Request) (*Release, error) {
+func (r *Runner) Upgrade(ctx context.Context, req Request) (_ *Release, err error) {
+	start := time.Now()
+	defer func() { r.observed(ActionUpgrade, start, err) }()
 	cfg, err := r.configuration(req.Namespace, req.Validate)
 	if err != nil {
 		return nil, err
@@ -109,7 +113,9 @@ type RollbackOptions struct {
 
 // Rollback returns a release to an earlier revision. Helm's rollback takes no
 // context; it ends within opts.Timeout.
-func (r *Runner) Rollback(_ context.Context, namespace, name string, opts RollbackOptions) error {
+func (r *Runner) Rollback(_ context.Context, namespace, name string, opts RollbackOptions) (err error) {
+	start := time.Now()
+	defer func() { r.observed(ActionRollback, start, err) }()
 	cfg, err := r.configuration(namespace, false)
 	if err != nil {
 		return err
@@ -131,7 +137,9 @@ func (r *Runner) Rollback(_ context.Context, namespace, name string, opts Rollba
 
 // Test runs the release's test hooks. The returned release names the tests
 // that failed; err is set when any failed or they could not run.
-func (r *Runner) Test(_ context.Context, namespace, name string, timeout time.Duration) (*Release, error) {
+func (r *Runner) Test(_ context.Context, namespace, name string, timeout time.Duration) (_ *Release, err error) {
+	start := time.Now()
+	defer func() { r.observed(ActionTest, start, err) }()
 	cfg, err := r.configuration(namespace, false)
 	if err != nil {
 		return nil, err
@@ -148,7 +156,9 @@ func (r *Runner) Test(_ context.Context, namespace, name string, timeout time.Du
 
 // Uninstall removes a release and its history. A release that is already
 // gone is not an error.
-func (r *Runner) Uninstall(_ context.Context, namespace, name string, timeout time.Duration, wait bool) error {
+func (r *Runner) Uninstall(_ context.Context, namespace, name string, timeout time.Duration, wait bool) (err error) {
+	start := time.Now()
+	defer func() { r.observed(ActionUninstall, start, err) }()
 	cfg, err := r.configuration(namespace, false)
 	if err != nil {
 		return err

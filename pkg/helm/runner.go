@@ -51,17 +51,56 @@ type cluster struct {
 	mu     sync.Mutex
 	caps   *chartutil.Capabilities
 	capsAt time.Time
+
+	// observe is told of every action's end (WithActionObserver).
+	observe ActionObserver
+}
+
+// Action names a Helm action for an ActionObserver.
+type Action string
+
+// The actions a Runner runs.
+const (
+	ActionInstall   Action = "install"
+	ActionUpgrade   Action = "upgrade"
+	ActionTest      Action = "test"
+	ActionRollback  Action = "rollback"
+	ActionUninstall Action = "uninstall"
+)
+
+// ActionObserver is told how long each action took and how it ended (err
+// nil on success), for metrics. It must be quick and safe for concurrent
+// use, and must not keep err's text: Helm's errors may quote values.
+type ActionObserver func(action Action, took time.Duration, err error)
+
+// RunnerOption configures a Runner.
+type RunnerOption func(*cluster)
+
+// WithActionObserver has every action of the Runner, and of the Runners As
+// returns, reported to f.
+func WithActionObserver(f ActionObserver) RunnerOption {
+	return func(c *cluster) { c.observe = f }
+}
+
+// observed reports an action that started at start and ended with err.
+func (r *Runner) observed(action Action, start time.Time, err error) {
+	if r.observe != nil {
+		r.observe(action, time.Since(start), err)
+	}
 }
 
 // NewRunner returns a Runner for the cluster of cfg. Helm's own debug output
 // goes to log at V(2); it names objects, never values.
-func NewRunner(cfg *rest.Config, log logr.Logger) (*Runner, error) {
+func NewRunner(cfg *rest.Config, log logr.Logger, opts ...RunnerOption) (*Runner, error) {
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("make discovery client: %w", err)
 	}
 	cached := memory.NewMemCacheClient(dc)
 	c := &cluster{discovery: cached, mapper: restmapper.NewDeferredDiscoveryRESTMapper(cached)}
+	for _, o := range opts {
+		o(c)
+	}
 	return newRunner(cfg, "", log, c)
 }
 

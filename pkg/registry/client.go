@@ -104,6 +104,24 @@ type Options struct {
 	// Log receives rate-limit events and, at V(1), what each scan did. It
 	// never receives a credential.
 	Log logr.Logger
+	// Observer, when set, is told of every request and rate-limit event,
+	// for metrics.
+	Observer Observer
+}
+
+// Observer is told what a Client's requests did, by request host (the
+// host[:port] of Options' rate limits: never a path, a user or a tag). Its
+// methods must be quick and safe for concurrent use.
+type Observer interface {
+	// Request: a request to host was answered with code, or got no answer
+	// at all (code 0: a network error or a timeout).
+	Request(host string, code int)
+	// RateLimited: a request to host was held back by the client: it
+	// waited for a token of the host's rate limit, or was refused without
+	// being sent because the host asked for a pause.
+	RateLimited(host string)
+	// Throttled: host answered 429, or an error saying TOOMANYREQUESTS.
+	Throttled(host string)
 }
 
 // Client scans image repositories for their tags. It is safe for
@@ -193,7 +211,7 @@ func New(opts Options) (*Client, error) {
 	}
 
 	c.guard = newHostGuard(opts.RPS, opts.Burst, opts.Now, opts.Log)
-	guarded := &guardTransport{guard: c.guard, insecure: c.isInsecure, next: opts.Transport}
+	guarded := &guardTransport{guard: c.guard, insecure: c.isInsecure, next: opts.Transport, observe: opts.Observer}
 	// go-containerregistry's retry layer, for network blips and 5xx only:
 	// 429 is not in the list, and the guard turns every rate-limit answer
 	// into an error this layer does not retry, so nothing repeats a

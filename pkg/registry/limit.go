@@ -121,16 +121,19 @@ func (g *hostGuard) block(host string, until time.Time) *RetryAfterError {
 }
 
 // wait takes a token from host's bucket, failing at once if ctx would end
-// before one is available.
-func (g *hostGuard) wait(ctx context.Context, host string) error {
+// before one is available. It reports whether it had to wait (or failed).
+func (g *hostGuard) wait(ctx context.Context, host string) (waited bool, err error) {
 	st := g.state(host)
+	if st.limiter.Allow() {
+		return false, nil
+	}
 	if err := st.limiter.Wait(ctx); err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("wait for rate limit of %s: %w", host, ctx.Err())
+			return true, fmt.Errorf("wait for rate limit of %s: %w", host, ctx.Err())
 		}
-		return fmt.Errorf("wait for rate limit of %s: %w", host, context.DeadlineExceeded)
+		return true, fmt.Errorf("wait for rate limit of %s: %w", host, context.DeadlineExceeded)
 	}
-	return nil
+	return true, nil
 }
 
 // guardTransport is the innermost RoundTripper of every request a Client
@@ -149,6 +152,7 @@ type guardTransport struct {
 	guard    *hostGuard
 	insecure func(host string) bool
 	next     http.RoundTripper
+	observe  Observer // nil observes nothing
 }
 
 func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -163,9 +167,14 @@ func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if err := t.guard.blocked(host); err != nil {
 		closeBody(req)
+		t.rateLimited(host)
 		return nil, err
 	}
-	if err := t.guard.wait(req.Context(), host); err != nil {
+	waited, err := t.guard.wait(req.Context(), host)
+	if waited {
+		t.rateLimited(host)
+	}
+	if err != nil {
 		closeBody(req)
 		return nil, err
 	}
@@ -179,8 +188,10 @@ func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		cancel()
+		t.requested(host, 0)
 		return nil, err
 	}
+	t.requested(host, resp.StatusCode)
 	if resp.StatusCode < 400 {
 		resp.Body = &cappedBody{r: resp.Body, left: maxBody, cancel: cancel}
 		return resp, nil
@@ -190,6 +201,9 @@ func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	_ = resp.Body.Close()
 	cancel()
 	if resp.StatusCode == http.StatusTooManyRequests || hasTooManyRequests(body) {
+		if t.observe != nil {
+			t.observe.Throttled(host)
+		}
 		now := t.guard.now()
 		return nil, t.guard.block(host, now.Add(retryAfter(resp.Header.Get("Retry-After"), now)))
 	}
@@ -199,6 +213,18 @@ func (t *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))
 	return resp, nil
+}
+
+func (t *guardTransport) rateLimited(host string) {
+	if t.observe != nil {
+		t.observe.RateLimited(host)
+	}
+}
+
+func (t *guardTransport) requested(host string, code int) {
+	if t.observe != nil {
+		t.observe.Request(host, code)
+	}
 }
 
 func closeBody(req *http.Request) {
