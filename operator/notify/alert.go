@@ -20,7 +20,9 @@ import (
 
 // AlertReconciler sets each Alert's Ready condition: whether its Secret
 // holds a usable receiver URL. Secrets are not watched (nor cached), so an
-// Alert not ready is checked again every minute, a ready one every ten.
+// Alert not ready is checked again every minute, a ready one every ten, and
+// at once on a change of its spec or annotations (a
+// reconcile.fluxcd.io/requestedAt request).
 type AlertReconciler struct {
 	Client client.Client
 	// APIReader reads Secrets (live: they are not cached).
@@ -32,7 +34,7 @@ type AlertReconciler struct {
 // SetupWithManager registers the Alert controller.
 func (r *AlertReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).Named("alert").
-		For(&helmfluxv1alpha1.Alert{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&helmfluxv1alpha1.Alert{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Complete(r)
 }
 
