@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
-	"github.com/helmflux/helmflux/operator/notify"
 	"github.com/helmflux/helmflux/internal/testenv"
+	"github.com/helmflux/helmflux/operator/notify"
 	"github.com/helmflux/helmflux/pkg/git/gittest"
 )
 

@@ -299,5 +299,5 @@ func (n *Notifier) backoff(attempt int) time.Duration {
 	if d > n.opts.MaxBackoff || d <= 0 {
 		d = n.opts.MaxBackoff
 	}
-	return d/2 + rand.N(d/2+1)
+	return d/2 + rand.N(d/2+1) // #nosec G404 -- spreading retries, not a secret
 }

@@ -124,7 +124,7 @@ func requestError(ctx context.Context, err error) error {
 
 // giveUp is the Delivered condition's message after the last attempt.
 func giveUp(j job, err error) error {
-	return fmt.Errorf("gave up on the %s message of %s %s after %d attempt(s): %v",
+	return fmt.Errorf("gave up on the %s message of %s %s after %d attempt(s): %w",
 		j.ev.Reason, j.ev.Kind, j.ev.Name, j.attempt, err)
 }
 
