@@ -14,6 +14,8 @@ package main
 // +kubebuilder:rbac:groups=helm.fluxcd.io,resources=helmreleases/status;helmreleases/finalizers,verbs=get;update;patch
 // +kubebuilder:rbac:groups=helmflux.dev,resources=gitsyncs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=helmflux.dev,resources=gitsyncs/status;gitsyncs/finalizers,verbs=get;update;patch
+// +kubebuilder:rbac:groups=helmflux.dev,resources=alerts,verbs=get;list;watch
+// +kubebuilder:rbac:groups=helmflux.dev,resources=alerts/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;impersonate
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch

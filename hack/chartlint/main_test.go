@@ -51,7 +51,8 @@ func TestChartRendersGeneratedRBAC(t *testing.T) {
 		if err := yaml.Unmarshal([]byte(strings.Split(rbac, "\n---")[0]), &role); err != nil {
 			t.Fatalf("decode ClusterRole: %v", err)
 		}
-		if !grants(role, "helm.fluxcd.io", "helmreleases", "watch") || !grants(role, "helmflux.dev", "gitsyncs/status", "patch") {
+		if !grants(role, "helm.fluxcd.io", "helmreleases", "watch") || !grants(role, "helmflux.dev", "gitsyncs/status", "patch") ||
+			!grants(role, "helmflux.dev", "alerts", "watch") || !grants(role, "helmflux.dev", "alerts/status", "patch") {
 			t.Errorf("ClusterRole lacks the generated rules: %+v", role.Rules)
 		}
 		if got := strings.Contains(rbac, "name: cluster-admin"); got != clusterAdmin {

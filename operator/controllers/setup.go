@@ -34,6 +34,7 @@ import (
 	"github.com/helmflux/helmflux/operator/helmrelease"
 	"github.com/helmflux/helmflux/operator/impersonation"
 	"github.com/helmflux/helmflux/operator/metrics"
+	"github.com/helmflux/helmflux/operator/notify"
 	"github.com/helmflux/helmflux/operator/webhook"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
@@ -121,6 +122,9 @@ type Options struct {
 	IdentityOwnNamespaceOnly bool
 	// Version is what the fluxd API's /v11/version answers.
 	Version string
+	// Notify tunes the delivery of Alerts' messages (queue, workers,
+	// retries, timeout); AllowLocalURLs follows the field above.
+	Notify notify.Options
 }
 
 // ManagerOptions returns the manager options the controllers need, on top
@@ -163,10 +167,14 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 		return err
 	}
 	triggers := make(chan event.GenericEvent, 1024)
-	if err := setupHelm(mgr, cfg, direct, gitCache, rec, opts); err != nil {
+	notifier, err := setupNotify(mgr, opts)
+	if err != nil {
 		return err
 	}
-	automation, err := setupAutomation(mgr, gitCache, triggers, rec, opts)
+	if err := setupHelm(mgr, cfg, direct, gitCache, rec, notifier, opts); err != nil {
+		return err
+	}
+	automation, err := setupAutomation(mgr, gitCache, triggers, rec, notifier, opts)
 	if err != nil {
 		return err
 	}
@@ -177,7 +185,7 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 		Tenants:               tenants,
 		DefaultServiceAccount: opts.DefaultServiceAccount,
 		Git:                   gitCache,
-		Events:                mgr.GetEventRecorder("helmflux-gitsync"),
+		Events:                notifier.Recorder(mgr.GetEventRecorder("helmflux-gitsync"), notify.SyncEvents),
 		WorkDir:               workDir,
 		Triggers:              triggers,
 		Concurrency:           opts.Concurrency,
@@ -208,9 +216,22 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	return mgr.Add(&httpServer{addr: opts.Listen, handler: mux})
 }
 
+// setupNotify registers the Alert controller and the Notifier, whose
+// Recorder wraps each controller's EventRecorder.
+func setupNotify(mgr ctrl.Manager, opts Options) (*notify.Notifier, error) {
+	nopts := opts.Notify
+	nopts.AllowLocalURLs = opts.AllowLocalURLs
+	n := notify.New(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetLogger().WithName("notify"), nopts)
+	if err := mgr.Add(n); err != nil {
+		return nil, err
+	}
+	r := &notify.AlertReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), AllowLocalURLs: opts.AllowLocalURLs}
+	return n, r.SetupWithManager(mgr)
+}
+
 // setupAutomation registers the image automation controller. After a push it
 // wakes the GitSync controller through synced.
-func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.GenericEvent, rec *metrics.Recorder, opts Options) (*automation.Reconciler, error) {
+func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.GenericEvent, rec *metrics.Recorder, notifier *notify.Notifier, opts Options) (*automation.Reconciler, error) {
 	ropts := opts.Registry
 	if ropts.Observer == nil {
 		ropts.Observer = rec.Registry()
@@ -236,7 +257,7 @@ func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.
 		Client:       mgr.GetClient(),
 		Git:          gitCache,
 		Registry:     reg,
-		Events:       mgr.GetEventRecorder("helmflux-automation"),
+		Events:       notifier.Recorder(mgr.GetEventRecorder("helmflux-automation"), notify.AutomationEvents),
 		Interval:     opts.AutomationInterval,
 		DockerConfig: docker,
 		Synced:       synced,
@@ -251,7 +272,7 @@ func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.
 }
 
 // setupHelm registers the HelmRelease controller.
-func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCache *git.Cache, rec *metrics.Recorder, opts Options) error {
+func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCache *git.Cache, rec *metrics.Recorder, notifier *notify.Notifier, opts Options) error {
 	runner, err := helm.NewRunner(cfg, mgr.GetLogger().WithName("helm"), helm.WithActionObserver(rec.HelmAction))
 	if err != nil {
 		return err
@@ -275,7 +296,7 @@ func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCach
 		Charts:                  charts,
 		Git:                     gitCache,
 		Drift:                   apply.New(direct, helmrelease.DriftFieldManager),
-		Events:                  mgr.GetEventRecorder("helmflux-helmrelease"),
+		Events:                  notifier.Recorder(mgr.GetEventRecorder("helmflux-helmrelease"), notify.ReleaseEvents),
 		Interval:                opts.HelmInterval,
 		AllowCrossNamespaceRefs: opts.AllowCrossNamespaceRefs,
 		NoCrossNamespaceRefs:    opts.NoCrossNamespaceRefs,

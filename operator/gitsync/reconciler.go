@@ -203,5 +203,17 @@ func (r *Reconciler) recordEvents(obj *helmfluxv1alpha1.GitSync, s *scope, befor
 		r.Events.Eventf(obj, nil, corev1.EventTypeNormal, helmfluxv1alpha1.AppliedReason, "Apply",
 			"%s", changeMessage(s))
 	}
+	if recovered(before, after) {
+		r.Events.Eventf(obj, nil, corev1.EventTypeNormal, helmfluxv1alpha1.RecoveredReason, "Reconcile",
+			"Sync recovered: %s", after.Message)
+	}
 	outcome.WarnOnChange(r.Events, obj, "Reconcile", before, after)
+}
+
+// recovered reports whether a pass made Ready True after passes that
+// failed (not after a suspension): the one Event an Alert needs to say the
+// failures it reported are over.
+func recovered(before, after *metav1.Condition) bool {
+	return before != nil && before.Status == metav1.ConditionFalse && before.Reason != helmfluxv1alpha1.SuspendedReason &&
+		after.Status == metav1.ConditionTrue
 }

@@ -31,6 +31,8 @@ func TestCRDsAreEstablished(t *testing.T) {
 			columns: []string{"Release", "Phase", "Status", "Revision", "Ready", "Message", "Age"}},
 		{name: "gitsyncs.helmflux.dev", shortNames: []string{"gs"},
 			columns: []string{"URL", "Revision", "Ready", "Status", "Age"}},
+		{name: "alerts.helmflux.dev",
+			columns: []string{"Type", "Severity", "Suspended", "Ready", "Status", "Age"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
