@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -64,7 +65,9 @@ type Cache struct {
 	logCacheBytes   int64
 	// refuseLocal refuses remotes on the operator's machine (WithoutLocalURLs).
 	refuseLocal bool
-	history     *historyCache
+	// dial opens http(s) connections when set (WithDialContext).
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	history *historyCache
 	// objectReads counts the commit and tree objects Log and PathChanges
 	// read from disk (tests check that warm walks read none).
 	objectReads atomic.Int64
