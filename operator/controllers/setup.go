@@ -75,9 +75,10 @@ type Options struct {
 	NoCrossNamespaceRefs bool
 	// AllowLocalURLs lets GitSync urls, HelmRelease chart.git and
 	// chart.repository (http(s) and oci://, the archive URLs their indexes
-	// name, redirects) and externalSourceRef values name the operator's
-	// machine: file:// URLs, local paths and loopback hosts (the operator's
-	// --allow-local-urls). Off, a tenant cannot read the operator's disk or
+	// name, redirects), externalSourceRef values and the image registries
+	// automation scans (with their token services and redirects) name the
+	// operator's machine: file:// URLs, local paths and loopback hosts (the
+	// operator's --allow-local-urls). Off, a tenant cannot read the operator's disk or
 	// services on its loopback interface.
 	AllowLocalURLs bool
 	// HTTPClient fetches chart repositories and externalSourceRef values;
@@ -190,6 +191,9 @@ func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.
 	if ropts.Log.GetSink() == nil {
 		ropts.Log = mgr.GetLogger().WithName("registry")
 	}
+	// Tenants name the images scanned, so their registries are judged like
+	// the URLs of their GitSyncs and charts.
+	ropts.RefuseLocal = ropts.RefuseLocal || !opts.AllowLocalURLs
 	reg, err := registry.New(ropts)
 	if err != nil {
 		return nil, fmt.Errorf("make the registry client: %w", err)

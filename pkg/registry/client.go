@@ -101,6 +101,13 @@ type Options struct {
 	// Now is the clock for cache ages and Retry-After expiry; nil is
 	// time.Now. Rate-limit waits use real time.
 	Now func() time.Time
+	// RefuseLocal refuses every request to a loopback host (by the rule of
+	// git.IsLoopbackHost): an image's registry ("127.0.0.1:5000/app",
+	// "localhost:5000/app"), a token service its challenge names, and every
+	// redirect. In a shared cluster the images scanned are the tenants', and
+	// a tenant must not make the operator reach services that listen only on
+	// its loopback interface. Errors match ErrLocalURL.
+	RefuseLocal bool
 	// Log receives rate-limit events and, at V(1), what each scan did. It
 	// never receives a credential.
 	Log logr.Logger
@@ -193,7 +200,11 @@ func New(opts Options) (*Client, error) {
 	}
 
 	c.guard = newHostGuard(opts.RPS, opts.Burst, opts.Now, opts.Log)
-	guarded := &guardTransport{guard: c.guard, insecure: c.isInsecure, next: opts.Transport}
+	next := opts.Transport
+	if opts.RefuseLocal {
+		next = &localGuard{next: next}
+	}
+	guarded := &guardTransport{guard: c.guard, insecure: c.isInsecure, next: next}
 	// go-containerregistry's retry layer, for network blips and 5xx only:
 	// 429 is not in the list, and the guard turns every rate-limit answer
 	// into an error this layer does not retry, so nothing repeats a

@@ -11,7 +11,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -114,6 +113,11 @@ func (c *Client) Scan(ctx context.Context, image string, opts ScanOptions) (Resu
 	res := Result{Repository: key}
 	if !c.allowed(key) {
 		return res, fmt.Errorf("scan %s: %w", key, ErrNotAllowed)
+	}
+	if c.opts.RefuseLocal {
+		if err := refuseLocalHost(repo.RegistryStr()); err != nil {
+			return res, fmt.Errorf("scan %s: %w", key, err)
+		}
 	}
 	unlock, err := c.locks.lock(ctx, key)
 	if err != nil {
@@ -405,29 +409,17 @@ func nextLink(values []string) string {
 	return ""
 }
 
-// checkRedirect follows at most maxRedirects redirects and never from a
-// public host to a loopback, private or link-local address (a registry
-// must not make the operator probe its own network). Authorization is
-// dropped across hosts by the transports, which add it per host.
-func checkRedirect(req *http.Request, via []*http.Request) error {
+// checkRedirect follows at most maxRedirects redirects. Where a redirect
+// may lead is the transport's to judge (Options.RefuseLocal refuses
+// loopback hosts on every request, redirects included), so there is one
+// rule for every request rather than a second one for redirects.
+// Authorization is dropped across hosts by the transports, which add it
+// per host.
+func checkRedirect(_ *http.Request, via []*http.Request) error {
 	if len(via) >= maxRedirects {
 		return fmt.Errorf("stopped after %d redirects", maxRedirects)
 	}
-	if internalHost(req.URL.Hostname()) && !internalHost(via[0].URL.Hostname()) {
-		return fmt.Errorf("refusing redirect from %s to internal address %s", via[0].URL.Host, req.URL.Host)
-	}
 	return nil
-}
-
-func internalHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(h)
-	if err != nil {
-		return false
-	}
-	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified()
 }
 
 // tagOutcome is what reading one tag's time found.
