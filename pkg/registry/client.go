@@ -453,12 +453,11 @@ func (c *Client) session(repo name.Repository, creds Credentials) (*session, []s
 	host := repo.RegistryStr()
 	auth := authn.Anonymous
 	var secrets []string
-	key := host + "\x00anonymous"
 	if cfg, ok := creds.forHost(host); ok {
 		auth = authn.FromConfig(cfg)
 		secrets = secretsOf(cfg)
-		key = host + "\x00" + fingerprint(cfg)
 	}
+	key := host + "\x00" + c.loginID(repo, creds)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.sessions.Get(key)
@@ -467,6 +466,16 @@ func (c *Client) session(repo name.Repository, creds Credentials) (*session, []s
 		c.sessions.Add(key, s)
 	}
 	return s, secrets
+}
+
+// loginID names the login creds has for repo's host (anonymousLogin for
+// none) without revealing it: cached listings and sessions are keyed by it.
+func (c *Client) loginID(repo name.Repository, creds Credentials) string {
+	cfg, ok := creds.forHost(repo.RegistryStr())
+	if !ok {
+		return anonymousLogin
+	}
+	return c.cache.loginID(cfg)
 }
 
 // transport returns an authenticated RoundTripper for repo, pinging the

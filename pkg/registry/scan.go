@@ -130,7 +130,8 @@ func (c *Client) Scan(ctx context.Context, image string, opts ScanOptions) (Resu
 		sc.scheme = "http"
 	}
 	gen := c.cache.generation(key)
-	cached := c.cache.get(key)
+	login := c.loginID(repo, opts.Credentials)
+	cached := c.cache.get(key, login)
 	now := c.now()
 
 	var e *entry
@@ -146,7 +147,7 @@ func (c *Client) Scan(ctx context.Context, image string, opts ScanOptions) (Resu
 		if cached != nil {
 			e = cached.clone()
 		} else {
-			e = &entry{Repository: key, Digests: map[string]tagDigest{}, Created: map[string]time.Time{}}
+			e = &entry{Repository: key, Login: login, Digests: map[string]tagDigest{}, Created: map[string]time.Time{}}
 		}
 		e.Complete, e.ScannedAt, e.Tags = true, now, tags
 		e.prune()
@@ -164,7 +165,7 @@ func (c *Client) Scan(ctx context.Context, image string, opts ScanOptions) (Resu
 	}
 	learned, timeErr := sc.times(ctx, e, wanted, !res.FromCache)
 	if changed || learned {
-		c.cache.put(key, e, gen)
+		c.cache.put(e, gen)
 	}
 
 	res.Tags = make([]Tag, len(e.Tags))
@@ -188,16 +189,17 @@ func (c *Client) Scan(ctx context.Context, image string, opts ScanOptions) (Resu
 }
 
 // Cached returns what the cache knows of image without asking the
-// registry, however old: every tag of the last complete listing (sorted by
-// name), with the digest and creation time of those whose time was read.
+// registry, however old: every tag of the last complete listing made with
+// the login creds has for its host (sorted by name), with the digest and
+// creation time of those whose time was read.
 // ok is false when no listing is cached (or image does not parse).
-func (c *Client) Cached(image string) (Result, bool) {
+func (c *Client) Cached(image string, creds Credentials) (Result, bool) {
 	repo, err := parseRepository(image, c.isInsecure)
 	if err != nil {
 		return Result{}, false
 	}
 	key := repo.Name()
-	e := c.cache.get(key)
+	e := c.cache.get(key, c.loginID(repo, creds))
 	if e == nil || !e.Complete {
 		return Result{Repository: key}, false
 	}
