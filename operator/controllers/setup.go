@@ -96,6 +96,10 @@ type Options struct {
 	// DockerConfig is an operator-wide docker config.json (registry logins
 	// for every workload); empty for none.
 	DockerConfig []byte
+	// DockerConfigOwnNamespaceOnly keeps DockerConfig to the workloads of
+	// GitSyncs in the operator's own namespace, the Identity Secret's
+	// (--shared-docker-config=false, the lockdown profile).
+	DockerConfigOwnNamespaceOnly bool
 	// RegistryWebhookToken, when set, authenticates registry notifications.
 	RegistryWebhookToken []byte
 	// History bounds the git history walk image holds are derived from.
@@ -204,6 +208,10 @@ func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.
 			return nil, fmt.Errorf("docker config: %w", err)
 		}
 	}
+	var dockerNamespace string
+	if opts.DockerConfigOwnNamespaceOnly {
+		dockerNamespace = identityOf(opts).Namespace
+	}
 	r := &automation.Reconciler{
 		Identity:     identityOf(opts),
 		Client:       mgr.GetClient(),
@@ -217,7 +225,8 @@ func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.
 		APIReader:    mgr.GetAPIReader(),
 		History:      opts.History,
 
-		NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs,
+		DockerConfigNamespace: dockerNamespace,
+		NoCrossNamespaceRefs:  opts.NoCrossNamespaceRefs,
 	}
 	return r, r.SetupWithManager(mgr)
 }
