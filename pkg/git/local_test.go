@@ -190,7 +190,7 @@ func redirector(t *testing.T, target string, useTLS bool, redirect func(*http.Re
 		t.Fatal(err)
 	}
 	proxy := httputil.NewSingleHostReverseProxy(u)
-	proxy.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // test proxy to a test server
+	proxy.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if redirect(r) {
 			http.Redirect(w, r, target+"/"+gittest.RepoName+"/info/refs?"+r.URL.RawQuery, http.StatusFound)
