@@ -27,6 +27,7 @@ type automationFlags struct {
 	include       string
 	exclude       string
 	dockerConfig  string
+	sharedDocker  bool
 	webhookSecret string
 	holdCommits   int
 	holdAge       time.Duration
@@ -41,6 +42,7 @@ func (a *automationFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&a.include, "registry-include-image", "", "Comma-separated globs of image repositories to scan (default: all automated images).")
 	fs.StringVar(&a.exclude, "registry-exclude-image", "", "Comma-separated globs of image repositories never to scan.")
 	fs.StringVar(&a.dockerConfig, "docker-config", "", "Path to a docker config.json with registry logins for every workload (mount a kubernetes.io/dockerconfigjson Secret).")
+	fs.BoolVar(&a.sharedDocker, "shared-docker-config", true, "Let workloads of GitSyncs in every namespace use the --docker-config logins; false keeps them to GitSyncs in the operator's own namespace, that of --git-identity-secret (the lockdown profile).")
 	fs.StringVar(&a.webhookSecret, "registry-webhook-token-file", "", "File holding the token registry notifications to /registry-hooks must carry; empty accepts any.")
 	fs.IntVar(&a.holdCommits, "hold-history-commits", automation.DefaultHistoryCommits, "Most commits of a branch's history read to find holds (a person's rollback, a quarantined tag); a hold older than that is not known.")
 	fs.DurationVar(&a.holdAge, "hold-history-age", automation.DefaultHistoryAge, "Oldest commit of a branch's history read to find holds.")
@@ -69,6 +71,7 @@ func (a *automationFlags) apply(o *controllers.Options) error {
 		}
 		o.DockerConfig = b
 	}
+	o.DockerConfigOwnNamespaceOnly = !a.sharedDocker
 	if a.webhookSecret != "" {
 		b, err := os.ReadFile(a.webhookSecret)
 		if err != nil {

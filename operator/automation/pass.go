@@ -270,6 +270,9 @@ func (p *planner) decideOne(gctx, ctx context.Context, c candidate, credMu *sync
 			// Say why the login may be missing, not just what the registry answered.
 			err = fmt.Errorf("%w (pull secrets: %w)", err, errors.Join(credErrs...))
 		}
+		if errors.Is(err, registry.ErrLocalURL) {
+			err = fmt.Errorf("%w; the operator flag --allow-local-urls allows it", err)
+		}
 		f := failure(img, fmt.Errorf("scan %s: %w", img.Repository, err))
 		res.fail = &f
 		res.container.PassedOver = []helmfluxv1alpha1.PassedOverTag{{Reason: helmfluxv1alpha1.PassedRegistryError, Message: trimMessage(f.Message)}}

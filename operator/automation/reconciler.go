@@ -71,6 +71,10 @@ type Reconciler struct {
 	// DockerConfig holds operator-wide registry logins, used after a
 	// workload's own pull secrets.
 	DockerConfig registry.Credentials
+	// DockerConfigNamespace, when set, is the only namespace whose GitSyncs'
+	// workloads get DockerConfig (--shared-docker-config=false): in a shared
+	// cluster the operator's logins are not every tenant's.
+	DockerConfigNamespace string
 	// Synced receives a GitSync after a push, so the commit is applied at
 	// once instead of at the next fetch.
 	Synced chan<- event.GenericEvent
@@ -243,6 +247,15 @@ func readyReason(obj *helmfluxv1alpha1.GitSync) string {
 
 // pullSecretNamespace is the only namespace whose image pull Secrets a
 // pass over obj reads, or "" for any.
+// dockerConfigFor is the operator-wide logins a GitSync in namespace gets:
+// all of them, or none outside DockerConfigNamespace.
+func (r *Reconciler) dockerConfigFor(namespace string) registry.Credentials {
+	if r.DockerConfigNamespace != "" && namespace != r.DockerConfigNamespace {
+		return registry.Credentials{}
+	}
+	return r.DockerConfig
+}
+
 func (r *Reconciler) pullSecretNamespace(obj *helmfluxv1alpha1.GitSync) string {
 	if r.NoCrossNamespaceRefs {
 		return obj.Namespace
@@ -266,7 +279,7 @@ func (r *Reconciler) run(ctx context.Context, obj *helmfluxv1alpha1.GitSync) (*p
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	pl := &planner{registry: r.Registry, creds: newCredentials(r.Client, r.DockerConfig, r.pullSecretNamespace(obj)), paths: obj.Spec.Paths}
+	pl := &planner{registry: r.Registry, creds: newCredentials(r.Client, r.dockerConfigFor(obj.Namespace), r.pullSecretNamespace(obj)), paths: obj.Spec.Paths}
 	if obj.Spec.WriteBack.QuarantineEnabled() {
 		pl.failed = r.releaseFailed
 	}

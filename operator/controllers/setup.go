@@ -83,9 +83,10 @@ type Options struct {
 	NoCrossNamespaceRefs bool
 	// AllowLocalURLs lets GitSync urls, HelmRelease chart.git and
 	// chart.repository (http(s) and oci://, the archive URLs their indexes
-	// name, redirects) and externalSourceRef values name the operator's
-	// machine: file:// URLs, local paths and loopback hosts (the operator's
-	// --allow-local-urls). Off, a tenant cannot read the operator's disk or
+	// name, redirects), externalSourceRef values and the image registries
+	// automation scans (with their token services and redirects) name the
+	// operator's machine: file:// URLs, local paths and loopback hosts (the
+	// operator's --allow-local-urls). Off, a tenant cannot read the operator's disk or
 	// services on its loopback interface.
 	AllowLocalURLs bool
 	// HTTPClient fetches chart repositories and externalSourceRef values;
@@ -103,6 +104,10 @@ type Options struct {
 	// DockerConfig is an operator-wide docker config.json (registry logins
 	// for every workload); empty for none.
 	DockerConfig []byte
+	// DockerConfigOwnNamespaceOnly keeps DockerConfig to the workloads of
+	// GitSyncs in the operator's own namespace, the Identity Secret's
+	// (--shared-docker-config=false, the lockdown profile).
+	DockerConfigOwnNamespaceOnly bool
 	// RegistryWebhookToken, when set, authenticates registry notifications.
 	RegistryWebhookToken []byte
 	// History bounds the git history walk image holds are derived from.
@@ -242,6 +247,9 @@ func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.
 	if ropts.Log.GetSink() == nil {
 		ropts.Log = mgr.GetLogger().WithName("registry")
 	}
+	// Tenants name the images scanned, so their registries are judged like
+	// the URLs of their GitSyncs and charts.
+	ropts.RefuseLocal = ropts.RefuseLocal || !opts.AllowLocalURLs
 	reg, err := registry.New(ropts)
 	if err != nil {
 		return nil, fmt.Errorf("make the registry client: %w", err)
@@ -251,6 +259,10 @@ func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.
 		if docker, err = registry.ParseDockerConfig(opts.DockerConfig); err != nil {
 			return nil, fmt.Errorf("docker config: %w", err)
 		}
+	}
+	var dockerNamespace string
+	if opts.DockerConfigOwnNamespaceOnly {
+		dockerNamespace = identityOf(opts).Namespace
 	}
 	r := &automation.Reconciler{
 		Identity:     identityOf(opts),
@@ -266,7 +278,8 @@ func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.
 		History:      opts.History,
 		Metrics:      rec,
 
-		NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs,
+		DockerConfigNamespace: dockerNamespace,
+		NoCrossNamespaceRefs:  opts.NoCrossNamespaceRefs,
 	}
 	return r, r.SetupWithManager(mgr)
 }

@@ -115,7 +115,7 @@ func (im *Images) container(c workloadContainer, pol policy.Policy) Container {
 		out.AvailableError = "the image reference is pinned by digest or not a tag reference"
 		return out
 	}
-	res, cached := im.Registry.Cached(repo)
+	res, cached := im.Registry.Cached(repo, im.Credentials)
 	if !cached {
 		if im.Registry.Allowed(repo) {
 			im.warm(repo)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -67,6 +68,8 @@ type Cache struct {
 	refuseLocal bool
 	// observe is told of fetches and pushes (WithObserver); nil for none.
 	observe Observer
+	// dial opens http(s) connections when set (WithDialContext).
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
 	history *historyCache
 	// objectReads counts the commit and tree objects Log and PathChanges
 	// read from disk (tests check that warm walks read none).

@@ -151,7 +151,7 @@ func isAuthFailure(err error) bool {
 func isRemoteFailure(err error) bool {
 	for _, k := range []error{
 		context.Canceled, context.DeadlineExceeded, ErrAuthentication, ErrRepositoryNotFound,
-		ErrInsecureCredentials, ErrRefNotFound, ErrUnknownHostKey, ErrHostKeyMismatch, ErrInvalidInput,
+		ErrInsecureCredentials, ErrLocalURL, ErrRefNotFound, ErrUnknownHostKey, ErrHostKeyMismatch, ErrInvalidInput,
 		transport.ErrAuthenticationRequired, transport.ErrAuthorizationFailed,
 		transport.ErrRepositoryNotFound, transport.ErrEmptyRemoteRepository,
 	} {

@@ -38,7 +38,7 @@ func (c *Cache) Fetch(ctx context.Context, url string, ref Ref, auth *Auth) (Rev
 		return Revision{}, fmt.Errorf("fetch: %w", err)
 	}
 	secrets := auth.secrets(r)
-	rev, err := c.fetchLocked(ctx, r, ref, auth)
+	rev, err := c.fetchLocked(c.netContext(ctx), r, ref, auth)
 	if err != nil {
 		return Revision{}, scrub(fmt.Errorf("fetch %s: %w", r.display, err), secrets...)
 	}

@@ -2,7 +2,13 @@ package git
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,4 +164,102 @@ func FuzzRemoteKey(f *testing.F) {
 			t.Fatalf("%q is keyed %q but dials %q, keyed %q", raw, r.key, r.fetchURL, again.key)
 		}
 	})
+}
+
+// remoteName is the name under which redirect tests reach a loopback
+// server as if it were elsewhere: the cache dials 127.0.0.1 for it
+// (WithDialContext), while the URL, all the up-front check judges, names no
+// loopback host. httptest's certificate is valid for it.
+const remoteName = "example.com"
+
+// dialRemoteName dials 127.0.0.1 for remoteName, like an /etc/hosts entry.
+func dialRemoteName(ctx context.Context, network, addr string) (net.Conn, error) {
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == remoteName {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
+// redirector is a git server "elsewhere" that proxies to target, except
+// that it redirects what redirect selects to target on 127.0.0.1.
+func redirector(t *testing.T, target string, useTLS bool, redirect func(*http.Request) bool) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	proxy.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if redirect(r) {
+			http.Redirect(w, r, target+"/"+gittest.RepoName+"/info/refs?"+r.URL.RawQuery, http.StatusFound)
+			return
+		}
+		r.URL.Path = strings.Replace(r.URL.Path, "/moved", "/"+gittest.RepoName, 1)
+		proxy.ServeHTTP(w, r)
+	})
+	var srv *httptest.Server
+	if useTLS {
+		srv = httptest.NewTLSServer(h)
+	} else {
+		srv = httptest.NewServer(h)
+	}
+	t.Cleanup(srv.Close)
+	return strings.Replace(srv.URL, "127.0.0.1", remoteName, 1) + "/moved"
+}
+
+// TestCacheWithoutLocalURLsRefusesRedirectsToLoopback: a remote that is not
+// loopback by its URL but redirects the ref advertisement to a loopback
+// server reaches it neither for the fetch nor for the push (go-git would
+// send the upload-pack or receive-pack POST there); over https the CA
+// bundle still works. Without the refusal the same remote is followed.
+func TestCacheWithoutLocalURLsRefusesRedirectsToLoopback(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http", true: "https"}[useTLS], func(t *testing.T) {
+			repo := gittest.NewRepo(t, map[string]string{"a.yaml": "a: 1\n"})
+			var srv *gittest.HTTPServer
+			if useTLS {
+				srv = gittest.NewHTTPSServer(t, repo.Root())
+			} else {
+				srv = gittest.NewHTTPServer(t, repo.Root())
+			}
+			target := strings.TrimSuffix(srv.URL(gittest.RepoName), "/"+gittest.RepoName)
+			var auth *Auth
+			if useTLS {
+				auth = &Auth{CABundle: srv.CACert()}
+			}
+			always := redirector(t, target, useTLS, func(*http.Request) bool { return true })
+			onPush := redirector(t, target, useTLS, func(r *http.Request) bool {
+				return r.URL.Query().Get("service") == "git-receive-pack"
+			})
+			edit := func(context.Context, string, Revision) (Edit, error) {
+				return Edit{Files: map[string][]byte{"a.yaml": []byte("a: 2\n")}, Message: "edit"}, nil
+			}
+			push := PushOptions{Author: Signature{Name: "t", Email: "t@example.com"}, Auth: auth}
+
+			refusing := newTestCache(t, WithoutLocalURLs(), WithDialContext(dialRemoteName))
+			srv.ResetRequests()
+			if _, err := refusing.Fetch(testCtx(t), always, Ref{}, auth); !errors.Is(err, ErrLocalURL) {
+				t.Fatalf("Fetch through a redirect to loopback: got %v, want ErrLocalURL", err)
+			}
+			if n := len(srv.Requests()); n > 0 {
+				t.Fatalf("the loopback server got %d requests: %+v", n, srv.Requests())
+			}
+			// The proxied fetch is fine; the push's redirect is not.
+			mustFetch(t, refusing, onPush, Ref{}, auth)
+			if _, err := refusing.CommitAndPush(testCtx(t), onPush, push, edit); !errors.Is(err, ErrLocalURL) {
+				t.Fatalf("CommitAndPush through a redirect to loopback: got %v, want ErrLocalURL", err)
+			}
+			if got := repo.FileAt(repo.RemoteHead(gittest.DefaultBranch), "a.yaml"); got != "a: 1\n" {
+				t.Fatalf("the refused push changed the repository: a.yaml = %q", got)
+			}
+
+			allowing := newTestCache(t, WithDialContext(dialRemoteName))
+			mustFetch(t, allowing, always, Ref{}, auth)
+			if _, err := allowing.CommitAndPush(testCtx(t), onPush, push, edit); err != nil {
+				t.Fatalf("CommitAndPush without the refusal: %v", err)
+			}
+		})
+	}
 }

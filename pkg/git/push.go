@@ -97,7 +97,7 @@ func (c *Cache) CommitAndPush(ctx context.Context, url string, opts PushOptions,
 		return PushResult{}, fmt.Errorf("push: %w", err)
 	}
 	secrets := append(opts.Auth.secrets(r), string(opts.SigningPassphrase))
-	res, err := c.commitAndPush(ctx, r, opts, edit)
+	res, err := c.commitAndPush(c.netContext(ctx), r, opts, edit)
 	if err != nil {
 		return res, scrub(fmt.Errorf("push to %s: %w", r.display, err), secrets...)
 	}

@@ -2,6 +2,8 @@ package registry
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,22 +15,38 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/helmflux/helmflux/pkg/policy"
 )
 
 // cacheVersion is the file format; a file of another version is ignored.
-const cacheVersion = 1
+// Version 1 files were keyed by repository alone, whoever's login listed
+// them; NewCache removes them.
+const cacheVersion = 2
+
+// anonymousLogin is the login id of scans without credentials.
+const anonymousLogin = "anonymous"
+
+// loginKeyFile holds the key of the login ids (see cache.loginID), so that
+// files written before a restart are found after it.
+const loginKeyFile = "login.key"
 
 // entry is what is known of one repository. Stored entries are never
 // mutated: a scan works on a clone and stores it whole.
 type entry struct {
 	Repository string `json:"repository"`
+	// Login is the id of the login the listing was made with (loginID),
+	// never the login itself: a listing is served only to scans with the
+	// same login, since a private repository's tags, digests and times are
+	// for those who may read it.
+	Login string `json:"login"`
 	// Complete says Tags is a whole listing. Only complete listings are
 	// stored; a file that says otherwise is ignored.
 	Complete bool `json:"complete"`
@@ -87,11 +105,13 @@ func (e *entry) prune() {
 var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // validate checks an entry read from disk: everything in it must be what a
-// scan could have stored for key under maxTags.
-func (e *entry) validate(key string, maxTags int) error {
+// scan could have stored for repo and login under maxTags.
+func (e *entry) validate(repo, login string, maxTags int) error {
 	switch {
-	case e.Repository != key:
+	case e.Repository != repo:
 		return errors.New("entry is for another repository")
+	case e.Login != login:
+		return errors.New("entry is for another login")
 	case !e.Complete:
 		return errors.New("entry is not a complete listing")
 	case len(e.Tags) > maxTags:
@@ -126,17 +146,20 @@ func newLRU[V any](max int) *simplelru.LRU[string, V] {
 	return l
 }
 
-// cache keeps entries in memory, least recently used evicted beyond a bound,
-// and, with a directory, in one file per repository that survives restarts
-// and is read lazily on first use.
+// cache keeps entries, one per repository and login, in memory, least
+// recently used evicted beyond a bound, and, with a directory, in one file
+// per repository and login that survives restarts and is read lazily on
+// first use: <dir>/<sha256 of the repository>/<login id>.json.
 type cache struct {
 	dir     string // "" = memory only
 	maxTags int
 	log     logr.Logger
+	// loginKey keys the login ids: random, kept in the directory.
+	loginKey []byte
 
 	mu   sync.Mutex
-	mem  *simplelru.LRU[string, *entry]
-	gens map[string]uint64 // bumped by forget
+	mem  *simplelru.LRU[string, *entry] // by memKey
+	gens map[string]uint64              // by repository, bumped by forget
 
 	// wmu orders file writes like the memory updates they follow: taken
 	// before mu is released, held while writing.
@@ -144,39 +167,78 @@ type cache struct {
 }
 
 func newCache(dir string, maxEntries, maxTags int, log logr.Logger) (*cache, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("make the login key: %w", err)
+	}
 	if dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create cache dir %s: %w", dir, err)
 		}
-		// Temporary files of writes a crash interrupted.
-		if stale, err := filepath.Glob(filepath.Join(dir, ".tmp-*")); err == nil {
-			for _, f := range stale {
-				_ = os.Remove(f)
+		// Temporary files of writes a crash interrupted, and version 1
+		// files, which did not say whose login listed them.
+		for _, pattern := range []string{".tmp-*", "*/.tmp-*", "*.json"} {
+			if stale, err := filepath.Glob(filepath.Join(dir, pattern)); err == nil {
+				for _, f := range stale {
+					_ = os.Remove(f)
+				}
 			}
+		}
+		var err error
+		if key, err = loadLoginKey(filepath.Join(dir, loginKeyFile), key); err != nil {
+			return nil, err
 		}
 	}
 	mem, err := simplelru.NewLRU[string, *entry](maxEntries, nil)
 	if err != nil {
 		return nil, fmt.Errorf("registry cache of %d entries: %w", maxEntries, err)
 	}
-	return &cache{dir: dir, maxTags: maxTags, log: log, mem: mem, gens: map[string]uint64{}}, nil
+	return &cache{dir: dir, maxTags: maxTags, log: log, loginKey: key, mem: mem, gens: map[string]uint64{}}, nil
 }
 
-// get returns the entry of key (never to be mutated), reading its file on
-// a memory miss; nil if there is none or it cannot be trusted.
-func (c *cache) get(key string) *entry {
+// loadLoginKey reads the login key from file, or writes fresh there (0600)
+// when there is none or it is not 32 bytes.
+func loadLoginKey(file string, fresh []byte) ([]byte, error) {
+	if key, err := os.ReadFile(file); err == nil && len(key) == len(fresh) {
+		return key, nil
+	}
+	if err := os.WriteFile(file, fresh, 0o600); err != nil {
+		return nil, fmt.Errorf("write the login key: %w", err)
+	}
+	return fresh, nil
+}
+
+// loginID names a login without revealing it: a keyed hash (HMAC-SHA256
+// with the cache's random key) of its secret fields, so neither a cache
+// file nor a log line holds something a guess can be checked against
+// offline without the key. It keys cached listings and sessions.
+func (c *cache) loginID(a authn.AuthConfig) string {
+	h := hmac.New(sha256.New, c.loginKey)
+	for _, s := range []string{a.Username, a.Password, a.Auth, a.IdentityToken, a.RegistryToken} {
+		fmt.Fprintf(h, "%d:%s;", len(s), s)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// memKey is the memory key of repo's listing for login.
+func memKey(repo, login string) string { return repo + "\x00" + login }
+
+// get returns the entry of repo for login (never to be mutated), reading
+// its file on a memory miss; nil if there is none or it cannot be trusted.
+func (c *cache) get(repo, login string) *entry {
+	key := memKey(repo, login)
 	c.mu.Lock()
 	e, ok := c.mem.Get(key)
 	c.mu.Unlock()
 	if ok || c.dir == "" {
 		return e
 	}
-	e, err := c.read(key)
+	e, err := c.read(repo, login)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			c.log.V(1).Info("Ignoring unusable registry cache file", "repository", key, "reason", err.Error())
+			c.log.V(1).Info("Ignoring unusable registry cache file", "repository", repo, "reason", err.Error())
 			c.wmu.Lock()
-			_ = os.Remove(c.path(key))
+			_ = os.Remove(c.path(repo, login))
 			c.wmu.Unlock()
 		}
 		return nil
@@ -191,22 +253,23 @@ func (c *cache) get(key string) *entry {
 }
 
 // generation returns a counter that forget bumps, so a scan can tell that
-// its listing predates a Forget.
-func (c *cache) generation(key string) uint64 {
+// its listing of repo predates a Forget.
+func (c *cache) generation(repo string) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.gens[key]
+	return c.gens[repo]
 }
 
-// put stores e for key. If key was forgotten since gen, e is stored as
-// never listed: the listing may have missed what the Forget announced.
-func (c *cache) put(key string, e *entry, gen uint64) {
+// put stores e (made with e.Login) for its repository. If the repository
+// was forgotten since gen, e is stored as never listed: the listing may have
+// missed what the Forget announced.
+func (c *cache) put(e *entry, gen uint64) {
 	c.mu.Lock()
-	if c.gens[key] != gen {
+	if c.gens[e.Repository] != gen {
 		e = e.clone()
 		e.ScannedAt = time.Time{}
 	}
-	c.mem.Add(key, e)
+	c.mem.Add(memKey(e.Repository, e.Login), e)
 	if c.dir == "" {
 		c.mu.Unlock()
 		return
@@ -214,21 +277,27 @@ func (c *cache) put(key string, e *entry, gen uint64) {
 	c.wmu.Lock()
 	c.mu.Unlock()
 	defer c.wmu.Unlock()
-	if err := c.write(key, e); err != nil {
-		c.log.Error(err, "Could not write registry cache file", "repository", key)
+	if err := c.write(e); err != nil {
+		c.log.Error(err, "Could not write registry cache file", "repository", e.Repository)
 	}
 }
 
-// forget marks key's listing as never made, in memory and on disk, keeping
-// its digests and times.
-func (c *cache) forget(key string) {
+// forget marks every listing of repo, whatever the login, as never made,
+// in memory and on disk, keeping their digests and times.
+func (c *cache) forget(repo string) {
 	c.mu.Lock()
-	c.gens[key]++
-	e, inMem := c.mem.Get(key)
-	if inMem {
+	c.gens[repo]++
+	forgotten := map[string]*entry{} // by login
+	for _, k := range c.mem.Keys() {
+		r, login, _ := strings.Cut(k, "\x00")
+		if r != repo {
+			continue
+		}
+		e, _ := c.mem.Peek(k)
 		e = e.clone()
 		e.ScannedAt = time.Time{}
-		c.mem.Add(key, e)
+		c.mem.Add(k, e)
+		forgotten[login] = e
 	}
 	if c.dir == "" {
 		c.mu.Unlock()
@@ -237,23 +306,37 @@ func (c *cache) forget(key string) {
 	c.wmu.Lock()
 	c.mu.Unlock()
 	defer c.wmu.Unlock()
-	if !inMem {
-		var err error
-		if e, err = c.read(key); err != nil {
-			return // nothing usable on disk either
+	files, _ := os.ReadDir(c.repoDir(repo))
+	for _, f := range files {
+		login, ok := strings.CutSuffix(f.Name(), ".json")
+		if !ok || forgotten[login] != nil {
+			continue
+		}
+		e, err := c.read(repo, login)
+		if err != nil {
+			continue // nothing usable
 		}
 		e.ScannedAt = time.Time{}
+		forgotten[login] = e
 	}
-	if err := c.write(key, e); err != nil {
-		c.log.Error(err, "Could not write registry cache file", "repository", key)
+	for _, e := range forgotten {
+		if err := c.write(e); err != nil {
+			c.log.Error(err, "Could not write registry cache file", "repository", repo)
+		}
 	}
 }
 
-// path is key's file: the SHA-256 of the repository name, so no name can
-// escape the directory or collide with another's file.
-func (c *cache) path(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return filepath.Join(c.dir, hex.EncodeToString(sum[:])+".json")
+// repoDir is the directory of repo's files: the SHA-256 of the repository
+// name, so no name can escape the directory or collide with another's.
+func (c *cache) repoDir(repo string) string {
+	sum := sha256.Sum256([]byte(repo))
+	return filepath.Join(c.dir, hex.EncodeToString(sum[:]))
+}
+
+// path is the file of repo's listing for login (a login id: hex or
+// anonymousLogin, so it is a plain file name).
+func (c *cache) path(repo, login string) string {
+	return filepath.Join(c.repoDir(repo), login+".json")
 }
 
 // fileEnvelope is a cache file: the entry and the SHA-256 of its bytes, so
@@ -268,8 +351,8 @@ type fileEnvelope struct {
 // tag, so this leaves room for long tags without trusting any size.
 func (c *cache) maxFileSize() int64 { return 1<<20 + int64(c.maxTags)*1024 }
 
-func (c *cache) read(key string) (*entry, error) {
-	f, err := os.Open(c.path(key))
+func (c *cache) read(repo, login string) (*entry, error) {
+	f, err := os.Open(c.path(repo, login))
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +382,7 @@ func (c *cache) read(key string) (*entry, error) {
 	if err := dec.Decode(&e); err != nil {
 		return nil, errors.New("entry is not valid")
 	}
-	if err := e.validate(key, c.maxTags); err != nil {
+	if err := e.validate(repo, login, c.maxTags); err != nil {
 		return nil, err
 	}
 	if e.Digests == nil {
@@ -311,9 +394,9 @@ func (c *cache) read(key string) (*entry, error) {
 	return &e, nil
 }
 
-// write replaces key's file atomically: a temporary file (0600) renamed
+// write replaces e's file atomically: a temporary file (0600) renamed
 // over it, so a reader or a crash never sees half a file.
-func (c *cache) write(key string, e *entry) error {
+func (c *cache) write(e *entry) error {
 	raw, err := json.Marshal(e)
 	if err != nil {
 		return err
@@ -323,8 +406,11 @@ func (c *cache) write(key string, e *entry) error {
 	if err != nil {
 		return err
 	}
-	final := c.path(key)
-	tmp, err := os.CreateTemp(c.dir, ".tmp-"+filepath.Base(final)+"-*")
+	if err := os.MkdirAll(c.repoDir(e.Repository), 0o700); err != nil {
+		return fmt.Errorf("write cache file: %w", err)
+	}
+	final := c.path(e.Repository, e.Login)
+	tmp, err := os.CreateTemp(filepath.Dir(final), ".tmp-"+filepath.Base(final)+"-*")
 	if err != nil {
 		return fmt.Errorf("write cache file: %w", err)
 	}

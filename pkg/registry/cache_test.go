@@ -1,9 +1,13 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -161,8 +165,7 @@ func TestFileCacheLayout(t *testing.T) {
 	if _, err := c.Scan(context.Background(), srv.Host()+"/app", ScanOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256([]byte(srv.Host() + "/app"))
-	file := filepath.Join(dir, hex.EncodeToString(sum[:])+".json")
+	file := cacheFile(dir, srv.Host()+"/app", anonymousLogin)
 	fi, err := os.Stat(file)
 	if err != nil {
 		t.Fatalf("cache file: %v", err)
@@ -175,17 +178,25 @@ func TestFileCacheLayout(t *testing.T) {
 		t.Errorf("dir mode %v, want 0700", di.Mode().Perm())
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Errorf("dir holds %d files, want 1 (no temporary files left)", len(entries))
+	if len(entries) != 2 { // the login key and the repository's directory
+		t.Errorf("dir holds %d entries, want 2", len(entries))
 	}
+	entries, _ = os.ReadDir(filepath.Dir(file))
+	if len(entries) != 1 {
+		t.Errorf("the repository's dir holds %d files, want 1 (no temporary files left)", len(entries))
+	}
+}
+
+// cacheFile is where a Client with dir keeps repo's listing for login.
+func cacheFile(dir, repo, login string) string {
+	sum := sha256.Sum256([]byte(repo))
+	return filepath.Join(dir, hex.EncodeToString(sum[:]), login+".json")
 }
 
 func TestFileCacheUntrustedFilesIgnored(t *testing.T) {
 	srv := registrytest.NewServer(t)
 	srv.PushTags(t, "app", "v1")
 	image := srv.Host() + "/app"
-	sum := sha256.Sum256([]byte(image))
-	name := hex.EncodeToString(sum[:]) + ".json"
 
 	// A good file to damage in several ways.
 	goodDir := t.TempDir()
@@ -193,7 +204,7 @@ func TestFileCacheUntrustedFilesIgnored(t *testing.T) {
 	if _, err := good.Scan(context.Background(), image, ScanOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	valid, err := os.ReadFile(filepath.Join(goodDir, name))
+	valid, err := os.ReadFile(cacheFile(goodDir, image, anonymousLogin))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,21 +214,23 @@ func TestFileCacheUntrustedFilesIgnored(t *testing.T) {
 	if _, err := other.Scan(context.Background(), srv.Host()+"/other", ScanOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	otherSum := sha256.Sum256([]byte(srv.Host() + "/other"))
-	forOther, _ := os.ReadFile(filepath.Join(otherDir, hex.EncodeToString(otherSum[:])+".json"))
+	forOther, _ := os.ReadFile(cacheFile(otherDir, srv.Host()+"/other", anonymousLogin))
 
 	cases := map[string][]byte{
 		"empty":           {},
 		"truncated":       valid[:len(valid)/2],
 		"garbage":         []byte("\x00\x01not json"),
 		"tampered tags":   []byte(strings.Replace(string(valid), `"v1"`, `"v7"`, 1)),
-		"other version":   []byte(strings.Replace(string(valid), `"version":1`, `"version":9`, 1)),
+		"other version":   []byte(strings.Replace(string(valid), `"version":2`, `"version":9`, 1)),
 		"other repo file": forOther,
 	}
 	for name2, data := range cases {
 		t.Run(name2, func(t *testing.T) {
 			dir := t.TempDir()
-			path := filepath.Join(dir, name)
+			path := cacheFile(dir, image, anonymousLogin)
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				t.Fatal(err)
+			}
 			if err := os.WriteFile(path, data, 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -285,11 +298,84 @@ func TestCacheNeverStoresIncompleteListing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &entry{Repository: "r.example/a", Complete: false, ScannedAt: time.Now(), Tags: []string{"v1"}}
-	if err := c.write("r.example/a", e); err != nil {
+	e := &entry{Repository: "r.example/a", Login: anonymousLogin, Complete: false, ScannedAt: time.Now(), Tags: []string{"v1"}}
+	if err := c.write(e); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.read("r.example/a"); err == nil {
+	if _, err := c.read("r.example/a", anonymousLogin); err == nil {
 		t.Error("an entry not marked complete was read back as usable")
 	}
+}
+
+// TestCacheIsPerLogin: a tag list read with one login is not served to a
+// scan with none or another, from memory or from the file cache after a
+// restart: those ask the registry, which refuses them. The files hold no
+// credential.
+func TestCacheIsPerLogin(t *testing.T) {
+	const user, canary = "tenant-a", "canary-Pass-5f3e"
+	srv := registrytest.NewServer(t, registrytest.WithBasicAuth(user, canary))
+	srv.PushTags(t, "private", "v1", "v2")
+	login := func(u, p string) Credentials {
+		t.Helper()
+		c, err := ParseDockerConfig([]byte(fmt.Sprintf(`{"auths":{%q:{"username":%q,"password":%q}}}`, srv.Host(), u, p)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a, other := login(user, canary), login("tenant-b", "other-secret")
+	image := srv.Host() + "/private"
+	dir := t.TempDir()
+	ctx := context.Background()
+
+	c := newClient(t, srv, Options{CacheDir: dir, TagTTL: time.Hour})
+	if res, err := c.Scan(ctx, image, ScanOptions{Credentials: a}); err != nil || len(res.Tags) != 2 {
+		t.Fatalf("scan with A's login: tags %v, err %v", tagNames(res), err)
+	}
+	refused := func(c *Client, what string, creds Credentials) {
+		t.Helper()
+		srv.Reset()
+		res, err := c.Scan(ctx, image, ScanOptions{Credentials: creds})
+		if err == nil || len(res.Tags) > 0 || res.FromCache {
+			t.Errorf("%s: tags %v, fromCache %v, err %v; want the registry's refusal", what, tagNames(res), res.FromCache, err)
+		}
+		if count(srv.Requests(), "GET", "/tags/list") == 0 && count(srv.Requests(), "GET", "/v2/") == 0 {
+			t.Errorf("%s: no request to the registry", what)
+		}
+	}
+	refused(c, "anonymous scan", Credentials{})
+	refused(c, "scan with another login", other)
+	if res, ok := c.Cached(image, Credentials{}); ok {
+		t.Errorf("Cached without a login: %v", tagNames(res))
+	}
+	if res, ok := c.Cached(image, a); !ok || len(res.Tags) != 2 {
+		t.Errorf("Cached with A's login: %v, %v", tagNames(res), ok)
+	}
+
+	restarted := newClient(t, srv, Options{CacheDir: dir, TagTTL: time.Hour})
+	refused(restarted, "anonymous scan after a restart", Credentials{})
+	srv.Reset()
+	if res, err := restarted.Scan(ctx, image, ScanOptions{Credentials: a}); err != nil || !res.FromCache || len(res.Tags) != 2 {
+		t.Errorf("scan with A's login after a restart: tags %v, fromCache %v, err %v; want the cached list", tagNames(res), res.FromCache, err)
+	}
+
+	// Forget reaches every login's listing, also one only on disk.
+	again := newClient(t, srv, Options{CacheDir: dir, TagTTL: time.Hour})
+	again.Forget(image)
+	if res, err := again.Scan(ctx, image, ScanOptions{Credentials: a}); err != nil || res.FromCache {
+		t.Errorf("scan with A's login after Forget: fromCache %v, err %v; want a listing", res.FromCache, err)
+	}
+
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, _ := os.ReadFile(p)
+		for _, s := range []string{canary, base64.StdEncoding.EncodeToString([]byte(user + ":" + canary)), user} {
+			if bytes.Contains(data, []byte(s)) {
+				t.Errorf("cache file %s holds a credential", p)
+			}
+		}
+		return nil
+	})
 }

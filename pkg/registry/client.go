@@ -101,6 +101,13 @@ type Options struct {
 	// Now is the clock for cache ages and Retry-After expiry; nil is
 	// time.Now. Rate-limit waits use real time.
 	Now func() time.Time
+	// RefuseLocal refuses every request to a loopback host (by the rule of
+	// git.IsLoopbackHost): an image's registry ("127.0.0.1:5000/app",
+	// "localhost:5000/app"), a token service its challenge names, and every
+	// redirect. In a shared cluster the images scanned are the tenants', and
+	// a tenant must not make the operator reach services that listen only on
+	// its loopback interface. Errors match ErrLocalURL.
+	RefuseLocal bool
 	// Log receives rate-limit events and, at V(1), what each scan did. It
 	// never receives a credential.
 	Log logr.Logger
@@ -211,7 +218,11 @@ func New(opts Options) (*Client, error) {
 	}
 
 	c.guard = newHostGuard(opts.RPS, opts.Burst, opts.Now, opts.Log)
-	guarded := &guardTransport{guard: c.guard, insecure: c.isInsecure, next: opts.Transport, observe: opts.Observer}
+	next := opts.Transport
+	if opts.RefuseLocal {
+		next = &localGuard{next: next}
+	}
+	guarded := &guardTransport{guard: c.guard, insecure: c.isInsecure, next: next, observe: opts.Observer}
 	// go-containerregistry's retry layer, for network blips and 5xx only:
 	// 429 is not in the list, and the guard turns every rate-limit answer
 	// into an error this layer does not retry, so nothing repeats a
@@ -460,12 +471,11 @@ func (c *Client) session(repo name.Repository, creds Credentials) (*session, []s
 	host := repo.RegistryStr()
 	auth := authn.Anonymous
 	var secrets []string
-	key := host + "\x00anonymous"
 	if cfg, ok := creds.forHost(host); ok {
 		auth = authn.FromConfig(cfg)
 		secrets = secretsOf(cfg)
-		key = host + "\x00" + fingerprint(cfg)
 	}
+	key := host + "\x00" + c.loginID(repo, creds)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.sessions.Get(key)
@@ -474,6 +484,16 @@ func (c *Client) session(repo name.Repository, creds Credentials) (*session, []s
 		c.sessions.Add(key, s)
 	}
 	return s, secrets
+}
+
+// loginID names the login creds has for repo's host (anonymousLogin for
+// none) without revealing it: cached listings and sessions are keyed by it.
+func (c *Client) loginID(repo name.Repository, creds Credentials) string {
+	cfg, ok := creds.forHost(repo.RegistryStr())
+	if !ok {
+		return anonymousLogin
+	}
+	return c.cache.loginID(cfg)
 }
 
 // transport returns an authenticated RoundTripper for repo, pinging the

@@ -2,9 +2,7 @@ package registry
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -273,16 +271,6 @@ func (c Credentials) forHost(host string) (authn.AuthConfig, bool) {
 	}
 	a, ok := c.auths[h]
 	return a, ok
-}
-
-// fingerprint identifies a login without keeping it readable, so scans with
-// the same login share an authenticated transport.
-func fingerprint(a authn.AuthConfig) string {
-	h := sha256.New()
-	for _, s := range []string{a.Username, a.Password, a.Auth, a.IdentityToken, a.RegistryToken} {
-		fmt.Fprintf(h, "%d:%s;", len(s), s)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // secretsOf lists the strings of a login that must never appear in an error

@@ -11,7 +11,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -115,6 +114,11 @@ func (c *Client) Scan(ctx context.Context, image string, opts ScanOptions) (Resu
 	if !c.allowed(key) {
 		return res, fmt.Errorf("scan %s: %w", key, ErrNotAllowed)
 	}
+	if c.opts.RefuseLocal {
+		if err := refuseLocalHost(repo.RegistryStr()); err != nil {
+			return res, fmt.Errorf("scan %s: %w", key, err)
+		}
+	}
 	unlock, err := c.locks.lock(ctx, key)
 	if err != nil {
 		return res, fmt.Errorf("scan %s: %w", key, err)
@@ -126,7 +130,8 @@ func (c *Client) Scan(ctx context.Context, image string, opts ScanOptions) (Resu
 		sc.scheme = "http"
 	}
 	gen := c.cache.generation(key)
-	cached := c.cache.get(key)
+	login := c.loginID(repo, opts.Credentials)
+	cached := c.cache.get(key, login)
 	now := c.now()
 
 	var e *entry
@@ -142,7 +147,7 @@ func (c *Client) Scan(ctx context.Context, image string, opts ScanOptions) (Resu
 		if cached != nil {
 			e = cached.clone()
 		} else {
-			e = &entry{Repository: key, Digests: map[string]tagDigest{}, Created: map[string]time.Time{}}
+			e = &entry{Repository: key, Login: login, Digests: map[string]tagDigest{}, Created: map[string]time.Time{}}
 		}
 		e.Complete, e.ScannedAt, e.Tags = true, now, tags
 		e.prune()
@@ -160,7 +165,7 @@ func (c *Client) Scan(ctx context.Context, image string, opts ScanOptions) (Resu
 	}
 	learned, timeErr := sc.times(ctx, e, wanted, !res.FromCache)
 	if changed || learned {
-		c.cache.put(key, e, gen)
+		c.cache.put(e, gen)
 	}
 
 	res.Tags = make([]Tag, len(e.Tags))
@@ -184,16 +189,17 @@ func (c *Client) Scan(ctx context.Context, image string, opts ScanOptions) (Resu
 }
 
 // Cached returns what the cache knows of image without asking the
-// registry, however old: every tag of the last complete listing (sorted by
-// name), with the digest and creation time of those whose time was read.
+// registry, however old: every tag of the last complete listing made with
+// the login creds has for its host (sorted by name), with the digest and
+// creation time of those whose time was read.
 // ok is false when no listing is cached (or image does not parse).
-func (c *Client) Cached(image string) (Result, bool) {
+func (c *Client) Cached(image string, creds Credentials) (Result, bool) {
 	repo, err := parseRepository(image, c.isInsecure)
 	if err != nil {
 		return Result{}, false
 	}
 	key := repo.Name()
-	e := c.cache.get(key)
+	e := c.cache.get(key, c.loginID(repo, creds))
 	if e == nil || !e.Complete {
 		return Result{Repository: key}, false
 	}
@@ -405,29 +411,17 @@ func nextLink(values []string) string {
 	return ""
 }
 
-// checkRedirect follows at most maxRedirects redirects and never from a
-// public host to a loopback, private or link-local address (a registry
-// must not make the operator probe its own network). Authorization is
-// dropped across hosts by the transports, which add it per host.
-func checkRedirect(req *http.Request, via []*http.Request) error {
+// checkRedirect follows at most maxRedirects redirects. Where a redirect
+// may lead is the transport's to judge (Options.RefuseLocal refuses
+// loopback hosts on every request, redirects included), so there is one
+// rule for every request rather than a second one for redirects.
+// Authorization is dropped across hosts by the transports, which add it
+// per host.
+func checkRedirect(_ *http.Request, via []*http.Request) error {
 	if len(via) >= maxRedirects {
 		return fmt.Errorf("stopped after %d redirects", maxRedirects)
 	}
-	if internalHost(req.URL.Hostname()) && !internalHost(via[0].URL.Hostname()) {
-		return fmt.Errorf("refusing redirect from %s to internal address %s", via[0].URL.Host, req.URL.Host)
-	}
 	return nil
-}
-
-func internalHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(h)
-	if err != nil {
-		return false
-	}
-	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified()
 }
 
 // tagOutcome is what reading one tag's time found.

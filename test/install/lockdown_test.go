@@ -162,7 +162,7 @@ data:
 func TestLockdownProfile(t *testing.T) {
 	r := renderChartWith(t, map[string]any{"lockdown": map[string]any{"enabled": true}})
 	d, c := operatorDeployment(t, r)
-	for _, want := range []string{"--no-cross-namespace-refs", "--default-service-account=helmflux-reconciler", "--fluxd-api=false", "--allow-local-urls=false", "--shared-git-identity=false"} {
+	for _, want := range []string{"--no-cross-namespace-refs", "--default-service-account=helmflux-reconciler", "--fluxd-api=false", "--allow-local-urls=false", "--shared-git-identity=false", "--shared-docker-config=false"} {
 		if !slices.Contains(c.Args, want) {
 			t.Errorf("lockdown.enabled: the operator's args %q lack %s", c.Args, want)
 		}
