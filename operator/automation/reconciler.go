@@ -201,6 +201,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	// One line per finished pass, even one that changed no status: what
 	// shows that a pass ran, and how often its push lost a race.
 	log.V(1).Info(DoneMessage, "gitsync", klog.KObj(obj), "reason", readyReason(obj), "pushAttempts", attempts)
+	if pushed != nil {
+		log.Info("Pushed image updates", "gitsync", klog.KObj(obj), "revision", pushed.String(), "outcome", "success", "pushAttempts", attempts)
+	}
 	if pushed != nil && r.Synced != nil {
 		select {
 		case r.Synced <- event.GenericEvent{Object: obj}:

@@ -139,7 +139,15 @@ func (r *Reconciler) reconcileApply(ctx context.Context, s *scope) error {
 		obj.Status.LastAppliedRevision = s.revision.String()
 		s.applied = true
 	}
-	ctrl.LoggerFrom(ctx).V(1).Info("Applied revision", "revision", s.revision.String(), "summary", summaryLine(s))
+	log := ctrl.LoggerFrom(ctx).V(1) // a pass that changed nothing
+	if changed(s) {
+		log = ctrl.LoggerFrom(ctx)
+	}
+	result := "success"
+	if !s.applied {
+		result = "partial"
+	}
+	log.Info("Applied revision", "revision", s.revision.String(), "outcome", result, "summary", summaryLine(s))
 	return nil
 }
 

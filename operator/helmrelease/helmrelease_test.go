@@ -153,6 +153,16 @@ func TestInstallUpgradeAndNoOpPassesFromAChartRepository(t *testing.T) {
 	}
 	hr = waitReady(t, ns, "web")
 	release := ns + "-web"
+	// One log line says what the pass did, to whom and how it ended.
+	eventually(t, 10*time.Second, "the install's log line", func() (bool, string) {
+		for _, l := range logs.LinesWith(`"release": "` + release + `"`) {
+			if strings.Contains(l, `"reason": "InstallSucceeded"`) && strings.Contains(l, `"outcome": "success"`) &&
+				strings.Contains(l, `"chartVersion": "1.0.0"`) && strings.Contains(l, `"namespace":"`+ns+`"`) {
+				return true, ""
+			}
+		}
+		return false, strings.Join(logs.LinesWith(release), "\n")
+	})
 	if hr.Status.ReleaseName != release || hr.Status.ReleaseStatus != "deployed" || hr.Status.Revision != "1.0.0" ||
 		hr.Status.ReleaseRevision != 1 || hr.Status.Phase != helmv1.PhaseSucceeded {
 		t.Errorf("status after install: %+v", hr.Status)

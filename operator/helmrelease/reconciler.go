@@ -210,7 +210,24 @@ func (r *Reconciler) finish(ctx context.Context, base *helmv1.HelmRelease, s *sc
 		ctrl.LoggerFrom(ctx).Info("Interrupted by the shutdown; the next run retries")
 		return nil
 	}
-	return outcome.Finish(ctx, r.Client, base, obj, err, helmv1.ReconcileFailedReason,
+	ferr := outcome.Finish(ctx, r.Client, base, obj, err, helmv1.ReconcileFailedReason,
 		func() { summarize(obj, s, err); s.mask.Conditions(obj.Status.Conditions) },
 		func(before, after *metav1.Condition) { r.recordEvents(obj, s, before, after) })
+	logActions(ctx, obj, s)
+	return ferr
+}
+
+// logActions writes one line per Helm action the pass took (install,
+// upgrade, test, rollback, uninstall, drift correction), with the release,
+// the chart version and the outcome: what the Events say, for log search.
+func logActions(ctx context.Context, obj *helmv1.HelmRelease, s *scope) {
+	log := ctrl.LoggerFrom(ctx)
+	for _, e := range s.action.events {
+		result := "success"
+		if e.warning {
+			result = "failure"
+		}
+		log.Info(s.mask.String(e.message), "reason", e.reason, "outcome", result,
+			"release", obj.GetReleaseName(), "targetNamespace", obj.GetTargetNamespace(), "chartVersion", obj.Status.Revision)
+	}
 }
