@@ -125,8 +125,10 @@ func TestAnUnsignedChartCommitOfAVerifiedRepositoryIsRefused(t *testing.T) {
 		return v == "signed again" && injected(t, ns, release), fmt.Sprint(v)
 	})
 	hr = waitReady(t, ns, "from-git")
-	if !strings.HasSuffix(hr.Status.Revision, signed) || len(history(t, ns, release)) != 2 {
-		t.Errorf("after the signed commit: revision %s, history %v", hr.Status.Revision, history(t, ns, release))
+	// One upgrade, or two when the chart's new head is seen before the
+	// GitSync stamps the new values revision: both from the signed commit.
+	if h := history(t, ns, release); !strings.HasSuffix(hr.Status.Revision, signed) || len(h) < 2 || len(h) > 3 {
+		t.Errorf("after the signed commit: revision %s, history %v", hr.Status.Revision, h)
 	}
 }
 
