@@ -364,6 +364,43 @@ spec:
 		})
 	})
 
+	t.Run("an image on the operator's loopback is not scanned", func(t *testing.T) {
+		repo := gittest.NewRepo(t, map[string]string{"app.yaml": fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: loop
+  namespace: %s
+  annotations:
+    fluxcd.io/automated: "true"
+spec:
+  selector: {matchLabels: {app: loop}}
+  template:
+    metadata: {labels: {app: loop}}
+    spec:
+      containers:
+      - name: app
+        image: 127.0.0.1:5000/app:1.0.0
+`, b.ns)})
+		srv := gittest.NewHTTPServer(t, repo.Root(), gittest.WithListener(listen(t)))
+		mustCreate(t, b.c, &helmfluxv1alpha1.GitSync{ObjectMeta: metav1.ObjectMeta{Namespace: b.ns, Name: "loop"},
+			Spec: helmfluxv1alpha1.GitSyncSpec{URL: srv.URL(gittest.RepoName), Interval: metav1.Duration{Duration: time.Hour}}})
+		testenv.Eventually(t, lockdownWait, "the automation pass refuses the loopback registry", func() (bool, string) {
+			gs := &helmfluxv1alpha1.GitSync{}
+			if err := admin.Get(context.Background(), client.ObjectKey{Namespace: b.ns, Name: "loop"}, gs); err != nil {
+				return false, err.Error()
+			}
+			if ia := gs.Status.ImageAutomation; ia != nil {
+				for _, f := range ia.Failures {
+					if strings.Contains(f.Message, "127.0.0.1:5000/app") && strings.Contains(f.Message, "--allow-local-urls") {
+						return true, ""
+					}
+				}
+				return false, fmt.Sprintf("%+v", ia.Failures)
+			}
+			return false, "no imageAutomation status"
+		})
+	})
+
 	t.Run("a forged release Secret adding a ClusterRoleBinding gains nothing", func(t *testing.T) {
 		release("own", helmv1.HelmReleaseSpec{DriftDetection: &helmv1.DriftDetection{Mode: helmv1.DriftDetectionEnabled}}, nil)
 		waitHelmRelease(t, admin, b.ns, "own", "True")
