@@ -52,3 +52,22 @@ func TestChartReplicas(t *testing.T) {
 		t.Errorf("replicas: 2 with leaderElect: false rendered (error %v), want a refusal naming leaderElect", err)
 	}
 }
+
+// config/ha runs what the chart's replicas: 2 runs: the same operator, two
+// replicas, and a PodDisruptionBudget that keeps one of its Pods.
+func TestHAInstallsAgree(t *testing.T) {
+	kust, chart := renderKustomization(t, "ha"), renderChartWith(t, map[string]any{"replicas": 2})
+	assertSameOperator(t, kust, chart)
+	d, _ := operatorDeployment(t, kust)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+		t.Errorf("config/ha runs %v replicas, want 2", d.Spec.Replicas)
+	}
+	pdbs := typed[policyv1.PodDisruptionBudget](t, kust, "PodDisruptionBudget")
+	if len(pdbs) != 1 || pdbs[0].Spec.MinAvailable == nil || pdbs[0].Spec.MinAvailable.IntValue() != 1 || pdbs[0].Namespace != d.Namespace {
+		t.Fatalf("config/ha's PodDisruptionBudgets: %v", pdbs)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(pdbs[0].Spec.Selector)
+	if err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+		t.Errorf("config/ha's PodDisruptionBudget (%v) does not select the operator's Pods (%v): %v", sel, d.Spec.Template.Labels, err)
+	}
+}
