@@ -23,6 +23,7 @@ import (
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	"github.com/helmflux/helmflux/internal/testenv"
 	"github.com/helmflux/helmflux/operator/controllers"
+	"github.com/helmflux/helmflux/pkg/registry"
 )
 
 // chartsSyncInterval is the operator's --charts-sync-interval here. Nothing
@@ -108,7 +109,8 @@ func run(m *testing.M) int {
 // always allowed them and its documented examples read values and
 // credentials from other namespaces; and with local URLs allowed
 // (--allow-local-urls), as the tests' repositories are file:// URLs and
-// servers on 127.0.0.1.
+// servers on 127.0.0.1; and with image registries on 127.0.0.1 scanned over
+// plain HTTP (--registry-insecure-host), as registrytest serves them.
 func startOperator(ctx context.Context, cfg *rest.Config, cacheDir string) (stopped <-chan struct{}, err error) {
 	return testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)), controllers.Options{
 		Concurrency:             4,
@@ -118,6 +120,7 @@ func startOperator(ctx context.Context, cfg *rest.Config, cacheDir string) (stop
 		HTTPClient:              testenv.TLSTrustingClient(),
 		PlainHTTPRegistries:     []string{"127.0.0.1"},
 		AllowCrossNamespaceRefs: true,
+		Registry:                registry.Options{Insecure: []string{"127.0.0.1"}},
 	})
 }
 
