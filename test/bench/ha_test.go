@@ -79,6 +79,7 @@ var haHandover = benchmark{
 			repo.Write(map[string]string{"settings.yaml": haConfigMap(ns, i)})
 			hash := repo.Commit(fmt.Sprintf("change %d", i))
 
+			haWaitListening(t, standby.addr)
 			killed := time.Now()
 			leader.Kill()
 			if code := haPush(t, standby.addr, ns, "apps", token); code != http.StatusAccepted {
@@ -149,6 +150,20 @@ func haFirstLeader(t *testing.T, c client.Client, ns string, replicas []*haRepli
 		return lead >= 0, "no replica logged it"
 	})
 	return lead
+}
+
+// haWaitListening waits until addr accepts connections: a restarted
+// replica is ready before its HTTP server listens.
+func haWaitListening(t *testing.T, addr string) {
+	t.Helper()
+	testenv.Eventually(t, time.Minute, addr+" listening", func() (bool, string) {
+		resp, err := http.Get("http://" + addr + "/api/flux/v11/ping")
+		if err != nil {
+			return false, err.Error()
+		}
+		_ = resp.Body.Close()
+		return true, ""
+	})
 }
 
 // haPush sends a GitHub-style push notification signed with token.
