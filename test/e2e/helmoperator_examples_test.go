@@ -67,8 +67,8 @@ const (
 // chart.secretRef.
 const sshWithoutKey = "chart.git is an SSH URL without chart.secretRef: the Helm Operator " +
 	"authenticated with its own deploy key (the flux-git-deploy Secret mounted into the operator), " +
-	"and helmflux has no operator-wide git credential, so this HelmRelease cannot use SSH unchanged; " +
-	"it reads the chart anonymously over smart HTTP instead (same repository, branch and path)"
+	"and helmflux's operator-wide key (--git-identity-secret) would need a test SSH server that trusts it; " +
+	"this suite reads the chart anonymously over smart HTTP instead (same repository, branch and path)"
 
 // rollbackHealthy explains the rollback examples.
 const rollbackHealthy = "the chart is healthy, so there is nothing to roll back: the release installs " +
