@@ -100,8 +100,12 @@ func TestForgedSyncAnnotationsReadNoOtherTenantsRepository(t *testing.T) {
 		return v == next, fmt.Sprint(v)
 	})
 	waitReady(t, nsA, "from-git")
-	if c := condition(getHR(t, nsB, "copied"), meta.ReadyCondition); !strings.HasPrefix(c, "False "+helmv1.NotInInventoryReason) {
-		t.Errorf("tenant B's forged release after A's next commit: %s", c)
+	// While A's GitSync applies, B's pass may wait for it (InventoryPending);
+	// once A's pass has ended, the refusal is NotInInventory again. Either
+	// way nothing is read.
+	waitCondition(t, nsB, "copied", meta.ReadyCondition, "False "+helmv1.NotInInventoryReason)
+	if h := history(t, nsB, nsB+"-copied"); len(h) != 0 {
+		t.Errorf("tenant B's forged release was released after A's next commit: %v", h)
 	}
 	assertNoCanary(t, nsB, canary)
 }
