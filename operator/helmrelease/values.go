@@ -16,8 +16,8 @@ import (
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
-	"github.com/helmflux/helmflux/operator/inventory"
 	"github.com/helmflux/helmflux/operator/gitcreds"
+	"github.com/helmflux/helmflux/operator/inventory"
 	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git"
