@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -68,8 +69,7 @@ func (r *Reconciler) uninstall(ctx context.Context, s *scope) error {
 					"release", name, "namespace", ns, "serviceAccount", s.actor.serviceAccount)
 				return nil
 			}
-			r.leaveInstalled(ctx, s, fmt.Sprintf("its service account %s may no longer read it", s.actor.serviceAccount))
-			return nil
+			return r.leaveInstalledAfterTimeout(ctx, s, fmt.Sprintf("its service account %s may no longer read it", s.actor.serviceAccount), err)
 		}
 		return outcome.Retry(reason, err)
 	}
@@ -85,6 +85,9 @@ func (r *Reconciler) uninstall(ctx context.Context, s *scope) error {
 	}
 	if err := s.actor.runner.Uninstall(ctx, ns, name, obj.Spec.GetTimeout(), false); err != nil {
 		reason, err := s.actor.refused(helmv1.UninstallFailedReason, err)
+		if reason == helmv1.ReleaseRecordRefusedReason {
+			return outcome.WaitForChange(reason, err)
+		}
 		if reason == helmv1.ForbiddenReason {
 			if rel, lerr := s.actor.runner.Last(ctx, ns, name); lerr == nil && rel == nil {
 				// Helm removed the records, though the account was refused
@@ -92,8 +95,7 @@ func (r *Reconciler) uninstall(ctx context.Context, s *scope) error {
 				r.leaveInstalled(ctx, s, fmt.Sprintf("its service account %s was refused deleting some of its objects; the release's history is gone", s.actor.serviceAccount))
 				return nil
 			}
-			r.leaveInstalled(ctx, s, fmt.Sprintf("its service account %s was refused the uninstall", s.actor.serviceAccount))
-			return nil
+			return r.leaveInstalledAfterTimeout(ctx, s, fmt.Sprintf("its service account %s was refused the uninstall", s.actor.serviceAccount), err)
 		}
 		return outcome.Retry(reason, err)
 	}
@@ -101,6 +103,28 @@ func (r *Reconciler) uninstall(ctx context.Context, s *scope) error {
 		r.Events.Eventf(obj, nil, corev1.EventTypeNormal, helmv1.UninstalledReason, "Delete", "Uninstalled release %s from namespace %s", name, ns)
 	}
 	return nil
+}
+
+// forbiddenRetry bounds the wait between uninstalls a service account was
+// refused, within the HelmRelease's timeout.
+const forbiddenRetry = 5 * time.Second
+
+// leaveInstalledAfterTimeout lets the release of a deleted HelmRelease go
+// (leaveInstalled) once its service account has been refused for the
+// HelmRelease's timeout since the deletion; until then it keeps the
+// finalizer and retries, so a brief gap in the account's rights (a
+// RoleBinding re-applied, a GitSync pass midway) does not leak the release.
+// err is the refusal.
+func (r *Reconciler) leaveInstalledAfterTimeout(ctx context.Context, s *scope, why string, err error) error {
+	deadline := s.obj.DeletionTimestamp.Add(s.obj.Spec.GetTimeout())
+	left := time.Until(deadline)
+	if left <= 0 {
+		r.leaveInstalled(ctx, s, why+fmt.Sprintf(", for the HelmRelease's timeout (%s) since its deletion", s.obj.Spec.GetTimeout()))
+		return nil
+	}
+	return outcome.RetryAfter(helmv1.ForbiddenReason, min(left, forbiddenRetry), fmt.Errorf(
+		"not uninstalled yet: %w; retrying until %s (the HelmRelease's timeout after its deletion), then leaving the release in place",
+		err, deadline.UTC().Format(time.RFC3339)))
 }
 
 // leaveInstalled records that the release of a deleted HelmRelease is left

@@ -3,7 +3,6 @@ package helmrelease
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -16,9 +15,6 @@ import (
 	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/helm"
 )
-
-// maxNamed bounds the objects a refusal names.
-const maxNamed = 10
 
 // The release-record guard. A release's records are Secrets in its
 // namespace, so whoever may write Secrets there may write a record that
@@ -102,15 +98,10 @@ func (r *Reconciler) live(ctx context.Context) helm.Live {
 }
 
 // refusal is the failure of a refused action: it waits for a change (of
-// the record, or of the objects' ownership), it is no hot retry.
+// the record, or of the objects' ownership), it is no hot retry. It says
+// what pkg/helm says when it refuses an action itself (helm.RefusedError).
 func refusal(s *scope, verb string, revision int, names []string) error {
-	list := strings.Join(names, ", ")
-	if len(names) > maxNamed {
-		list = fmt.Sprintf("%s and %d more", strings.Join(names[:maxNamed], ", "), len(names)-maxNamed)
-	}
-	ns := s.obj.GetTargetNamespace()
-	return outcome.WaitForChange(helmv1.ReleaseRecordRefusedReason, fmt.Errorf(
-		"refused to %s release %s: revision %d of its record lists %d object(s) outside namespace %s that the release did not create: %s; "+
-			"acting as the operator (no service account), helmflux does not trust a release record for these, as anyone who may write Secrets in %s may have written it",
-		verb, s.obj.GetReleaseName(), revision, len(names), ns, list, ns))
+	return outcome.WaitForChange(helmv1.ReleaseRecordRefusedReason, &helm.RefusedError{
+		Verb: verb, Namespace: s.obj.GetTargetNamespace(), Release: s.obj.GetReleaseName(), Revision: revision, Objects: names,
+	})
 }

@@ -1,6 +1,7 @@
 package helmrelease
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -81,7 +82,13 @@ func (r *Reconciler) actorFor(obj *helmv1.HelmRelease) (*actor, error) {
 // Forbidden and the message names the service account (the API server's
 // own text names what was refused: the verb, the resource, the namespace).
 // Anything else, or an error refused already, keeps reason.
+//
+// An action pkg/helm refused as the operator because of what a release
+// record lists (helm.ErrRecordRefused) has reason ReleaseRecordRefused.
 func (a *actor) refused(reason string, err error) (string, error) {
+	if errors.Is(err, helm.ErrRecordRefused) {
+		return helmv1.ReleaseRecordRefusedReason, err
+	}
 	if a.serviceAccount == "" || err == nil || reason == helmv1.ForbiddenReason || !isForbidden(err) {
 		return reason, err
 	}

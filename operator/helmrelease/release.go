@@ -315,6 +315,9 @@ func (r *Reconciler) rollback(ctx context.Context, s *scope, sit *situation) err
 	})
 	if err != nil {
 		reason, err := s.actor.refused(helmv1.RollbackFailedReason, err)
+		if reason == helmv1.ReleaseRecordRefusedReason {
+			s.failureReason = reason
+		}
 		obj.Status.Phase = helmv1.PhaseRollbackFailed
 		s.conds().Set(helmv1.RolledBackCondition, metav1.ConditionFalse, reason, err.Error())
 		s.action.warn(reason, "%s", err.Error())

@@ -16,6 +16,7 @@ import (
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/gitcreds"
 	"github.com/helmflux/helmflux/operator/inventory"
 	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/apply"
@@ -209,6 +210,9 @@ func (r *Reconciler) gitFile(ctx context.Context, obj *helmv1.HelmRelease, p str
 	if err != nil {
 		return nil, err
 	}
+	if err := r.verifyValuesRevision(ctx, gs, rev); err != nil {
+		return nil, err
+	}
 	b, err := r.Git.ReadFile(ctx, gs.Spec.URL, rev, p, maxValuesSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("file %w at %s", errMissing, rev)
@@ -217,6 +221,52 @@ func (r *Reconciler) gitFile(ctx context.Context, obj *helmv1.HelmRelease, p str
 		return nil, outcome.Stall(helmv1.InvalidSpecReason, err)
 	}
 	return b, err
+}
+
+// verifyValuesRevision holds the revision a gitFileRef reads at (from an
+// annotation, which whoever may write the HelmRelease may write) to the
+// rule of the GitSync that applied it, when it has spec.verify: the
+// revision must be the one the GitSync applied last, or pass its
+// verification as a git chart's commit does (signed by one of its keys; in
+// "all" mode every first-parent commit since the revision it applied).
+// Otherwise anyone who may edit the HelmRelease could point it at a commit
+// the GitSync refused.
+func (r *Reconciler) verifyValuesRevision(ctx context.Context, gs *helmfluxv1alpha1.GitSync, rev git.Revision) error {
+	v := gs.Spec.Verify
+	if v == nil || v.Mode == helmfluxv1alpha1.VerifyNone {
+		return nil
+	}
+	applied, aerr := git.ParseRevision(gs.Status.LastAppliedRevision)
+	if aerr == nil && applied.Hash == rev.Hash {
+		return nil
+	}
+	key := client.ObjectKeyFromObject(gs)
+	keyRing, err := gitcreds.KeyRing(ctx, r.Client, gs)
+	if err != nil {
+		return outcome.Retry(helmv1.ValuesVerificationFailedReason,
+			fmt.Errorf("gitFileRef is verified as GitSync %s verifies its commits: %w", key, err))
+	}
+	since := ""
+	if v.Mode == helmfluxv1alpha1.VerifyAll && aerr == nil {
+		since = applied.Hash
+	}
+	err = r.Git.Verify(ctx, gs.Spec.URL, rev, since, keyRing)
+	if errors.Is(err, git.ErrNotAncestor) {
+		err = r.Git.Verify(ctx, gs.Spec.URL, rev, "", keyRing)
+	}
+	if err != nil {
+		return outcome.WaitForChange(helmv1.ValuesVerificationFailedReason, fmt.Errorf(
+			"revision %s (annotation %s) is not the one GitSync %s applied (%s) and is not verified as it verifies its commits: %w",
+			rev, helmv1.RevisionAnnotation, key, orNone(gs.Status.LastAppliedRevision), err))
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none yet"
+	}
+	return s
 }
 
 // inventoryPendingRetry is how long a HelmRelease waits for the GitSync

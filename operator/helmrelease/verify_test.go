@@ -14,6 +14,7 @@ import (
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/pkg/git/gittest"
+	"github.com/helmflux/helmflux/pkg/helm/helmtest"
 )
 
 // injectedTemplate is appChart's ConfigMap with one more key: what an
@@ -177,4 +178,93 @@ func TestAGitChartIsVerifiedAsTheGitSyncThatAppliedIt(t *testing.T) {
 	if c := condition(getHR(t, nsApp, "from-git"), meta.ReadyCondition); !strings.HasPrefix(c, "False "+helmv1.ChartVerificationFailedReason) || !strings.Contains(c, want) {
 		t.Errorf("Ready after the signed commit on top: %s, want it to say %q", c, want)
 	}
+}
+
+// A gitFileRef of a HelmRelease applied by a GitSync with verify reads at
+// the revision the helmflux.dev/revision annotation names only when it is
+// the one the GitSync applied or is signed as it demands: someone who may
+// edit the HelmRelease, pointing the annotation at an unsigned commit the
+// GitSync refused, gets ValuesVerificationFailed and the release keeps its
+// values; pointing it back recovers.
+func TestAGitFileRefAtARefusedCommitIsRefused(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	key := gittest.NewOpenPGPKey(t, "release manager")
+	mustCreate(t, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "trusted-keys"},
+		Data:       map[string][]byte{"manager.asc": []byte(key.PublicArmored)},
+	})
+	charts := helmtest.NewRepoServer(t)
+	charts.Add(t, appChart("1.0.0"))
+	repo := gittest.NewRepo(t, nil)
+	repo.CommitFiles("Add the app", map[string]string{
+		"values/app.yaml": "message: signed\n",
+		"releases/app.yaml": fmt.Sprintf(`apiVersion: helm.fluxcd.io/v1
+kind: HelmRelease
+metadata:
+  name: vals
+  namespace: %s
+spec:
+  chart:
+    repository: %s
+    name: app
+    version: 1.0.0
+  valuesFrom:
+  - gitFileRef:
+      path: values/app.yaml
+`, ns, charts.URL()),
+	}, gittest.SignedBy(key))
+	mustCreate(t, &helmfluxv1alpha1.GitSync{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "apps"},
+		Spec: helmfluxv1alpha1.GitSyncSpec{
+			URL: repo.URL(), Paths: []string{"releases"},
+			Verify: &helmfluxv1alpha1.GitVerification{
+				Mode: helmfluxv1alpha1.VerifyHead, SecretRef: &meta.LocalObjectReference{Name: "trusted-keys"},
+			},
+		},
+	})
+	release := ns + "-vals"
+	waitReady(t, ns, "vals")
+	if v := renderedValues(t, ns, release)["message"]; v != "signed" {
+		t.Fatalf("message = %v, want signed", v)
+	}
+	// An unsigned commit changes the values file; the GitSync fetches and
+	// refuses it, then stops applying (so it rewrites no annotation while
+	// the test writes one).
+	unsigned := repo.CommitFiles("Change the values", map[string]string{"values/app.yaml": "message: forged\n"})
+	requestSync(t, ns, "apps")
+	gs := &helmfluxv1alpha1.GitSync{}
+	eventually(t, time.Minute, "the GitSync refuses the unsigned commit", func() (bool, string) {
+		if err := k8s.Get(ctx, clientKey(ns, "apps"), gs); err != nil {
+			return false, err.Error()
+		}
+		for _, c := range gs.Status.Conditions {
+			if c.Reason == helmfluxv1alpha1.VerificationFailedReason && strings.Contains(c.Message, unsigned) {
+				return true, c.Message
+			}
+		}
+		return false, fmt.Sprint(gs.Status.Conditions)
+	})
+	gs.Spec.Suspend = true
+	if err := k8s.Update(ctx, gs); err != nil {
+		t.Fatal(err)
+	}
+	applied := getHR(t, ns, "vals").Annotations[helmv1.RevisionAnnotation]
+	update(t, ns, "vals", func(hr *helmv1.HelmRelease) {
+		hr.Annotations[helmv1.RevisionAnnotation] = "main@sha1:" + unsigned
+	})
+	hr := waitCondition(t, ns, "vals", meta.ReadyCondition, "False "+helmv1.ValuesVerificationFailedReason)
+	want := "revision main@sha1:" + unsigned + " (annotation " + helmv1.RevisionAnnotation + ") is not the one GitSync " + ns + "/apps applied"
+	if c := condition(hr, meta.ReadyCondition); !strings.Contains(c, want) || !strings.Contains(c, "commit is not signed") {
+		t.Errorf("Ready: %s, want it to say %q", c, want)
+	}
+	waitPasses(t, ns, "vals", 3)
+	if v := renderedValues(t, ns, release)["message"]; v != "signed" {
+		t.Errorf("message after the forged annotation = %v, want signed", v)
+	}
+	if h := history(t, ns, release); len(h) != 1 {
+		t.Errorf("history: %v", h)
+	}
+	update(t, ns, "vals", func(hr *helmv1.HelmRelease) { hr.Annotations[helmv1.RevisionAnnotation] = applied })
+	waitReady(t, ns, "vals")
 }

@@ -8,6 +8,7 @@ import (
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/release"
 	"sigs.k8s.io/kustomize/kyaml/kio"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
@@ -44,7 +45,7 @@ type Request struct {
 func (r *Runner) Install(ctx context.Context, req Request) (_ *Release, err error) {
 	start := time.Now()
 	defer func() { r.observed(ActionInstall, start, err) }()
-	cfg, err := r.configuration(req.Namespace, req.Validate)
+	cfg, g, err := r.acting("install", req.Namespace, req.Name, req.Validate, trustChart)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +65,9 @@ func (r *Runner) Install(ctx context.Context, req Request) (_ *Release, err erro
 	if hasCRDs(req.Chart) && !req.SkipCRDs {
 		r.Invalidate()
 	}
+	if refusal := g.refused(); refusal != nil {
+		return summarize(rel), refusal
+	}
 	if err != nil {
 		return summarize(rel), fmt.Errorf("install %s/%s: %w", req.Namespace, req.Name, err)
 	}
@@ -71,11 +75,13 @@ func (r *Runner) Install(ctx context.Context, req Request) (_ *Release, err erro
 }
 
 // Upgrade upgrades a release that has a deployed revision. Cancelling ctx
-// ends it failed.
+// ends it failed. Acting as the operator, it deletes no object outside the
+// release's namespace that the release did not create, whatever the base
+// record lists (ErrRecordRefused).
 func (r *Runner) Upgrade(ctx context.Context, req Request) (_ *Release, err error) {
 	start := time.Now()
 	defer func() { r.observed(ActionUpgrade, start, err) }()
-	cfg, err := r.configuration(req.Namespace, req.Validate)
+	cfg, g, err := r.acting("upgrade", req.Namespace, req.Name, req.Validate, trustChart)
 	if err != nil {
 		return nil, err
 	}
@@ -93,6 +99,9 @@ func (r *Runner) Upgrade(ctx context.Context, req Request) (_ *Release, err erro
 	up.DisableOpenAPIValidation = true
 	up.PostRenderer = antecedent(req.Antecedent)
 	rel, err := up.RunWithContext(ctx, req.Name, req.Chart, req.Values)
+	if refusal := g.refused(); refusal != nil {
+		return summarize(rel), refusal
+	}
 	if err != nil {
 		return summarize(rel), fmt.Errorf("upgrade %s/%s: %w", req.Namespace, req.Name, err)
 	}
@@ -112,11 +121,14 @@ type RollbackOptions struct {
 }
 
 // Rollback returns a release to an earlier revision. Helm's rollback takes no
-// context; it ends within opts.Timeout.
+// context; it ends within opts.Timeout. Acting as the operator, everything
+// it acts on comes from records: it creates, overwrites or deletes no
+// object outside the release's namespace that the release did not create
+// (ErrRecordRefused; the rollback's revision is then marked failed).
 func (r *Runner) Rollback(_ context.Context, namespace, name string, opts RollbackOptions) (err error) {
 	start := time.Now()
 	defer func() { r.observed(ActionRollback, start, err) }()
-	cfg, err := r.configuration(namespace, false)
+	cfg, g, err := r.acting("roll back", namespace, name, false, trustNothing)
 	if err != nil {
 		return err
 	}
@@ -129,18 +141,25 @@ func (r *Runner) Rollback(_ context.Context, namespace, name string, opts Rollba
 	rb.Recreate = opts.Recreate
 	rb.DisableHooks = opts.DisableHooks
 	rb.MaxHistory = opts.MaxHistory
-	if err := rb.Run(name); err != nil {
+	err = rb.Run(name)
+	if refusal := g.refused(); refusal != nil {
+		r.settle(cfg, name, StatusPendingRollback, release.StatusFailed, refusal)
+		return refusal
+	}
+	if err != nil {
 		return fmt.Errorf("roll back %s/%s to revision %d: %w", namespace, name, opts.Version, err)
 	}
 	return nil
 }
 
 // Test runs the release's test hooks. The returned release names the tests
-// that failed; err is set when any failed or they could not run.
+// that failed; err is set when any failed or they could not run. Acting as
+// the operator, a test hook outside the release's namespace is refused
+// (ErrRecordRefused): the hooks come from the record.
 func (r *Runner) Test(_ context.Context, namespace, name string, timeout time.Duration) (_ *Release, err error) {
 	start := time.Now()
 	defer func() { r.observed(ActionTest, start, err) }()
-	cfg, err := r.configuration(namespace, false)
+	cfg, g, err := r.acting("test", namespace, name, false, trustNothing)
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +167,9 @@ func (r *Runner) Test(_ context.Context, namespace, name string, timeout time.Du
 	t.Namespace = namespace
 	t.Timeout = timeout
 	rel, err := t.Run(name)
+	if refusal := g.refused(); refusal != nil {
+		return summarize(rel), refusal
+	}
 	if err != nil {
 		return summarize(rel), fmt.Errorf("test %s/%s: %w", namespace, name, err)
 	}
@@ -155,19 +177,35 @@ func (r *Runner) Test(_ context.Context, namespace, name string, timeout time.Du
 }
 
 // Uninstall removes a release and its history. A release that is already
-// gone is not an error.
+// gone is not an error. Acting as the operator, it deletes (or creates, as
+// a delete hook) no object outside the release's namespace that the
+// release did not create (ErrRecordRefused; the release is then left as it
+// was).
 func (r *Runner) Uninstall(_ context.Context, namespace, name string, timeout time.Duration, wait bool) (err error) {
 	start := time.Now()
 	defer func() { r.observed(ActionUninstall, start, err) }()
-	cfg, err := r.configuration(namespace, false)
+	cfg, g, err := r.acting("uninstall", namespace, name, false, trustNothing)
 	if err != nil {
 		return err
+	}
+	var before release.Status
+	if g != nil {
+		if last, err := cfg.Releases.Last(name); err == nil && last.Info != nil {
+			before = last.Info.Status
+		}
 	}
 	u := action.NewUninstall(cfg)
 	u.Timeout = timeout
 	u.Wait = wait
 	u.IgnoreNotFound = true
-	if _, err := u.Run(name); err != nil {
+	_, err = u.Run(name)
+	if refusal := g.refused(); refusal != nil {
+		if before != "" && before != release.StatusUninstalling {
+			r.settle(cfg, name, StatusUninstalling, before, refusal)
+		}
+		return refusal
+	}
+	if err != nil {
 		return fmt.Errorf("uninstall %s/%s: %w", namespace, name, err)
 	}
 	return nil
@@ -205,4 +243,24 @@ func (a antecedent) Run(in *bytes.Buffer) (*bytes.Buffer, error) {
 		return nil, fmt.Errorf("write the rendered manifests: %w", err)
 	}
 	return bytes.NewBufferString(out), nil
+}
+
+// The refusal of a guarded action is returned as it is, not wrapped: it
+// names the action and the release, and Helm may have logged it and
+// returned an error of its own instead.
+
+// settle gives the newest record of a refused action, still at the status
+// the action gave it (from), the status to (failed, or what it was before),
+// so the release is not left locked by an action that did nothing. A
+// failure is logged: the refusal is the error to report.
+func (r *Runner) settle(cfg *action.Configuration, name, from string, to release.Status, why error) {
+	rel, err := cfg.Releases.Last(name)
+	if err != nil || rel.Info == nil || string(rel.Info.Status) != from {
+		return
+	}
+	rel.Info.Status = to
+	rel.Info.Description = "Refused by helmflux: " + why.Error()
+	if err := cfg.Releases.Update(rel); err != nil {
+		r.log.Error(err, "Could not settle the record of a refused action", "release", name, "status", to)
+	}
 }

@@ -76,3 +76,67 @@ func TestOutsideAndUnowned(t *testing.T) {
 		t.Errorf("a failed scope lookup: %v", err)
 	}
 }
+
+// Objects flattens what Helm's decoder takes as a list, any document with
+// an `items` array, nested lists too, into the objects Helm acts on; an
+// unserved List kind is kept by Outside, to be refused.
+func TestObjectsFlattensListsAsHelmDoes(t *testing.T) {
+	rel := &Release{Name: "web", Namespace: "app", Manifest: `---
+# Source: app/templates/a.yaml
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: innocent
+items:
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRoleBinding
+  metadata:
+    name: hidden
+- apiVersion: v1
+  kind: List
+  items:
+  - apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: deeper
+      namespace: kube-system
+---
+# Source: app/templates/b.yaml
+apiVersion: v1
+kind: List
+metadata: {}
+`}
+	objs, err := rel.Objects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range objs {
+		got = append(got, Display(o))
+	}
+	want := []string{"ClusterRoleBinding/app/hidden", "ConfigMap/kube-system/deeper", "List/app/"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Objects = %v, want %v", got, want)
+	}
+	outside, err := Outside(objs, "app", func(gvk schema.GroupVersionKind) (bool, error) {
+		switch gvk.Kind {
+		case "ClusterRoleBinding":
+			return false, nil
+		case "List":
+			return false, &meta.NoKindMatchError{GroupKind: gvk.GroupKind()}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := Unowned(outside, "app", "web", func(o *unstructured.Unstructured) (map[string]string, bool, error) {
+		if o.GetKind() == "List" {
+			return nil, false, &meta.NoKindMatchError{GroupKind: o.GroupVersionKind().GroupKind()}
+		}
+		return nil, false, nil
+	}, false)
+	if err != nil || !reflect.DeepEqual(names, []string{"List/app/"}) {
+		t.Errorf("Unowned = %v, %v; want the unservable List", names, err)
+	}
+}

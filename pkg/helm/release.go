@@ -250,9 +250,11 @@ func (rel *Release) Owner() string {
 	return ""
 }
 
-// Objects parses the release's manifest. Namespaced objects without a
-// namespace get the release's namespace, as Helm installed them; the caller
-// clears it for cluster-scoped kinds (it knows the REST mappings).
+// Objects parses the release's manifest into the objects Helm acts on:
+// a document that is a list (has `items`) stands for its items. Namespaced
+// objects without a namespace get the release's namespace, as Helm
+// installed them; the caller clears it for cluster-scoped kinds (it knows
+// the REST mappings).
 func (rel *Release) Objects() ([]*unstructured.Unstructured, error) {
 	manifests := releaseutil.SplitManifests(rel.Manifest)
 	keys := make([]string, 0, len(manifests))
@@ -270,14 +272,34 @@ func (rel *Release) Objects() ([]*unstructured.Unstructured, error) {
 		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
 			return nil, fmt.Errorf("parse the manifest of release %s: %w", rel.Name, err)
 		}
-		if len(m) == 0 {
-			continue
-		}
-		u := &unstructured.Unstructured{Object: m}
-		if u.GetNamespace() == "" {
-			u.SetNamespace(rel.Namespace)
-		}
-		out = append(out, u)
+		out = flatten(out, m, rel.Namespace, 0)
 	}
 	return out, nil
+}
+
+// maxListDepth bounds the nesting of lists in lists that flatten follows.
+const maxListDepth = 8
+
+// flatten appends the object m to out, or, when m is a list (any document
+// with an `items` array, whatever its kind, as Helm's decoder and kubectl's
+// builder take it), the objects its items hold, recursively: the objects
+// Helm acts on. A list nested deeper than maxListDepth is kept as it is, an
+// object of a kind nobody serves.
+func flatten(out []*unstructured.Unstructured, m map[string]any, namespace string, depth int) []*unstructured.Unstructured {
+	if len(m) == 0 {
+		return out
+	}
+	if items, ok := m["items"].([]any); ok && depth < maxListDepth {
+		for _, it := range items {
+			if im, ok := it.(map[string]any); ok {
+				out = flatten(out, im, namespace, depth+1)
+			}
+		}
+		return out
+	}
+	u := &unstructured.Unstructured{Object: m}
+	if u.GetNamespace() == "" {
+		u.SetNamespace(namespace)
+	}
+	return append(out, u)
 }

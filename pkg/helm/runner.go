@@ -154,6 +154,21 @@ func (s strictValidation) RoundTrip(req *http.Request) (*http.Response, error) {
 	return s.next.RoundTrip(req)
 }
 
+// acting builds the configuration of an action (verb) on release name in
+// namespace. Acting as the operator itself (no As), Helm's kube client is
+// guarded (see recordGuard): the returned guard tells whether it refused
+// something. Acting as a user, that user's RBAC bounds the action and the
+// guard is nil.
+func (r *Runner) acting(verb, namespace, name string, validate bool, t trust) (*action.Configuration, *recordGuard, error) {
+	cfg, err := r.configuration(namespace, validate)
+	if err != nil || r.user != "" {
+		return cfg, nil, err
+	}
+	g := &recordGuard{verb: verb, namespace: namespace, release: name, trust: t}
+	cfg.KubeClient = guardedClient{reachable: cfg.KubeClient.(reachable), g: g}
+	return cfg, g, nil
+}
+
 // configuration builds Helm's per-call configuration for the releases of one
 // namespace on the Runner's shared clients.
 func (r *Runner) configuration(namespace string, validate bool) (*action.Configuration, error) {

@@ -38,6 +38,12 @@ const (
 	// that GitSync demands (or its keys could not be read): the chart is
 	// neither read nor installed until a signed commit comes.
 	ChartVerificationFailedReason = "ChartVerificationFailed"
+	// ValuesVerificationFailedReason: a valuesFrom gitFileRef reads the
+	// repository of a GitSync with spec.verify at the revision the
+	// HelmRelease's helmflux.dev/revision annotation names, and that revision
+	// is neither the one the GitSync applied last nor signed as the GitSync
+	// demands: the file is not read, the release stays as it was.
+	ValuesVerificationFailedReason = "ValuesVerificationFailed"
 	// ReleaseRecordRefusedReason: acting as the operator itself (no service
 	// account), helmflux refused to create or delete a cluster-scoped object,
 	// or one in a namespace other than the release's, that the release did

@@ -14,6 +14,31 @@ import (
 // the release's namespace could: edit changes the decoded manifest. The
 // record keeps its revision, status and labels.
 func ForgeRecord(cfg *rest.Config, namespace, name string, edit func(manifest string) string) error {
+	return editNewest(cfg, namespace, name, func(r *release.Release) { r.Manifest = edit(r.Manifest) })
+}
+
+// ForgeHook adds a hook to the newest storage record of a release, as
+// ForgeRecord forges its manifest: manifest is one document, event a Helm
+// hook event ("pre-delete", "pre-rollback", "test", ...). restore puts the
+// record's hooks back as they were.
+func ForgeHook(cfg *rest.Config, namespace, name, event, manifest string) (restore func() error, err error) {
+	var original []*release.Hook
+	err = editNewest(cfg, namespace, name, func(r *release.Release) {
+		original = r.Hooks
+		r.Hooks = append(append([]*release.Hook{}, r.Hooks...), &release.Hook{
+			Name: "forged-" + event, Kind: "Forged", Path: "app/templates/forged-hook.yaml", Manifest: manifest,
+			Events: []release.HookEvent{release.HookEvent(event)},
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func() error {
+		return editNewest(cfg, namespace, name, func(r *release.Release) { r.Hooks = original })
+	}, nil
+}
+
+func editNewest(cfg *rest.Config, namespace, name string, edit func(*release.Release)) error {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -29,7 +54,7 @@ func ForgeRecord(cfg *rest.Config, namespace, name string, edit func(manifest st
 			newest = r
 		}
 	}
-	newest.Manifest = edit(newest.Manifest)
+	edit(newest)
 	key := fmt.Sprintf("sh.helm.release.v1.%s.v%d", name, newest.Version)
 	if err := d.Update(key, newest); err != nil {
 		return fmt.Errorf("write record %s: %w", key, err)
