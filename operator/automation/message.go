@@ -2,10 +2,12 @@ package automation
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"text/template"
+	"text/template/parse"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/pkg/history"
@@ -53,7 +55,49 @@ func parseTemplate(text string) (*template.Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("writeBack.messageTemplate: %w", err)
 	}
+	for _, tt := range t.Templates() {
+		if tt.Tree == nil {
+			continue
+		}
+		if err := boundedRanges(tt.Tree.Root, text); err != nil {
+			return nil, fmt.Errorf("writeBack.messageTemplate: %w", err)
+		}
+	}
 	return t, nil
+}
+
+// boundedRanges refuses a range over a number written in the template
+// ({{ range 1000000000000 }}): the output cap does not stop a loop that
+// writes nothing, and such a template would hold the pass forever. The
+// data a template ranges over (.Updates, .Images, .Workloads) is bounded
+// by the repository; recursion is bounded by text/template itself.
+func boundedRanges(n parse.Node, text string) error {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return nil
+		}
+		for _, c := range n.Nodes {
+			if err := boundedRanges(c, text); err != nil {
+				return err
+			}
+		}
+	case *parse.RangeNode:
+		for _, cmd := range n.Pipe.Cmds {
+			for _, arg := range cmd.Args {
+				if _, ok := arg.(*parse.NumberNode); ok {
+					line := 1 + strings.Count(text[:min(int(n.Position()), len(text))], "\n")
+					return fmt.Errorf("line %d: range over a number (%s) is not allowed: range over .Updates, .Images or .Workloads", line, arg)
+				}
+			}
+		}
+		return errors.Join(boundedRanges(n.List, text), boundedRanges(n.ElseList, text))
+	case *parse.IfNode:
+		return errors.Join(boundedRanges(n.List, text), boundedRanges(n.ElseList, text))
+	case *parse.WithNode:
+		return errors.Join(boundedRanges(n.List, text), boundedRanges(n.ElseList, text))
+	}
+	return nil
 }
 
 // CheckMessageTemplate parses text, a writeBack.messageTemplate, and renders

@@ -114,3 +114,30 @@ func TestMessage(t *testing.T) {
 		t.Errorf("a message over the size limit: err = %v, want errMessageTooLong", err)
 	}
 }
+
+// A template that ranges over a number written in it would loop without
+// writing anything, past the output cap: it is refused when parsed, with
+// its line; ranges over the data, and nested ones, are fine.
+func TestMessageTemplateRangesAreBounded(t *testing.T) {
+	for _, tmpl := range []string{
+		"{{ range 1000000000000 }}{{ end }}x",
+		"Release\n{{ if .Images }}{{ range $i := 99999999999 }}{{ end }}{{ end }}",
+		"{{ define \"loop\" }}{{ range 5000000000 }}{{ end }}{{ end }}{{ template \"loop\" }}",
+	} {
+		err := CheckMessageTemplate(tmpl)
+		if err == nil || !strings.Contains(err.Error(), "range over a number") {
+			t.Errorf("%q: %v, want a refusal of the range", tmpl, err)
+		}
+	}
+	if err := CheckMessageTemplate("Release\n{{ if .Images }}{{ range $i := 99999999999 }}{{ end }}{{ end }}"); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("the refusal names no line 2: %v", err)
+	}
+	for _, tmpl := range []string{
+		"{{ range .Images }}{{ . }} {{ end }}",
+		"{{ range $i, $u := .Updates }}{{ range $.Workloads }}{{ . }}{{ end }}{{ end }}x",
+	} {
+		if err := CheckMessageTemplate(tmpl); err != nil {
+			t.Errorf("%q: %v", tmpl, err)
+		}
+	}
+}

@@ -83,8 +83,10 @@ type HelmReleaseSpec struct {
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 
 	// Timeout is the time in seconds for each Kubernetes operation of an install
-	// or upgrade, and for waiting. Default 300.
+	// or upgrade, and for waiting. Default 300; at most 7200, as a pass holds
+	// one of the controller's workers for that long.
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=7200
 	// +optional
 	Timeout *int64 `json:"timeout,omitempty"`
 
@@ -337,8 +339,10 @@ type Rollback struct {
 	// +optional
 	DisableHooks bool `json:"disableHooks,omitempty"`
 
-	// Timeout is the time in seconds for each operation of the rollback. Default 300.
+	// Timeout is the time in seconds for each operation of the rollback.
+	// Default 300; at most 7200.
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=7200
 	// +optional
 	Timeout *int64 `json:"timeout,omitempty"`
 
@@ -357,8 +361,10 @@ type Test struct {
 	// +optional
 	IgnoreFailures *bool `json:"ignoreFailures,omitempty"`
 
-	// Timeout is the time in seconds the tests may take. Default 300.
+	// Timeout is the time in seconds the tests may take. Default 300; at
+	// most 7200.
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=7200
 	// +optional
 	Timeout *int64 `json:"timeout,omitempty"`
 

@@ -41,9 +41,12 @@ type GitSyncSpec struct {
 	// +optional
 	Interval metav1.Duration `json:"interval,omitempty"`
 
-	// Timeout of each git operation (fetch, push). Default 60s.
+	// Timeout of each git operation (fetch, push). Default 60s; at most 10m,
+	// as a pass holds one of the controller's workers for that long (image
+	// automation's pass gets four times it).
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('10m')",message="timeout must be at most 10m"
 	// +optional
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
