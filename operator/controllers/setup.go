@@ -327,7 +327,7 @@ type httpServer struct {
 
 // Start serves until ctx ends, then shuts down gracefully.
 func (s *httpServer) Start(ctx context.Context) error {
-	srv := &http.Server{Addr: s.addr, Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(s.addr, s.handler, defaultServerLimits)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	select {
