@@ -110,6 +110,10 @@ type Options struct {
 	DockerConfigOwnNamespaceOnly bool
 	// RegistryWebhookToken, when set, authenticates registry notifications.
 	RegistryWebhookToken []byte
+	// RegistryRescanInterval, when above 0, is the least time between two
+	// rescans of one image repository that registry notifications force;
+	// 0 is webhook.RescanInterval (webhook.TokenRescanInterval with a token).
+	RegistryRescanInterval time.Duration
 	// History bounds the git history walk image holds are derived from.
 	History automation.HistoryLimits
 	// APIToken, when set, must come with every request to the fluxd API.
@@ -212,7 +216,7 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	}
 	mux := http.NewServeMux()
 	(&webhook.Receiver{Client: mgr.GetClient()}).Register(mux)
-	(&webhook.RegistryReceiver{Token: opts.RegistryWebhookToken, Rescan: automation.Rescan, Leading: leading}).Register(mux)
+	(&webhook.RegistryReceiver{Token: opts.RegistryWebhookToken, Rescan: automation.Rescan, Leading: leading, Interval: opts.RegistryRescanInterval}).Register(mux)
 	if !opts.NoFluxdAPI {
 		api := newFluxAPI(mgr, gitCache, automation, leading, opts)
 		rec.JobsQueued(api.Jobs.Queued)

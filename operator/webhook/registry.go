@@ -55,6 +55,10 @@ type RegistryReceiver struct {
 	// drop: the registry retries, and a Service sends the retry to another
 	// replica, sooner or later the leader.
 	Leading func() bool
+	// Interval, when above 0, is the least time between two forced rescans
+	// of one image repository, instead of RescanInterval (TokenRescanInterval
+	// with a Token).
+	Interval time.Duration
 
 	once    sync.Once
 	limiter *rescanLimiter
@@ -91,6 +95,9 @@ func (rr *RegistryReceiver) serve(w http.ResponseWriter, req *http.Request) {
 	log := ctrl.LoggerFrom(req.Context()).WithName("registry-webhook")
 	rr.once.Do(func() {
 		rr.limiter = newRescanLimiter(len(rr.Token) > 0)
+		if rr.Interval > 0 {
+			rr.limiter.interval = rr.Interval
+		}
 		if rr.now == nil {
 			rr.now = time.Now
 		}

@@ -184,3 +184,24 @@ func TestRegistryRescansAreRateLimited(t *testing.T) {
 		})
 	}
 }
+
+// Interval replaces the least time between two rescans of one repository.
+func TestRegistryRescanInterval(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rescans := 0
+	rr := &RegistryReceiver{Interval: time.Second, now: func() time.Time { return now },
+		Rescan: func(string) (int, error) { rescans++; return 1, nil }}
+	mux := http.NewServeMux()
+	rr.Register(mux)
+	for i, want := range []int{http.StatusAccepted, http.StatusTooManyRequests, http.StatusAccepted} {
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, httptest.NewRequest(http.MethodPost, RegistryPath, strings.NewReader(`{"image":"ghcr.io/acme/web"}`)))
+		if w.Code != want {
+			t.Errorf("notification %d: %d, want %d", i+1, w.Code, want)
+		}
+		now = now.Add(time.Second / 2)
+	}
+	if rescans != 2 {
+		t.Errorf("%d rescans, want 2", rescans)
+	}
+}
