@@ -19,18 +19,19 @@ import (
 // automationFlags are the image automation flags, named as fluxd named them
 // where fluxd had them.
 type automationFlags struct {
-	interval      time.Duration
-	pollInterval  time.Duration
-	rps           float64
-	burst         int
-	insecure      string
-	include       string
-	exclude       string
-	dockerConfig  string
-	sharedDocker  bool
-	webhookSecret string
-	holdCommits   int
-	holdAge       time.Duration
+	interval       time.Duration
+	pollInterval   time.Duration
+	rps            float64
+	burst          int
+	insecure       string
+	include        string
+	exclude        string
+	dockerConfig   string
+	sharedDocker   bool
+	webhookSecret  string
+	rescanInterval time.Duration
+	holdCommits    int
+	holdAge        time.Duration
 }
 
 func (a *automationFlags) bind(fs *flag.FlagSet) {
@@ -44,6 +45,7 @@ func (a *automationFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&a.dockerConfig, "docker-config", "", "Path to a docker config.json with registry logins for every workload (mount a kubernetes.io/dockerconfigjson Secret).")
 	fs.BoolVar(&a.sharedDocker, "shared-docker-config", true, "Let workloads of GitSyncs in every namespace use the --docker-config logins; false keeps them to GitSyncs in the operator's own namespace, that of --git-identity-secret (the lockdown profile).")
 	fs.StringVar(&a.webhookSecret, "registry-webhook-token-file", "", "File holding the token registry notifications to /registry-hooks must carry; empty accepts any.")
+	fs.DurationVar(&a.rescanInterval, "registry-webhook-rescan-interval", 0, "Least time between two rescans of one image repository that /registry-hooks notifications force; 0 is 10s, or 2s with --registry-webhook-token-file.")
 	fs.IntVar(&a.holdCommits, "hold-history-commits", automation.DefaultHistoryCommits, "Most commits of a branch's history read to find holds (a person's rollback, a quarantined tag); a hold older than that is not known.")
 	fs.DurationVar(&a.holdAge, "hold-history-age", automation.DefaultHistoryAge, "Oldest commit of a branch's history read to find holds.")
 }
@@ -72,6 +74,7 @@ func (a *automationFlags) apply(o *controllers.Options) error {
 		o.DockerConfig = b
 	}
 	o.DockerConfigOwnNamespaceOnly = !a.sharedDocker
+	o.RegistryRescanInterval = a.rescanInterval
 	if a.webhookSecret != "" {
 		b, err := os.ReadFile(a.webhookSecret)
 		if err != nil {

@@ -89,6 +89,9 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 		HTTPClient:         tlsClient,
 		AutomationInterval: 2 * time.Second,
 		Registry:           registry.Options{TagTTL: time.Hour, Transport: tlsClient.Transport},
+		// Tests push a tag and notify at once, many times a second (race_test);
+		// the receiver's rescan limit is tested in operator/webhook.
+		RegistryRescanInterval: time.Nanosecond,
 	})
 	return err
 }

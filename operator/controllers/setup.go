@@ -110,6 +110,10 @@ type Options struct {
 	DockerConfigOwnNamespaceOnly bool
 	// RegistryWebhookToken, when set, authenticates registry notifications.
 	RegistryWebhookToken []byte
+	// RegistryRescanInterval, when above 0, is the least time between two
+	// rescans of one image repository that registry notifications force;
+	// 0 is webhook.RescanInterval (webhook.TokenRescanInterval with a token).
+	RegistryRescanInterval time.Duration
 	// History bounds the git history walk image holds are derived from.
 	History automation.HistoryLimits
 	// APIToken, when set, must come with every request to the fluxd API.
@@ -212,7 +216,7 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	}
 	mux := http.NewServeMux()
 	(&webhook.Receiver{Client: mgr.GetClient()}).Register(mux)
-	(&webhook.RegistryReceiver{Token: opts.RegistryWebhookToken, Rescan: automation.Rescan, Leading: leading}).Register(mux)
+	(&webhook.RegistryReceiver{Token: opts.RegistryWebhookToken, Rescan: automation.Rescan, Leading: leading, Interval: opts.RegistryRescanInterval}).Register(mux)
 	if !opts.NoFluxdAPI {
 		api := newFluxAPI(mgr, gitCache, automation, leading, opts)
 		rec.JobsQueued(api.Jobs.Queued)
@@ -327,7 +331,7 @@ type httpServer struct {
 
 // Start serves until ctx ends, then shuts down gracefully.
 func (s *httpServer) Start(ctx context.Context) error {
-	srv := &http.Server{Addr: s.addr, Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(s.addr, s.handler, defaultServerLimits)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	select {

@@ -86,6 +86,30 @@ func TestToken(t *testing.T) {
 	}
 }
 
+// readRecorder is a request body that records whether it was read.
+type readRecorder struct {
+	r    *strings.Reader
+	read bool
+}
+
+func (b *readRecorder) Read(p []byte) (int, error) { b.read = true; return b.r.Read(p) }
+func (b *readRecorder) Close() error               { return nil }
+
+// The token is checked before anything of the request is read: a POST
+// without it is refused with its body unread.
+func TestTokenIsCheckedBeforeTheBody(t *testing.T) {
+	s := &Server{Token: []byte("s3cret")}
+	for _, path := range []string{"/v9/update-manifests", "/v11/notify", "/v12/rollback", "/v9/git-repo-config"} {
+		b := &readRecorder{r: strings.NewReader(`{"type":"sync"}`)}
+		req := httptest.NewRequest(http.MethodPost, path, b)
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnauthorized || b.read {
+			t.Errorf("POST %s without the token: %d, body read %v; want 401, unread", path, rec.Code, b.read)
+		}
+	}
+}
+
 // The randomart is OpenSSH's 17×9 board in a frame with the key type and
 // the hash named, S at the centre.
 func TestRandomart(t *testing.T) {

@@ -81,13 +81,15 @@ func (rc *Receiver) serveGitSync(w http.ResponseWriter, req *http.Request) {
 	log := ctrl.LoggerFrom(ctx).WithName("webhook")
 	key := client.ObjectKey{Namespace: req.PathValue("namespace"), Name: req.PathValue("name")}
 
-	body, err := io.ReadAll(io.LimitReader(req.Body, MaxBody+1))
+	// Authenticate before reading the body wherever the headers allow: a
+	// request without a credential, or with a malformed signature, is refused
+	// before the GitSync is looked up; a token is checked before the body is
+	// read. Only an HMAC needs the body, and it is read (bounded) only for a
+	// GitSync that takes webhooks.
+	cred, err := credentialOf(req.Header)
 	if err != nil {
-		http.Error(w, "read body", http.StatusBadRequest)
-		return
-	}
-	if len(body) > MaxBody {
-		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		log.V(1).Info("Refused a notification without a usable credential", "gitsync", key, "reason", err.Error())
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
 	gs, token, err := rc.lookup(ctx, key)
@@ -99,7 +101,21 @@ func (rc *Receiver) serveGitSync(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	if !authentic(req.Header, body, token) {
+	if cred.signature == nil && !cred.matches(token) {
+		log.Info("Refused a notification that failed authentication", "gitsync", klog.KObj(gs))
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, MaxBody+1))
+	if err != nil {
+		http.Error(w, "read body", http.StatusBadRequest)
+		return
+	}
+	if len(body) > MaxBody {
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if cred.signature != nil && !cred.signs(body, token) {
 		log.Info("Refused a notification that failed authentication", "gitsync", klog.KObj(gs))
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
@@ -167,24 +183,63 @@ func (rc *Receiver) lookup(ctx context.Context, key client.ObjectKey) (*helmflux
 	return gs, token, nil
 }
 
-// authentic checks the notification against the shared token in constant time.
-func authentic(h http.Header, body, token []byte) bool {
+// credential is what a notification authenticates with: an HMAC-SHA256
+// signature of the body, or the token itself.
+type credential struct {
+	signature []byte // X-Hub-Signature-256, decoded
+	token     []byte // X-Gitlab-Token or Authorization: Bearer
+}
+
+// errNoCredential is a request that names no credential, or a malformed one.
+var errNoCredential = errors.New("no credential")
+
+// credentialOf picks the credential from the headers, in this order:
+// X-Hub-Signature-256, X-Gitlab-Token, Authorization: Bearer. A signature
+// that is present but malformed is refused, never passed over for another
+// header.
+func credentialOf(h http.Header) (credential, error) {
 	if sig := h.Get("X-Hub-Signature-256"); sig != "" {
-		got, err := hex.DecodeString(strings.TrimPrefix(sig, "sha256="))
-		if err != nil {
-			return false
+		hexSig, ok := strings.CutPrefix(sig, "sha256=")
+		got, err := hex.DecodeString(hexSig)
+		if !ok || err != nil || len(got) != sha256.Size {
+			return credential{}, fmt.Errorf("%w: malformed X-Hub-Signature-256", errNoCredential)
 		}
-		mac := hmac.New(sha256.New, token)
-		mac.Write(body)
-		return hmac.Equal(got, mac.Sum(nil))
+		return credential{signature: got}, nil
 	}
 	if t := h.Get("X-Gitlab-Token"); t != "" {
-		return subtle.ConstantTimeCompare([]byte(t), token) == 1
+		return credential{token: []byte(t)}, nil
 	}
-	if bearer, ok := strings.CutPrefix(h.Get("Authorization"), "Bearer "); ok {
-		return subtle.ConstantTimeCompare([]byte(bearer), token) == 1
+	if bearer, ok := strings.CutPrefix(h.Get("Authorization"), "Bearer "); ok && bearer != "" {
+		return credential{token: []byte(bearer)}, nil
 	}
-	return false
+	return credential{}, errNoCredential
+}
+
+// matches checks a token credential against the shared token in constant time.
+func (c credential) matches(token []byte) bool {
+	return c.token != nil && subtle.ConstantTimeCompare(c.token, token) == 1
+}
+
+// signs checks a signature credential: an HMAC-SHA256 of body with token.
+func (c credential) signs(body, token []byte) bool {
+	if c.signature == nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, token)
+	mac.Write(body)
+	return hmac.Equal(c.signature, mac.Sum(nil))
+}
+
+// authentic checks the notification against the shared token in constant time.
+func authentic(h http.Header, body, token []byte) bool {
+	c, err := credentialOf(h)
+	if err != nil {
+		return false
+	}
+	if c.signature != nil {
+		return c.signs(body, token)
+	}
+	return c.matches(token)
 }
 
 // ignored says why a notification needs no fetch: an event that is not a push,

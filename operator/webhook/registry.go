@@ -5,10 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
 
+	"golang.org/x/time/rate"
 	ctrl "sigs.k8s.io/controller-runtime"
 )
 
@@ -29,7 +34,15 @@ const maxRegistryImages = 100
 // The payload only names what to rescan; tags always come from the registry,
 // so a forged notification cannot choose a tag. With a Token set, requests
 // need "Authorization: Bearer <token>" or "?token=<token>" (Docker Hub cannot
-// send headers).
+// send headers), checked before the body is read.
+//
+// Forced rescans are rate-limited, so that a notification, forged or not,
+// cannot make the operator hammer a registry: an image repository is
+// rescanned at most once per RescanInterval (TokenRescanInterval with a
+// Token), and all repositories together at most RescansPerSecond
+// (TokenRescansPerSecond) with a burst of RescanBurst. An image over the
+// limit is not rescanned; the notification is answered 429 with
+// Retry-After, and a registry that retries brings it when it is due.
 type RegistryReceiver struct {
 	// Token, when not empty, authenticates notifications.
 	Token []byte
@@ -42,7 +55,32 @@ type RegistryReceiver struct {
 	// drop: the registry retries, and a Service sends the retry to another
 	// replica, sooner or later the leader.
 	Leading func() bool
+	// Interval, when above 0, is the least time between two forced rescans
+	// of one image repository, instead of RescanInterval (TokenRescanInterval
+	// with a Token).
+	Interval time.Duration
+
+	once    sync.Once
+	limiter *rescanLimiter
+	now     func() time.Time // the limiter's clock; nil is time.Now
 }
+
+// Rescan limits of the registry receiver.
+const (
+	// RescanInterval is the least time between two forced rescans of one
+	// image repository when notifications are not authenticated.
+	RescanInterval = 10 * time.Second
+	// TokenRescanInterval is RescanInterval when they are: a leaked token
+	// still cannot hammer a registry.
+	TokenRescanInterval = 2 * time.Second
+	// RescansPerSecond bounds forced rescans of all repositories together
+	// without a token, TokenRescansPerSecond with one.
+	RescansPerSecond      = 1
+	TokenRescansPerSecond = 5
+	// RescanBurst is how many rescans of different repositories may come at
+	// once: one notification names at most this many.
+	RescanBurst = maxRegistryImages
+)
 
 // RetryAfter is the Retry-After, in seconds, of a notification refused by a
 // replica that does not lead.
@@ -55,15 +93,15 @@ func (rr *RegistryReceiver) Register(mux *http.ServeMux) {
 
 func (rr *RegistryReceiver) serve(w http.ResponseWriter, req *http.Request) {
 	log := ctrl.LoggerFrom(req.Context()).WithName("registry-webhook")
-	body, err := io.ReadAll(io.LimitReader(req.Body, MaxBody+1))
-	if err != nil {
-		http.Error(w, "read body", http.StatusBadRequest)
-		return
-	}
-	if len(body) > MaxBody {
-		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
-		return
-	}
+	rr.once.Do(func() {
+		rr.limiter = newRescanLimiter(len(rr.Token) > 0)
+		if rr.Interval > 0 {
+			rr.limiter.interval = rr.Interval
+		}
+		if rr.now == nil {
+			rr.now = time.Now
+		}
+	})
 	if !rr.authentic(req) {
 		log.Info("Refused a registry notification that failed authentication")
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
@@ -75,24 +113,91 @@ func (rr *RegistryReceiver) serve(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "this replica is not the leader, try again", http.StatusServiceUnavailable)
 		return
 	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, MaxBody+1))
+	if err != nil {
+		http.Error(w, "read body", http.StatusBadRequest)
+		return
+	}
+	if len(body) > MaxBody {
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
 	images, err := RegistryImages(body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	queued := 0
+	queued, rescanned := 0, 0
+	var wait time.Duration // the longest an image over the limit must wait
 	for _, img := range images {
+		if d := rr.limiter.allow(img, rr.now()); d > 0 {
+			wait = max(wait, d)
+			continue
+		}
 		n, err := rr.Rescan(img)
 		if err != nil {
 			http.Error(w, fmt.Sprintf("image %q: %v", img, err), http.StatusBadRequest)
 			return
 		}
 		queued += n
+		rescanned++
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if wait > 0 {
+		log.V(1).Info("Registry notification over the rescan limit", "images", images, "rescanned", rescanned, "queued", queued)
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = fmt.Fprintf(w, "rescanned %d of %d images for %d passes; the others were rescanned too recently, try again later\n", rescanned, len(images), queued)
+		return
 	}
 	log.V(1).Info("Registry notification received", "images", images, "queued", queued)
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = fmt.Fprintf(w, "rescanning %d images for %d passes\n", len(images), queued)
+}
+
+// rescanLimiter bounds forced rescans: one per image repository per
+// interval, and all together by a token bucket.
+type rescanLimiter struct {
+	mu       sync.Mutex
+	interval time.Duration
+	overall  *rate.Limiter
+	last     map[string]time.Time // the last forced rescan of each repository
+}
+
+// maxTracked is how many repositories the limiter remembers before it
+// forgets those whose interval has passed.
+const maxTracked = 1024
+
+func newRescanLimiter(token bool) *rescanLimiter {
+	l := &rescanLimiter{interval: RescanInterval, overall: rate.NewLimiter(RescansPerSecond, RescanBurst), last: map[string]time.Time{}}
+	if token {
+		l.interval, l.overall = TokenRescanInterval, rate.NewLimiter(TokenRescansPerSecond, RescanBurst)
+	}
+	return l
+}
+
+// allow records a rescan of image at now and returns 0, or returns how long
+// until image may be rescanned.
+func (l *rescanLimiter) allow(image string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t, ok := l.last[image]; ok && now.Sub(t) < l.interval {
+		return l.interval - now.Sub(t)
+	}
+	r := l.overall.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return d
+	}
+	if len(l.last) >= maxTracked {
+		for img, t := range l.last {
+			if now.Sub(t) >= l.interval {
+				delete(l.last, img)
+			}
+		}
+	}
+	l.last[image] = now
+	return 0
 }
 
 func (rr *RegistryReceiver) authentic(req *http.Request) bool {

@@ -166,7 +166,9 @@ func startAutomationInProcess(t *testing.T, cfg *rest.Config) string {
 	addr := freeAddr(t)
 	startInProcess(t, cfg, funcr.New(errs.add, funcr.Options{}), controllers.Options{
 		Concurrency: 4, CacheDir: t.TempDir(), Listen: addr, AutomationInterval: time.Hour, AllowLocalURLs: true,
-		Registry: registry.Options{TagTTL: time.Hour, Transport: testenv.TLSTrustingClient().Transport},
+		// Each run pushes a tag and notifies at once; the rescan limit is not measured.
+		RegistryRescanInterval: time.Nanosecond,
+		Registry:               registry.Options{TagTTL: time.Hour, Transport: testenv.TLSTrustingClient().Transport},
 	})
 	return addr
 }

@@ -1,0 +1,158 @@
+package controllers
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// serve starts l's server for h on a free port and returns its URL.
+func serve(t *testing.T, h http.Handler, l serverLimits) string {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = newServer("", h, l)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// With the cap of requests in flight reached, the next request is answered
+// 503 with Retry-After: 1 at once; once one finished, requests are served.
+func TestRequestsInFlightAreCapped(t *testing.T) {
+	const n = 3
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/block" {
+			entered <- struct{}{}
+			<-release
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	l := defaultServerLimits
+	l.inFlight = n
+	url := serve(t, h, l)
+
+	var wg sync.WaitGroup
+	codes := make(chan int, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(url + "/block")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_ = resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	for range n {
+		<-entered
+	}
+	resp, err := http.Get(url + "/next")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("request %d: %d, Retry-After %q; want 503, 1", n+1, resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	close(release)
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("a held request answered %d", c)
+		}
+	}
+	if resp, err := http.Get(url + "/next"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("after the held requests finished: %v, %v; want 200", resp, err)
+	} else {
+		_ = resp.Body.Close()
+	}
+}
+
+// closedByServer reports whether the server closed conn: a read ends with
+// EOF or a reset (a response to a half-sent request is read and skipped),
+// not with the test's own deadline.
+func closedByServer(t *testing.T, conn net.Conn) {
+	t.Helper()
+	// The deadline only keeps a broken server from hanging the test.
+	_ = conn.SetReadDeadline(time.Now().Add(time.Minute))
+	_, err := io.Copy(io.Discard, conn)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("the server kept the connection open")
+	}
+}
+
+// A client that sends its headers, or its body, too slowly is cut off.
+func TestSlowClientsAreCutOff(t *testing.T) {
+	l := defaultServerLimits
+	l.readHeader, l.read = 200*time.Millisecond, 200*time.Millisecond
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			http.Error(w, "read body", http.StatusBadRequest)
+		}
+	})
+	addr := strings.TrimPrefix(serve(t, h, l), "http://")
+	for name, req := range map[string]string{
+		"headers never end": "POST /hooks/a/b HTTP/1.1\r\nHost: x\r\n",
+		"body never ends":   "POST /hooks/a/b HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",
+	} {
+		t.Run(name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := io.WriteString(conn, req); err != nil {
+				t.Fatal(err)
+			}
+			closedByServer(t, conn)
+		})
+	}
+}
+
+// Headers beyond maxHeaderBytes are refused.
+func TestHeadersAreBounded(t *testing.T) {
+	l := defaultServerLimits
+	l.maxHeaderBytes = 1 << 10
+	addr := strings.TrimPrefix(serve(t, http.NotFoundHandler(), l), "http://")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// net/http allows 4 KiB of slack above MaxHeaderBytes.
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 16<<10)+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("16 KiB of headers: %d, want 431", resp.StatusCode)
+	}
+}
+
+// The operator's server sets every timeout and bound.
+func TestDefaultServerLimitsAreSet(t *testing.T) {
+	srv := newServer(":0", http.NotFoundHandler(), defaultServerLimits)
+	if srv.ReadHeaderTimeout <= 0 || srv.ReadTimeout <= 0 || srv.WriteTimeout <= 0 || srv.IdleTimeout <= 0 || srv.MaxHeaderBytes <= 0 {
+		t.Errorf("a limit is unset: %+v", defaultServerLimits)
+	}
+	if srv.WriteTimeout <= 30*time.Second {
+		t.Errorf("WriteTimeout %s is not above the fluxd API's 30s bound of a request", srv.WriteTimeout)
+	}
+}
