@@ -59,7 +59,7 @@ func parseTemplate(text string) (*template.Template, error) {
 		if tt.Tree == nil {
 			continue
 		}
-		if err := boundedRanges(tt.Tree.Root, text); err != nil {
+		if err := boundedRanges(tt.Root, text); err != nil {
 			return nil, fmt.Errorf("writeBack.messageTemplate: %w", err)
 		}
 	}
