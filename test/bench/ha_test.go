@@ -2,11 +2,7 @@ package bench
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -82,7 +78,7 @@ var haHandover = benchmark{
 			haWaitListening(t, standby.addr)
 			killed := time.Now()
 			leader.Kill()
-			if code := haPush(t, standby.addr, ns, "apps", token); code != http.StatusAccepted {
+			if code := testenv.PushHook(t, standby.addr, ns, "apps", token); code != http.StatusAccepted {
 				t.Fatalf("push to the standby: %d", code)
 			}
 			var acquired time.Time
@@ -164,27 +160,6 @@ func haWaitListening(t *testing.T, addr string) {
 		_ = resp.Body.Close()
 		return true, ""
 	})
-}
-
-// haPush sends a GitHub-style push notification signed with token.
-func haPush(t *testing.T, addr, ns, name, token string) int {
-	t.Helper()
-	body := `{"ref":"refs/heads/main"}`
-	mac := hmac.New(sha256.New, []byte(token))
-	mac.Write([]byte(body))
-	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/hooks/"+ns+"/"+name, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode
 }
 
 func haConfigMap(ns string, i int) string {

@@ -5,9 +5,6 @@ package ha
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -128,28 +125,6 @@ func lines(log, msg, ns, name string) int {
 	return n
 }
 
-// pushHook sends a GitHub-style push notification signed with token to the
-// receiver at addr and returns the status.
-func pushHook(t *testing.T, addr, ns, name, token string) int {
-	t.Helper()
-	body := `{"ref":"refs/heads/main"}`
-	mac := hmac.New(sha256.New, []byte(token))
-	mac.Write([]byte(body))
-	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/hooks/"+ns+"/"+name, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode
-}
-
 // registryHook sends a registry notification for image to addr and returns
 // the status and the Retry-After header.
 func registryHook(t *testing.T, addr, image string) (int, string) {
@@ -239,7 +214,7 @@ func TestOneLeaderReconcilesAndAPushToTheOtherIsNeverParked(t *testing.T) {
 	// A push, announced to the replica that does not lead.
 	cfgRepo.Write(map[string]string{"config/settings.yaml": configMap(ns, "green")})
 	green := cfgRepo.Commit("green")
-	if code := pushHook(t, b.addr, ns, "config", token); code != http.StatusAccepted {
+	if code := testenv.PushHook(t, b.addr, ns, "config", token); code != http.StatusAccepted {
 		t.Fatalf("a push hook to the replica that does not lead got %d, want 202", code)
 	}
 	waitHandled(t, ns, "config", green)
@@ -270,7 +245,7 @@ func TestOneLeaderReconcilesAndAPushToTheOtherIsNeverParked(t *testing.T) {
 	cfgRepo.Write(map[string]string{"config/settings.yaml": configMap(ns, "red")})
 	red := cfgRepo.Commit("red")
 	a.Kill()
-	if code := pushHook(t, b.addr, ns, "config", token); code != http.StatusAccepted {
+	if code := testenv.PushHook(t, b.addr, ns, "config", token); code != http.StatusAccepted {
 		t.Fatalf("a push hook to the replica that does not lead yet got %d, want 202", code)
 	}
 	if h := waitLeader(t, ns, b, holderA); h == holderA {
