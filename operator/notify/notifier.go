@@ -135,6 +135,11 @@ func (n *Notifier) enqueue(ev Event) {
 				delete(n.seen, k)
 			}
 		}
+		if len(n.seen) >= 4*n.opts.QueueSize {
+			// More distinct events within the window than the bound: forget
+			// them all rather than grow, at the cost of a repeated message.
+			clear(n.seen)
+		}
 	}
 	n.seen[key] = now
 	n.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -411,17 +412,32 @@ func nextLink(values []string) string {
 	return ""
 }
 
-// checkRedirect follows at most maxRedirects redirects. Where a redirect
-// may lead is the transport's to judge (Options.RefuseLocal refuses
-// loopback hosts on every request, redirects included), so there is one
-// rule for every request rather than a second one for redirects.
-// Authorization is dropped across hosts by the transports, which add it
-// per host.
-func checkRedirect(_ *http.Request, via []*http.Request) error {
+// checkRedirect follows at most maxRedirects redirects, and never from a
+// registry on a public address to a private, link-local or unspecified one
+// (the cloud metadata address, in-cluster services): a registry a tenant
+// names must not turn the operator into a proxy into its network.
+// Loopback hosts are the transport's to judge (Options.RefuseLocal refuses
+// them on every request, redirects included). Authorization is dropped
+// across hosts by the transports, which add it per host.
+func checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= maxRedirects {
 		return fmt.Errorf("stopped after %d redirects", maxRedirects)
 	}
+	if internalAddress(req.URL.Hostname()) && !internalAddress(via[0].URL.Hostname()) {
+		return fmt.Errorf("refusing redirect from %s to internal address %s", via[0].URL.Host, req.URL.Host)
+	}
 	return nil
+}
+
+// internalAddress reports whether host is an address of a private,
+// link-local or unspecified network. Loopback is git.IsLoopbackHost's.
+func internalAddress(host string) bool {
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	return ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified()
 }
 
 // tagOutcome is what reading one tag's time found.

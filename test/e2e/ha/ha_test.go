@@ -248,9 +248,7 @@ func TestOneLeaderReconcilesAndAPushToTheOtherIsNeverParked(t *testing.T) {
 	if code := testenv.PushHook(t, b.addr, ns, "config", token); code != http.StatusAccepted {
 		t.Fatalf("a push hook to the replica that does not lead yet got %d, want 202", code)
 	}
-	if h := waitLeader(t, ns, b, holderA); h == holderA {
-		t.Fatalf("the Lease still names the killed leader %s", h)
-	}
+	waitLeader(t, ns, b, holderA) // the Lease names another holder than the killed leader
 	waitHandled(t, ns, "config", red)
 	waitTag(t, appRepo, "1.0.2")
 	// Passes of the new leader after the bump, each of which could commit.
