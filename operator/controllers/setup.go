@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -131,6 +132,9 @@ type Options struct {
 	IdentityOwnNamespaceOnly bool
 	// Version is what the fluxd API's /v11/version answers.
 	Version string
+	// ApplyConcurrency is how many objects a GitSync pass dry-runs or
+	// applies at once; 0 is the default (DefaultApplyConcurrency).
+	ApplyConcurrency int
 	// Notify tunes the delivery of Alerts' messages (queue, workers,
 	// retries, timeout); AllowLocalURLs follows the field above.
 	Notify notify.Options
@@ -187,10 +191,16 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	err = (&gitsync.Reconciler{
+	applier, watcher, err := syncApplier(mgr, cfg)
+	if err != nil {
+		return err
+	}
+	syncs := &gitsync.Reconciler{
 		Identity:              identityOf(opts),
 		Client:                mgr.GetClient(),
-		Applier:               apply.New(direct, gitsync.FieldManager),
+		Applier:               applier,
+		Watcher:               watcher,
+		ApplyConcurrency:      opts.ApplyConcurrency,
 		Tenants:               tenants,
 		DefaultServiceAccount: opts.DefaultServiceAccount,
 		Git:                   gitCache,
@@ -199,7 +209,12 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 		Triggers:              triggers,
 		Concurrency:           opts.Concurrency,
 		Metrics:               rec,
-	}).SetupWithManager(mgr)
+	}
+	watcher.OnChange(syncs.Heard)
+	if err := mgr.Add(watcher); err != nil {
+		return err
+	}
+	err = syncs.SetupWithManager(mgr)
 	if err != nil || opts.Listen == "" {
 		return err
 	}
@@ -223,6 +238,26 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 		api.Register(mux)
 	}
 	return mgr.Add(&httpServer{addr: opts.Listen, handler: mux})
+}
+
+// syncApplier returns the GitSync applier and the Watcher of what it
+// applied. The applier's client has no client-side rate limit: a pass
+// dry-runs and applies a bounded number of objects at once
+// (Options.ApplyConcurrency), and the API server's priority and fairness
+// is what spaces them, instead of a cold sync of thousands of objects
+// waiting on the --kube-api-qps token bucket.
+func syncApplier(mgr ctrl.Manager, cfg *rest.Config) (*apply.Applier, *apply.Watcher, error) {
+	unlimited := rest.CopyConfig(cfg)
+	unlimited.QPS, unlimited.Burst, unlimited.RateLimiter = -1, 0, nil
+	c, err := client.New(unlimited, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return nil, nil, fmt.Errorf("make the sync client: %w", err)
+	}
+	mc, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("make the metadata client: %w", err)
+	}
+	return apply.New(c, gitsync.FieldManager), apply.NewWatcher(mc, mgr.GetRESTMapper(), nil), nil
 }
 
 // setupNotify registers the Alert controller and the Notifier, whose

@@ -72,6 +72,15 @@ type Reconciler struct {
 	Identity gitcreds.Identity
 	// Metrics records each pass; nil records nothing.
 	Metrics *metrics.Recorder
+	// Watcher watches the kinds applied, metadata only, so that a pass
+	// skips what nobody changed and a change by anyone else is corrected
+	// at once (Heard); nil compares every object on every pass.
+	Watcher *apply.Watcher
+	// ApplyConcurrency is how many objects one pass dry-runs or applies at
+	// once; 0 is pkg/apply's default.
+	ApplyConcurrency int
+
+	states states
 }
 
 // scope carries one reconcile's state from one sub-reconciler to the next.
@@ -103,6 +112,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Triggers != nil {
 		b = b.WatchesRawSource(source.Channel(r.Triggers, &handler.EnqueueRequestForObject{}))
 	}
+	if r.Watcher != nil {
+		b = b.WatchesRawSource(r.states.source())
+	}
 	return b.Complete(r)
 }
 
@@ -113,6 +125,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Metrics.Deleted(metrics.KindGitSync, req.NamespacedName)
+			r.states.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -130,6 +143,7 @@ func (r *Reconciler) record(key types.NamespacedName, s *scope, start time.Time,
 	obj := s.obj
 	if !obj.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(obj, Finalizer) {
 		r.Metrics.Deleted(metrics.KindGitSync, key)
+		r.states.forget(key)
 		return
 	}
 	r.Metrics.Reconciled(metrics.KindGitSync, obj, start, err)

@@ -109,7 +109,7 @@ func (r *Reconciler) reconcileApply(ctx context.Context, s *scope) error {
 		return outcome.Retry(helmfluxv1alpha1.ApplyFailedReason, err)
 	}
 	s.applier = applier
-	cs, err := applier.Apply(ctx, set)
+	cs, err := applier.Sync(ctx, set, r.states.of(obj))
 	var invalid *apply.InvalidError
 	switch {
 	case errors.As(err, &invalid):

@@ -150,7 +150,7 @@ func TestServiceAccountAppliesOnlyWhatItMay(t *testing.T) {
 	repo.Write(map[string]string{"settings.yaml": configMap(ns, "green"), "takeover.yaml": clusterAdminBinding(ns, crb)})
 	takeover := repo.Commit("take over the cluster")
 	requestReconcile(t, ns, "tenant")
-	gs := waitForbidden(t, k8s, ns, "tenant", takeover, "ClusterRoleBinding/"+crb, user, "cannot get")
+	gs := waitForbidden(t, k8s, ns, "tenant", takeover, "ClusterRoleBinding/"+crb, user, "cannot patch")
 	waitWarning(t, k8s, ns, "tenant", helmfluxv1alpha1.ForbiddenReason, "ClusterRoleBinding/"+crb, user)
 	assertNoClusterRoleBinding(t, k8s, crb)
 	if color := getConfigMapValue(t, ns, "settings"); color != "green" {

@@ -27,8 +27,12 @@ func (r *Reconciler) serviceAccountOf(obj *helmfluxv1alpha1.GitSync) string {
 // one impersonating its service account, or the operator's own without one.
 func (r *Reconciler) applierFor(obj *helmfluxv1alpha1.GitSync) (*apply.Applier, error) {
 	sa := r.serviceAccountOf(obj)
+	opts := []apply.Option{apply.WithWatcher(r.Watcher)}
+	if r.ApplyConcurrency > 0 {
+		opts = append(opts, apply.WithConcurrency(r.ApplyConcurrency))
+	}
 	if sa == "" {
-		return r.Applier, nil
+		return r.Applier.With(opts...), nil
 	}
 	if r.Tenants == nil {
 		return nil, errors.New("the operator has no impersonation set up for service account " + sa)
@@ -37,7 +41,7 @@ func (r *Reconciler) applierFor(obj *helmfluxv1alpha1.GitSync) (*apply.Applier, 
 	if err != nil {
 		return nil, err
 	}
-	return apply.New(c, FieldManager), nil
+	return apply.New(c, FieldManager, opts...), nil
 }
 
 // serviceAccountGone tells whether obj runs as a service account that no

@@ -34,6 +34,7 @@ type Applier struct {
 	fieldManager string
 	concurrency  int
 	waitTimeout  time.Duration
+	watcher      *Watcher
 }
 
 // Option configures an Applier.
@@ -41,6 +42,10 @@ type Option func(*Applier)
 
 // WithConcurrency sets how many objects are dry-run or applied at once (default 8).
 func WithConcurrency(n int) Option { return func(a *Applier) { a.concurrency = max(1, n) } }
+
+// WithWatcher lets Sync skip objects the Watcher saw unchanged since the
+// State's last Sync, and apply changed ones without reading them first.
+func WithWatcher(w *Watcher) Option { return func(a *Applier) { a.watcher = w } }
 
 // WithWaitTimeout bounds the wait for new CRDs to be established (default 30s).
 func WithWaitTimeout(d time.Duration) Option { return func(a *Applier) { a.waitTimeout = d } }
@@ -53,6 +58,15 @@ func New(c client.Client, fieldManager string, opts ...Option) *Applier {
 		o(a)
 	}
 	return a
+}
+
+// With returns a copy of a with opts applied.
+func (a *Applier) With(opts ...Option) *Applier {
+	c := *a
+	for _, o := range opts {
+		o(&c)
+	}
+	return &c
 }
 
 // InvalidError lists the objects the API server refused as invalid in the
@@ -91,6 +105,13 @@ type entry struct {
 	dryRun   *unstructured.Unstructured // what the API server would store
 	live     *unstructured.Unstructured // nil when absent
 	deferred bool                       // waits for a Namespace or CRD of the same set
+	// watched is set when a Watcher knows the object's kind: it is dry-run
+	// and applied without being read, and what the API server answers says
+	// whether it was created, changed or left as it was.
+	watched  bool
+	skip     bool // unchanged since the State's last Sync, on both sides
+	digest   [32]byte
+	digested bool
 }
 
 // Apply makes the cluster hold objs. It first dry-runs every object; if the
@@ -101,9 +122,29 @@ type entry struct {
 // once it exists. Objects whose dry-run equals the live object are not written.
 // The ChangeSet holds one Result per object, in the order of objs.
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) (*ChangeSet, error) {
-	entries, err := a.prepare(objs)
+	return a.apply(ctx, objs, nil)
+}
+
+// Sync is Apply for a set that is applied again and again (a GitSync's
+// objects), with the State its last Sync left. With a Watcher, an object
+// whose desired form is the one last applied and whose live object nobody
+// changed since (as the watch saw it) is neither read nor written: it is
+// Unchanged at no cost. Other objects of watched kinds are dry-run and
+// applied without being read first; a server-side apply that changes
+// nothing writes nothing, and the resourceVersion it answers with says so.
+// Objects of kinds the Watcher cannot watch are handled as by Apply.
+func (a *Applier) Sync(ctx context.Context, objs []*unstructured.Unstructured, state *State) (*ChangeSet, error) {
+	return a.apply(ctx, objs, state)
+}
+
+func (a *Applier) apply(ctx context.Context, objs []*unstructured.Unstructured, state *State) (*ChangeSet, error) {
+	all, err := a.prepare(objs)
 	if err != nil {
 		return nil, err
+	}
+	entries := all
+	if state != nil {
+		entries = a.known(ctx, all, state)
 	}
 	first, rest := split(entries)
 
@@ -137,12 +178,45 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 		return nil, &InvalidError{Objects: invalid, FirstStageApplied: true}
 	}
 	a.each(ctx, rest, a.write)
+	if state != nil {
+		state.update(all)
+	}
 
-	cs := &ChangeSet{Results: make([]Result, 0, len(entries))}
-	for _, e := range entries {
+	cs := &ChangeSet{Results: make([]Result, 0, len(all))}
+	for _, e := range all {
 		cs.Results = append(cs.Results, e.result)
 	}
 	return cs, ctx.Err()
+}
+
+// known marks the entries the Watcher and state show unchanged (skip) and
+// those of watched kinds, and returns the entries left to dry-run and apply.
+func (a *Applier) known(ctx context.Context, entries []*entry, state *State) []*entry {
+	watched := map[schema.GroupKind]bool{}
+	work := make([]*entry, 0, len(entries))
+	for _, e := range entries {
+		e.digest, e.digested = digest(e.obj)
+		if a.watcher != nil && e.digested {
+			gk := e.result.ID.GroupKind()
+			w, seen := watched[gk]
+			if !seen {
+				w = a.watcher.Watched(ctx, gk)
+				watched[gk] = w
+			}
+			if w {
+				if fp, exists, ok := a.watcher.Lookup(e.result.ID); ok {
+					e.watched = true
+					if exists && state.current(e.result.ID, e.digest, fp) {
+						e.skip = true
+						e.result.Action = Unchanged
+						continue
+					}
+				}
+			}
+		}
+		work = append(work, e)
+	}
+	return work
 }
 
 // prepare copies the objects, defaults namespaces from the REST mapping and
@@ -284,8 +358,26 @@ func (a *Applier) each(ctx context.Context, entries []*entry, fn func(context.Co
 	wg.Wait()
 }
 
-// dryRun reads the live object and dry-run applies the desired one.
+// dryRun reads the live object (unless its kind is watched) and dry-run
+// applies the desired one.
 func (a *Applier) dryRun(ctx context.Context, e *entry) {
+	if !e.watched {
+		a.readLive(ctx, e)
+		if e.result.Action == Failed {
+			return
+		}
+	}
+	dry := e.obj.DeepCopy()
+	if err := a.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(dry),
+		client.FieldOwner(a.fieldManager), client.ForceOwnership, client.DryRunAll); err != nil {
+		e.fail(fmt.Errorf("dry-run: %w", err))
+		return
+	}
+	e.dryRun = dry
+}
+
+// readLive reads the live object into e.live (nil when it is absent).
+func (a *Applier) readLive(ctx context.Context, e *entry) {
 	live := &unstructured.Unstructured{}
 	live.SetGroupVersionKind(e.obj.GroupVersionKind())
 	switch err := a.client.Get(ctx, client.ObjectKeyFromObject(e.obj), live); {
@@ -297,13 +389,6 @@ func (a *Applier) dryRun(ctx context.Context, e *entry) {
 	default:
 		e.live = live
 	}
-	dry := e.obj.DeepCopy()
-	if err := a.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(dry),
-		client.FieldOwner(a.fieldManager), client.ForceOwnership, client.DryRunAll); err != nil {
-		e.fail(fmt.Errorf("dry-run: %w", err))
-		return
-	}
-	e.dryRun = dry
 }
 
 // write applies an object whose dry-run differs from the live object.
@@ -311,7 +396,7 @@ func (a *Applier) write(ctx context.Context, e *entry) {
 	if e.result.Action == Failed {
 		return
 	}
-	if e.live != nil && sameObject(e.live, e.dryRun) {
+	if !e.watched && e.live != nil && sameObject(e.live, e.dryRun) {
 		e.result.Action = Unchanged
 		return
 	}
@@ -321,10 +406,17 @@ func (a *Applier) write(ctx context.Context, e *entry) {
 		e.fail(fmt.Errorf("apply: %w", err))
 		return
 	}
-	if e.live == nil {
+	switch {
+	case e.watched && e.dryRun.GetResourceVersion() == "":
+		// A dry-run of a create answers without a resourceVersion.
 		e.result.Action = Created
-	} else {
+	case e.watched && applied.GetResourceVersion() == e.dryRun.GetResourceVersion():
+		// An apply that changes nothing is not stored: the version stays.
+		e.result.Action = Unchanged
+	case e.watched, e.live != nil:
 		e.result.Action = Configured
+	default:
+		e.result.Action = Created
 	}
 	e.dryRun = applied
 }
