@@ -34,6 +34,7 @@ func main() {
 		leaderNS       string
 		printVersion   bool
 		concurrency    int
+		applyConc      int
 		cacheDir       string
 		apiQPS         float64
 		apiBurst       int
@@ -57,6 +58,7 @@ func main() {
 	flag.StringVar(&leaderNS, "leader-election-namespace", "", "Namespace of the leader election Lease; empty is the Pod's own namespace (needed only outside a cluster).")
 	flag.BoolVar(&printVersion, "version", false, "Print the version and exit.")
 	flag.IntVar(&concurrency, "concurrent", 4, "Number of objects of each kind reconciled in parallel.")
+	flag.IntVar(&applyConc, "apply-concurrency", controllers.DefaultApplyConcurrency, "Objects one GitSync pass dry-runs or applies at once. These requests are not held to --kube-api-qps: the API server's priority and fairness spaces them.")
 	flag.StringVar(&cacheDir, "cache-dir", filepath.Join(os.TempDir(), "helmflux"), "Directory for the git repository cache and temporary checkouts.")
 	flag.Float64Var(&apiQPS, "kube-api-qps", 100, "Requests per second to the Kubernetes API.")
 	flag.IntVar(&apiBurst, "kube-api-burst", 300, "Burst of requests to the Kubernetes API.")
@@ -113,7 +115,7 @@ func main() {
 		os.Exit(1)
 	}
 	opts := controllers.Options{
-		Concurrency: concurrency, CacheDir: cacheDir, Listen: listen,
+		Concurrency: concurrency, ApplyConcurrency: applyConc, CacheDir: cacheDir, Listen: listen,
 		HelmInterval: interval, AllowCrossNamespaceRefs: crossNS, NoCrossNamespaceRefs: noCrossNS, DefaultServiceAccount: defaultSA, AllowLocalURLs: localURLs,
 		PlainHTTPRegistries: splitList(plainHTTP), Version: version, IdentityOwnNamespaceOnly: !sharedIdentity, NoFluxdAPI: !fluxdAPI,
 	}

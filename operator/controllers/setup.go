@@ -5,6 +5,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -51,6 +52,10 @@ func NewScheme() *runtime.Scheme {
 	utilruntime.Must(helmfluxv1alpha1.AddToScheme(s))
 	return s
 }
+
+// DefaultApplyConcurrency is how many objects a GitSync pass dry-runs or
+// applies at once by default (--apply-concurrency).
+const DefaultApplyConcurrency = 16
 
 // LeaderElectionID is the name of the Lease, in the operator's namespace,
 // whose holder is the one replica that reconciles; its holderIdentity begins
@@ -200,7 +205,7 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 		Client:                mgr.GetClient(),
 		Applier:               applier,
 		Watcher:               watcher,
-		ApplyConcurrency:      opts.ApplyConcurrency,
+		ApplyConcurrency:      cmp.Or(opts.ApplyConcurrency, DefaultApplyConcurrency),
 		Tenants:               tenants,
 		DefaultServiceAccount: opts.DefaultServiceAccount,
 		Git:                   gitCache,

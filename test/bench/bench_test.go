@@ -38,6 +38,8 @@ var benchmarks = []benchmark{
 	hr100,
 	hrNoop,
 	hrInstallFloor,
+	sync1k,
+	sync10k,
 }
 
 // TestBench runs the benchmarks one after the other, each as a subtest
