@@ -91,6 +91,17 @@ type watchedKind struct {
 	stop     chan struct{}
 	refused  chan struct{} // closed when the API server refused the list or watch
 	since    time.Time
+	halted   sync.Once
+}
+
+// halt stops the informer; refused says whether the API server refused it.
+func (k *watchedKind) halt(refused bool) {
+	k.halted.Do(func() {
+		if refused {
+			close(k.refused)
+		}
+		close(k.stop)
+	})
 }
 
 // NewWatcher returns a Watcher over client. onChange, which must not block,
@@ -117,7 +128,7 @@ func (w *Watcher) Start(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for gk, k := range w.kinds {
-		close(k.stop)
+		k.halt(false)
 		delete(w.kinds, gk)
 	}
 	return nil
@@ -184,10 +195,12 @@ func (w *Watcher) watch(gk schema.GroupKind) *watchedKind {
 		}
 		return obj, nil
 	})
-	var once sync.Once
 	_ = k.informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
-		if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) || apierrors.IsNotFound(err) || errors.Is(err, context.Canceled) {
-			once.Do(func() { close(k.refused); close(k.stop) })
+		if errors.Is(err, context.Canceled) {
+			return
+		}
+		if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) || apierrors.IsNotFound(err) {
+			k.halt(true)
 			return
 		}
 		cache.DefaultWatchErrorHandler(ctx, r, err)
