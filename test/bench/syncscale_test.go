@@ -13,6 +13,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
@@ -33,7 +34,9 @@ import (
 //   - noop: from a reconcile request (the requestedAt annotation, what
 //     `helmflux sync` and `flux reconcile` write) until the pass handled it;
 //   - onefile: from the request after a commit changing one ConfigMap until
-//     that revision is applied.
+//     that revision is applied;
+//   - drift: from an edit of one synced ConfigMap (kubectl edit) until the
+//     operator has put it back, with an interval of an hour.
 //
 // Requests are the API server's own count (apiserver_request_total) over
 // each phase, less the benchmark's own (its create or annotation and one
@@ -44,6 +47,7 @@ func syncScale(n int, label string) benchmark {
 	for _, phase := range []string{"cold", "noop", "onefile"} {
 		names = append(names, fmt.Sprintf("sync_%s_%s_s", label, phase), fmt.Sprintf("sync_%s_%s_requests", label, phase))
 	}
+	names = append(names, fmt.Sprintf("sync_%s_drift_s", label))
 	return benchmark{
 		name:  "sync_" + label,
 		names: names,
@@ -101,8 +105,13 @@ func syncScale(n int, label string) benchmark {
 			oneReqs := counts.since(t, 1)
 			report(fmt.Sprintf("sync_%s_onefile_s", label), onefile.Seconds())
 			report(fmt.Sprintf("sync_%s_onefile_requests", label), oneReqs.total)
-			t.Logf("note: sync_%s: onefile: %s, %.0f requests: %s; operator peak RSS %.0f MiB", label, onefile.Round(time.Millisecond),
-				oneReqs.total, oneReqs.detail, float64(peakRSS(t, op.Pid()))/1024)
+			t.Logf("note: sync_%s: onefile: %s, %.0f requests: %s", label, onefile.Round(time.Millisecond), oneReqs.total, oneReqs.detail)
+			waitQuiet(t, cfg, time.Minute)
+
+			drift := editAndWaitReverted(t, cfg, c, ns, "cm-00011")
+			report(fmt.Sprintf("sync_%s_drift_s", label), drift.Seconds())
+			t.Logf("note: sync_%s: an edited ConfigMap was put back in %s; operator peak RSS %.0f MiB", label, drift.Round(time.Millisecond),
+				float64(peakRSS(t, op.Pid()))/1024)
 		},
 	}
 }
@@ -273,6 +282,47 @@ func waitQuiet(t *testing.T, cfg *rest.Config, timeout time.Duration) {
 			quiet++
 		} else {
 			quiet = 0
+		}
+	}
+}
+
+// editAndWaitReverted changes data.v of a synced ConfigMap and returns how
+// long the operator took to put it back, followed through a watch.
+func editAndWaitReverted(t *testing.T, cfg *rest.Config, c client.Client, ns, name string) time.Duration {
+	t.Helper()
+	ctx := context.Background()
+	wc, err := client.NewWithWatch(cfg, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := &corev1.ConfigMap{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cm); err != nil {
+		t.Fatal(err)
+	}
+	want := cm.Data["v"]
+	w, err := wc.Watch(ctx, &corev1.ConfigMapList{}, client.InNamespace(ns),
+		client.MatchingFields{"metadata.name": name}, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: cm.ResourceVersion}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	cm.Data["v"] = "edited"
+	start := time.Now()
+	if err := c.Update(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(5 * time.Minute)
+	for {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatal("the ConfigMap watch ended")
+			}
+			if got, isCM := ev.Object.(*corev1.ConfigMap); isCM && got.Data["v"] == want && got.ResourceVersion != cm.ResourceVersion {
+				return time.Since(start)
+			}
+		case <-deadline:
+			t.Fatalf("the edited ConfigMap %s was not put back in 5 minutes", name)
 		}
 	}
 }
