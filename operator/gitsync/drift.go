@@ -2,19 +2,23 @@ package gitsync
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/pkg/apply"
+	"github.com/helmflux/helmflux/pkg/manifest"
 )
 
 // states keeps, per GitSync, what its last passes applied (apply.State):
@@ -32,6 +36,7 @@ type states struct {
 type syncState struct {
 	generation int64
 	state      *apply.State
+	rendered   *rendered
 }
 
 // of returns obj's state for its current generation.
@@ -100,5 +105,61 @@ func (r *Reconciler) Heard(gk schema.GroupKind, m *metav1.PartialObjectMetadata)
 	}
 	if q := r.states.queue.Load(); q != nil {
 		(*q).Add(reconcile.Request{NamespacedName: key})
+	}
+}
+
+// rendered is a GitSync's last rendered revision, its objects kept as JSON
+// (a fraction of their decoded size): a pass at the same revision and
+// generation, a drift correction above all, reuses them instead of
+// checking out and parsing every file again.
+type rendered struct {
+	revision string
+	docs     [][]byte
+	sources  []string
+	lines    []int
+	report   manifest.Report
+}
+
+// renderedAt returns obj's objects as last rendered at revision, or false.
+func (s *states) renderedAt(obj *helmfluxv1alpha1.GitSync, revision string) ([]manifest.Object, manifest.Report, bool) {
+	key := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name}
+	s.mu.Lock()
+	st, ok := s.m[key]
+	var rd *rendered
+	if ok && st.generation == obj.Generation {
+		rd = st.rendered
+	}
+	s.mu.Unlock()
+	if rd == nil || rd.revision != revision {
+		return nil, manifest.Report{}, false
+	}
+	objs := make([]manifest.Object, len(rd.docs))
+	for i, doc := range rd.docs {
+		m := map[string]any{}
+		if err := utiljson.Unmarshal(doc, &m); err != nil {
+			return nil, manifest.Report{}, false
+		}
+		objs[i] = manifest.Object{Object: &unstructured.Unstructured{Object: m}, Source: rd.sources[i], Line: rd.lines[i]}
+	}
+	return objs, rd.report, true
+}
+
+// keepRendered remembers obj's objects rendered at revision.
+func (s *states) keepRendered(obj *helmfluxv1alpha1.GitSync, revision string, objs []manifest.Object, rep manifest.Report) {
+	rd := &rendered{revision: revision, report: rep, docs: make([][]byte, len(objs)),
+		sources: make([]string, len(objs)), lines: make([]int, len(objs))}
+	for i, o := range objs {
+		b, err := json.Marshal(o.Object.Object)
+		if err != nil {
+			return
+		}
+		rd.docs[i], rd.sources[i], rd.lines[i] = b, o.Source, o.Line
+	}
+	s.of(obj) // the state of this generation exists
+	key := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.m[key]; ok && st.generation == obj.Generation {
+		st.rendered = rd
 	}
 }

@@ -24,10 +24,16 @@ import (
 )
 
 // reconcileManifests checks out the fetched revision into a temporary
-// directory and renders its manifests. It writes no condition itself; a build
-// error (malformed file, path escaping the checkout) names file and line and
-// waits for the next commit.
+// directory and renders its manifests; a pass at the revision and
+// generation rendered last reuses those objects. It writes no condition
+// itself; a build error (malformed file, path escaping the checkout) names
+// file and line and waits for the next commit.
 func (r *Reconciler) reconcileManifests(ctx context.Context, s *scope) error {
+	if objs, rep, ok := r.states.renderedAt(s.obj, s.revision.String()); ok {
+		r.noteFluxV1Configs(s.obj, rep.FluxV1Configs)
+		s.objects = objs
+		return nil
+	}
 	dir, err := os.MkdirTemp(r.WorkDir, "checkout-")
 	if err != nil {
 		return outcome.Retry(helmfluxv1alpha1.BuildFailedReason, fmt.Errorf("make checkout directory: %w", err))
@@ -56,6 +62,7 @@ func (r *Reconciler) reconcileManifests(ctx context.Context, s *scope) error {
 		o.Object.SetAnnotations(ann)
 	}
 	s.objects = objs
+	r.states.keepRendered(s.obj, s.revision.String(), objs, rep)
 	return nil
 }
 

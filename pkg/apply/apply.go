@@ -102,7 +102,10 @@ func describe(r Result) string {
 type entry struct {
 	obj      *unstructured.Unstructured // desired
 	result   Result
-	dryRun   *unstructured.Unstructured // what the API server would store
+	dryRun   *unstructured.Unstructured // what the API server would store; only its version is kept for watched kinds
+	dryRunRV string                     // the dry-run's resourceVersion: "" for a create
+	dryRunOK bool                       // the dry-run passed
+	left     Fingerprint                // what the apply (or the unchanged live object) left, for the State
 	live     *unstructured.Unstructured // nil when absent
 	deferred bool                       // waits for a Namespace or CRD of the same set
 	// watched is set when a Watcher knows the object's kind: it is dry-run
@@ -373,6 +376,12 @@ func (a *Applier) dryRun(ctx context.Context, e *entry) {
 		e.fail(fmt.Errorf("dry-run: %w", err))
 		return
 	}
+	e.dryRunOK, e.dryRunRV = true, dry.GetResourceVersion()
+	if e.watched {
+		// Only the version is needed: thousands of dry-run answers are not
+		// held until the write phase.
+		return
+	}
 	e.dryRun = dry
 }
 
@@ -398,6 +407,7 @@ func (a *Applier) write(ctx context.Context, e *entry) {
 	}
 	if !e.watched && e.live != nil && sameObject(e.live, e.dryRun) {
 		e.result.Action = Unchanged
+		e.left, e.dryRun, e.live = FingerprintOf(e.live), nil, nil
 		return
 	}
 	applied := e.obj.DeepCopy()
@@ -407,10 +417,10 @@ func (a *Applier) write(ctx context.Context, e *entry) {
 		return
 	}
 	switch {
-	case e.watched && e.dryRun.GetResourceVersion() == "":
+	case e.watched && e.dryRunRV == "":
 		// A dry-run of a create answers without a resourceVersion.
 		e.result.Action = Created
-	case e.watched && applied.GetResourceVersion() == e.dryRun.GetResourceVersion():
+	case e.watched && applied.GetResourceVersion() == e.dryRunRV:
 		// An apply that changes nothing is not stored: the version stays.
 		e.result.Action = Unchanged
 	case e.watched, e.live != nil:
@@ -418,7 +428,7 @@ func (a *Applier) write(ctx context.Context, e *entry) {
 	default:
 		e.result.Action = Created
 	}
-	e.dryRun = applied
+	e.left, e.dryRun, e.live = FingerprintOf(applied), nil, nil
 }
 
 func (e *entry) fail(err error) {

@@ -66,8 +66,8 @@ func (s *State) update(entries []*entry) {
 			if r, ok := s.records[id]; ok {
 				keep[id] = r
 			}
-		case e.digested && e.dryRun != nil && (e.result.Action == Created || e.result.Action == Configured || e.result.Action == Unchanged):
-			keep[id] = record{desired: e.digest, live: FingerprintOf(e.dryRun)}
+		case e.digested && e.dryRunOK && (e.result.Action == Created || e.result.Action == Configured || e.result.Action == Unchanged):
+			keep[id] = record{desired: e.digest, live: e.left}
 		}
 	}
 	s.records = keep
