@@ -54,6 +54,9 @@ type cluster struct {
 
 	// observe is told of every action's end (WithActionObserver).
 	observe ActionObserver
+	// maxRecord and maxRecords bound the release records Helm decodes
+	// (WithRecordLimits).
+	maxRecord, maxRecords int64
 }
 
 // Action names a Helm action for an ActionObserver.
@@ -185,7 +188,7 @@ func (r *Runner) configuration(namespace string, validate bool) (*action.Configu
 	kc := kube.New(getter)
 	kc.Log = logf
 	kc.Namespace = namespace
-	d := driver.NewSecrets(r.clientset.CoreV1().Secrets(namespace))
+	d := driver.NewSecrets(r.boundedSecrets(r.clientset.CoreV1().Secrets(namespace), namespace))
 	d.Log = logf
 	store := storage.Init(d)
 	store.Log = logf
