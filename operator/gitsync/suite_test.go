@@ -57,6 +57,9 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
+// cacheDir is the suite operator's --cache-dir.
+var cacheDir string
+
 // startOperator runs the GitSync controller the way operator/main.go wires it,
 // logging into logs and counting its requests in requests.
 func startOperator(ctx context.Context, cfg *rest.Config) error {
@@ -65,6 +68,7 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 		return err
 	}
 	go func() { <-ctx.Done(); _ = os.RemoveAll(dir) }()
+	cacheDir = dir
 	addr, err := testenv.FreeAddr()
 	if err != nil {
 		return err

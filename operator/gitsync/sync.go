@@ -188,6 +188,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, obj *helmfluxv1alpha1.
 			return err
 		}
 	}
+	r.forgetRepository(ctx, obj)
 	base := obj.DeepCopy()
 	controllerutil.RemoveFinalizer(obj, Finalizer)
 	return r.Client.Patch(ctx, obj, client.MergeFrom(base))

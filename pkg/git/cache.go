@@ -176,6 +176,16 @@ func (c *Cache) refuseLocalRemote(r *remote) error {
 	return nil
 }
 
+// DirOf is where a Cache rooted at cacheDir keeps the repository of url, so
+// that tests and operators can tell whether it is cached.
+func DirOf(cacheDir, url string) (string, error) {
+	r, err := parseRemote(url)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(cacheDir, r.dirName()), nil
+}
+
 // repoDir is where the bare repository of r lives.
 func (c *Cache) repoDir(r *remote) string { return filepath.Join(c.dir, r.dirName()) }
 
