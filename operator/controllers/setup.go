@@ -160,7 +160,12 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("open the git cache: %w", err)
 	}
+	// The work directory holds temporary checkouts only: what is in it at
+	// start was left by a process that was killed mid-pass.
 	workDir := filepath.Join(opts.CacheDir, "work")
+	if err := os.RemoveAll(workDir); err != nil {
+		return fmt.Errorf("remove the checkouts a previous run left: %w", err)
+	}
 	if err := os.MkdirAll(workDir, 0o700); err != nil {
 		return fmt.Errorf("make the work directory: %w", err)
 	}
