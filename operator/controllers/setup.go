@@ -22,6 +22,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"golang.org/x/sync/semaphore"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -63,6 +64,15 @@ type Options struct {
 	Concurrency int
 	// CacheDir holds the git repository cache and temporary checkouts.
 	CacheDir string
+	// CacheMaxSize, CacheMaxAge and CacheSweepInterval bound the caches
+	// under CacheDir (see sweepCaches); zero values are the defaults, a
+	// negative size or age no bound.
+	CacheMaxSize       int64
+	CacheMaxAge        time.Duration
+	CacheSweepInterval time.Duration
+	// MaxConcurrentLoads bounds the GitSync passes that hold a checkout's
+	// objects at once; 0 is DefaultMaxConcurrentLoads.
+	MaxConcurrentLoads int
 	// Listen is the address of the HTTP API and push receiver; "" serves none.
 	Listen string
 	// HelmInterval is the time between passes over an unchanged HelmRelease
@@ -180,6 +190,9 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if err := mgr.Add(newCacheSweeper(gitCache, mgr.GetLogger().WithName("cache"), opts)); err != nil {
+		return err
+	}
 	triggers := make(chan event.GenericEvent, 1024)
 	notifier, err := setupNotify(mgr, opts)
 	if err != nil {
@@ -203,6 +216,7 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 		WorkDir:               workDir,
 		Triggers:              triggers,
 		Concurrency:           opts.Concurrency,
+		Loads:                 semaphore.NewWeighted(int64(loadsOf(opts))),
 		Metrics:               rec,
 	}).SetupWithManager(mgr)
 	if err != nil || opts.Listen == "" {

@@ -30,7 +30,7 @@ func TestLeftoversOfACrashAreRemovedAtStart(t *testing.T) {
 		return p
 	}
 	leftovers := []string{
-		write("work/checkout-123/deploy.yaml"),       // operator/gitsync
+		write("work/checkout-123/deploy.yaml"),      // operator/gitsync
 		write("work/.checkout-9.checkout-1/a.yaml"), // pkg/git's staging of a checkout
 		write("git/.tmp/worktree-5/f"),              // pkg/git: fetches and pushes
 		write("charts/.tmp/git-7/Chart.yaml"),       // pkg/helm: git charts

@@ -28,6 +28,12 @@ import (
 // error (malformed file, path escaping the checkout) names file and line and
 // waits for the next commit.
 func (r *Reconciler) reconcileManifests(ctx context.Context, s *scope) error {
+	if r.Loads != nil {
+		if err := r.Loads.Acquire(ctx, 1); err != nil {
+			return outcome.Retry(helmfluxv1alpha1.BuildFailedReason, fmt.Errorf("wait for a free load slot: %w", err))
+		}
+		s.releaseLoad = func() { r.Loads.Release(1) }
+	}
 	dir, err := os.MkdirTemp(r.WorkDir, "checkout-")
 	if err != nil {
 		return outcome.Retry(helmfluxv1alpha1.BuildFailedReason, fmt.Errorf("make checkout directory: %w", err))
