@@ -3,6 +3,7 @@ package helm
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -143,7 +144,7 @@ func (r *Runner) Rollback(ctx context.Context, namespace, name string, opts Roll
 	rb.DisableHooks = opts.DisableHooks
 	rb.MaxHistory = opts.MaxHistory
 	_, err = cancellable(ctx, func() (struct{}, error) { return struct{}{}, rb.Run(name) })
-	if ctx.Err() != nil && err == ctx.Err() {
+	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 		return fmt.Errorf("roll back %s/%s to revision %d: %w", namespace, name, opts.Version, err)
 	}
 	if refusal := g.refused(); refusal != nil {
@@ -172,7 +173,7 @@ func (r *Runner) Test(ctx context.Context, namespace, name string, timeout time.
 	t.Namespace = namespace
 	t.Timeout = timeout
 	rel, err := cancellable(ctx, func() (*release.Release, error) { return t.Run(name) })
-	if ctx.Err() != nil && err == ctx.Err() {
+	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 		return nil, fmt.Errorf("test %s/%s: %w", namespace, name, err)
 	}
 	if refusal := g.refused(); refusal != nil {
@@ -208,7 +209,7 @@ func (r *Runner) Uninstall(ctx context.Context, namespace, name string, timeout 
 	u.Wait = wait
 	u.IgnoreNotFound = true
 	_, err = cancellable(ctx, func() (*release.UninstallReleaseResponse, error) { return u.Run(name) })
-	if ctx.Err() != nil && err == ctx.Err() {
+	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 		return fmt.Errorf("uninstall %s/%s: %w", namespace, name, err)
 	}
 	if refusal := g.refused(); refusal != nil {

@@ -47,7 +47,6 @@ func TestParallelLoadsAtTheBoundsStayBounded(t *testing.T) {
 		roots[i] = t.TempDir()
 		writeTree(t, roots[i], files)
 	}
-	files = nil
 
 	runtime.GC()
 	var base runtime.MemStats
