@@ -49,6 +49,7 @@ func main() {
 		plainHTTP      string
 		auto           automationFlags
 		leader         leaderFlags
+		bounds         boundsFlags
 		apiTokenFile   string
 		identitySecret string
 	)
@@ -75,6 +76,7 @@ func main() {
 	flag.StringVar(&identitySecret, "git-identity-secret", "helmflux-system/helmflux-git-identity", "<namespace>/<name> of the Secret holding the operator's SSH deploy key (fluxctl identity); made when first asked for.")
 	auto.bind(flag.CommandLine)
 	leader.bind(flag.CommandLine)
+	bounds.bind(flag.CommandLine)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -129,6 +131,10 @@ func main() {
 	}
 	if err := apiFlags(&opts, apiTokenFile, identitySecret); err != nil {
 		log.Error(err, "Invalid fluxd API flags")
+		os.Exit(1)
+	}
+	if err := bounds.apply(&opts); err != nil {
+		log.Error(err, "Invalid cache and load flags")
 		os.Exit(1)
 	}
 	if err := auto.apply(&opts); err != nil {

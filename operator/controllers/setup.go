@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -69,6 +70,15 @@ type Options struct {
 	Concurrency int
 	// CacheDir holds the git repository cache and temporary checkouts.
 	CacheDir string
+	// CacheMaxSize, CacheMaxAge and CacheSweepInterval bound the caches
+	// under CacheDir (see sweepCaches); zero values are the defaults, a
+	// negative size or age no bound.
+	CacheMaxSize       int64
+	CacheMaxAge        time.Duration
+	CacheSweepInterval time.Duration
+	// MaxConcurrentLoads bounds the GitSync passes that hold a checkout's
+	// objects at once; 0 is DefaultMaxConcurrentLoads.
+	MaxConcurrentLoads int
 	// Listen is the address of the HTTP API and push receiver; "" serves none.
 	Listen string
 	// HelmInterval is the time between passes over an unchanged HelmRelease
@@ -169,7 +179,12 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("open the git cache: %w", err)
 	}
+	// The work directory holds temporary checkouts only: what is in it at
+	// start was left by a process that was killed mid-pass.
 	workDir := filepath.Join(opts.CacheDir, "work")
+	if err := os.RemoveAll(workDir); err != nil {
+		return fmt.Errorf("remove the checkouts a previous run left: %w", err)
+	}
 	if err := os.MkdirAll(workDir, 0o700); err != nil {
 		return fmt.Errorf("make the work directory: %w", err)
 	}
@@ -182,6 +197,9 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	// everyone, and reading it is no privilege.
 	tenants, err := impersonation.New(cfg, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()}, 0)
 	if err != nil {
+		return err
+	}
+	if err := mgr.Add(newCacheSweeper(gitCache, mgr.GetLogger().WithName("cache"), opts)); err != nil {
 		return err
 	}
 	triggers := make(chan event.GenericEvent, 1024)
@@ -213,6 +231,7 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 		WorkDir:               workDir,
 		Triggers:              triggers,
 		Concurrency:           opts.Concurrency,
+		Loads:                 semaphore.NewWeighted(int64(loadsOf(opts))),
 		Metrics:               rec,
 	}
 	watcher.OnChange(syncs.Heard)

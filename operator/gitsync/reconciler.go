@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	"golang.org/x/sync/semaphore"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -67,6 +68,10 @@ type Reconciler struct {
 	Triggers <-chan event.GenericEvent
 	// Concurrency is the number of GitSyncs reconciled in parallel.
 	Concurrency int
+	// Loads, when set, bounds the passes that hold a checkout's objects at
+	// once (from checkout to the end of the apply): their memory is what
+	// the manifest bounds allow each, times this.
+	Loads *semaphore.Weighted
 	// Identity is the operator's SSH key, for GitSyncs over SSH that name
 	// no secret.
 	Identity gitcreds.Identity
@@ -100,6 +105,8 @@ type scope struct {
 	// applied is set when the pass applied revision completely (it became
 	// status.lastAppliedRevision).
 	applied bool
+	// releaseLoad gives back the pass's slot of Reconciler.Loads.
+	releaseLoad func()
 }
 
 // SetupWithManager registers the controller: GitSyncs whose spec or
@@ -132,6 +139,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	base := obj.DeepCopy()
 	s := &scope{obj: obj}
 	s.markReconciling = func() error { return r.markReconciling(ctx, base, obj) }
+	defer func() {
+		if s.releaseLoad != nil {
+			s.releaseLoad()
+		}
+	}()
 	err := r.finish(ctx, base, s, r.reconcile(ctx, base, s))
 	r.record(req.NamespacedName, s, start, err)
 	return outcome.Result(err, obj.GetInterval())

@@ -43,6 +43,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = env.Stop() }()
+	restCfg = cfg
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -57,6 +58,13 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
+// cacheDir is the suite operator's --cache-dir; restCfg reaches the
+// control plane.
+var (
+	cacheDir string
+	restCfg  *rest.Config
+)
+
 // startOperator runs the GitSync controller the way operator/main.go wires it,
 // logging into logs and counting its requests in requests.
 func startOperator(ctx context.Context, cfg *rest.Config) error {
@@ -65,6 +73,7 @@ func startOperator(ctx context.Context, cfg *rest.Config) error {
 		return err
 	}
 	go func() { <-ctx.Done(); _ = os.RemoveAll(dir) }()
+	cacheDir = dir
 	addr, err := testenv.FreeAddr()
 	if err != nil {
 		return err

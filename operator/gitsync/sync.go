@@ -29,6 +29,12 @@ import (
 // itself; a build error (malformed file, path escaping the checkout) names
 // file and line and waits for the next commit.
 func (r *Reconciler) reconcileManifests(ctx context.Context, s *scope) error {
+	if r.Loads != nil {
+		if err := r.Loads.Acquire(ctx, 1); err != nil {
+			return outcome.Retry(helmfluxv1alpha1.BuildFailedReason, fmt.Errorf("wait for a free load slot: %w", err))
+		}
+		s.releaseLoad = func() { r.Loads.Release(1) }
+	}
 	if objs, rep, ok := r.states.renderedAt(s.obj, s.revision.String()); ok {
 		r.noteFluxV1Configs(s.obj, rep.FluxV1Configs)
 		s.objects = objs
@@ -195,6 +201,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, obj *helmfluxv1alpha1.
 			return err
 		}
 	}
+	r.forgetRepository(ctx, obj)
 	base := obj.DeepCopy()
 	controllerutil.RemoveFinalizer(obj, Finalizer)
 	return r.Client.Patch(ctx, obj, client.MergeFrom(base))

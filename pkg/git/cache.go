@@ -21,6 +21,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport/server"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/helmflux/helmflux/pkg/sweep"
 )
 
 func init() {
@@ -176,6 +178,16 @@ func (c *Cache) refuseLocalRemote(r *remote) error {
 	return nil
 }
 
+// DirOf is where a Cache rooted at cacheDir keeps the repository of url, so
+// that tests and operators can tell whether it is cached.
+func DirOf(cacheDir, url string) (string, error) {
+	r, err := parseRemote(url)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(cacheDir, r.dirName()), nil
+}
+
 // repoDir is where the bare repository of r lives.
 func (c *Cache) repoDir(r *remote) string { return filepath.Join(c.dir, r.dirName()) }
 
@@ -205,7 +217,41 @@ func (c *Cache) lock(ctx context.Context, r *remote, exclusive bool) (func(), er
 	if err := s.Acquire(ctx, n); err != nil {
 		return nil, fmt.Errorf("wait for cache lock of %s: %w", r.display, err)
 	}
+	_ = sweep.Touch(c.repoDir(r)) // its last use, for Sweep; absent before the first fetch
 	return func() { s.Release(n) }, nil
+}
+
+// Sweep evicts cached repositories by policy (see package sweep), the
+// least recently used first; one in use is left for the next sweep. A
+// later Fetch of an evicted repository clones it again.
+func (c *Cache) Sweep(policy sweep.Policy) (sweep.Result, error) {
+	return sweep.Run(policy, time.Now(), c.SweepArea())
+}
+
+// SweepArea is the cache as an area of a sweep with other caches under one
+// size bound: a repository in use is skipped.
+func (c *Cache) SweepArea() sweep.Area { return sweep.Area{Dir: c.dir, Remove: c.removeDir} }
+
+// removeDir removes one repository directory of the cache unless an
+// operation holds its lock. c.mu is held throughout, so no operation on the
+// repository can start meanwhile (lock takes c.mu first).
+func (c *Cache) removeDir(path string) error {
+	name := filepath.Base(path)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, s := range c.locks {
+		if dirNameOf(key) != name {
+			continue
+		}
+		if !s.TryAcquire(readers) {
+			return sweep.ErrInUse
+		}
+		defer s.Release(readers)
+		if id, ok := c.logIDs[key]; ok {
+			c.history.forget(id)
+		}
+	}
+	return os.RemoveAll(path)
 }
 
 // Remove deletes url's cached repository, for when no GitSync uses the URL

@@ -134,8 +134,11 @@ func isSCPLike(raw string) bool {
 }
 
 // dirName is the cache directory name of a remote: the hex SHA-256 of its key.
-func (r *remote) dirName() string {
-	sum := sha256.Sum256([]byte(r.key))
+func (r *remote) dirName() string { return dirNameOf(r.key) }
+
+// dirNameOf is the cache directory name of a remote key.
+func dirNameOf(key string) string {
+	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:])
 }
 

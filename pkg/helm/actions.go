@@ -3,6 +3,7 @@ package helm
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -45,7 +46,7 @@ type Request struct {
 func (r *Runner) Install(ctx context.Context, req Request) (_ *Release, err error) {
 	start := time.Now()
 	defer func() { r.observed(ActionInstall, start, err) }()
-	cfg, g, err := r.acting("install", req.Namespace, req.Name, req.Validate, trustChart)
+	cfg, g, err := r.acting(ctx, "install", req.Namespace, req.Name, req.Validate, trustChart)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +82,7 @@ func (r *Runner) Install(ctx context.Context, req Request) (_ *Release, err erro
 func (r *Runner) Upgrade(ctx context.Context, req Request) (_ *Release, err error) {
 	start := time.Now()
 	defer func() { r.observed(ActionUpgrade, start, err) }()
-	cfg, g, err := r.acting("upgrade", req.Namespace, req.Name, req.Validate, trustChart)
+	cfg, g, err := r.acting(ctx, "upgrade", req.Namespace, req.Name, req.Validate, trustChart)
 	if err != nil {
 		return nil, err
 	}
@@ -121,14 +122,15 @@ type RollbackOptions struct {
 }
 
 // Rollback returns a release to an earlier revision. Helm's rollback takes no
-// context; it ends within opts.Timeout. Acting as the operator, everything
+// context: cancelling ctx returns at once, and what Helm still does ends
+// within opts.Timeout, without reaching the cluster (see cancellable). Acting as the operator, everything
 // it acts on comes from records: it creates, overwrites or deletes no
 // object outside the release's namespace that the release did not create
 // (ErrRecordRefused; the rollback's revision is then marked failed).
-func (r *Runner) Rollback(_ context.Context, namespace, name string, opts RollbackOptions) (err error) {
+func (r *Runner) Rollback(ctx context.Context, namespace, name string, opts RollbackOptions) (err error) {
 	start := time.Now()
 	defer func() { r.observed(ActionRollback, start, err) }()
-	cfg, g, err := r.acting("roll back", namespace, name, false, trustNothing)
+	cfg, g, err := r.acting(ctx, "roll back", namespace, name, false, trustNothing)
 	if err != nil {
 		return err
 	}
@@ -141,7 +143,10 @@ func (r *Runner) Rollback(_ context.Context, namespace, name string, opts Rollba
 	rb.Recreate = opts.Recreate
 	rb.DisableHooks = opts.DisableHooks
 	rb.MaxHistory = opts.MaxHistory
-	err = rb.Run(name)
+	_, err = cancellable(ctx, func() (struct{}, error) { return struct{}{}, rb.Run(name) })
+	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		return fmt.Errorf("roll back %s/%s to revision %d: %w", namespace, name, opts.Version, err)
+	}
 	if refusal := g.refused(); refusal != nil {
 		r.settle(cfg, name, StatusPendingRollback, release.StatusFailed, refusal)
 		return refusal
@@ -153,20 +158,24 @@ func (r *Runner) Rollback(_ context.Context, namespace, name string, opts Rollba
 }
 
 // Test runs the release's test hooks. The returned release names the tests
-// that failed; err is set when any failed or they could not run. Acting as
+// that failed; err is set when any failed or they could not run. Cancelling
+// ctx returns at once (see cancellable). Acting as
 // the operator, a test hook outside the release's namespace is refused
 // (ErrRecordRefused): the hooks come from the record.
-func (r *Runner) Test(_ context.Context, namespace, name string, timeout time.Duration) (_ *Release, err error) {
+func (r *Runner) Test(ctx context.Context, namespace, name string, timeout time.Duration) (_ *Release, err error) {
 	start := time.Now()
 	defer func() { r.observed(ActionTest, start, err) }()
-	cfg, g, err := r.acting("test", namespace, name, false, trustNothing)
+	cfg, g, err := r.acting(ctx, "test", namespace, name, false, trustNothing)
 	if err != nil {
 		return nil, err
 	}
 	t := action.NewReleaseTesting(cfg)
 	t.Namespace = namespace
 	t.Timeout = timeout
-	rel, err := t.Run(name)
+	rel, err := cancellable(ctx, func() (*release.Release, error) { return t.Run(name) })
+	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		return nil, fmt.Errorf("test %s/%s: %w", namespace, name, err)
+	}
 	if refusal := g.refused(); refusal != nil {
 		return summarize(rel), refusal
 	}
@@ -177,14 +186,15 @@ func (r *Runner) Test(_ context.Context, namespace, name string, timeout time.Du
 }
 
 // Uninstall removes a release and its history. A release that is already
-// gone is not an error. Acting as the operator, it deletes (or creates, as
+// gone is not an error. Cancelling ctx returns at once (see cancellable).
+// Acting as the operator, it deletes (or creates, as
 // a delete hook) no object outside the release's namespace that the
 // release did not create (ErrRecordRefused; the release is then left as it
 // was).
-func (r *Runner) Uninstall(_ context.Context, namespace, name string, timeout time.Duration, wait bool) (err error) {
+func (r *Runner) Uninstall(ctx context.Context, namespace, name string, timeout time.Duration, wait bool) (err error) {
 	start := time.Now()
 	defer func() { r.observed(ActionUninstall, start, err) }()
-	cfg, g, err := r.acting("uninstall", namespace, name, false, trustNothing)
+	cfg, g, err := r.acting(ctx, "uninstall", namespace, name, false, trustNothing)
 	if err != nil {
 		return err
 	}
@@ -198,7 +208,10 @@ func (r *Runner) Uninstall(_ context.Context, namespace, name string, timeout ti
 	u.Timeout = timeout
 	u.Wait = wait
 	u.IgnoreNotFound = true
-	_, err = u.Run(name)
+	_, err = cancellable(ctx, func() (*release.UninstallReleaseResponse, error) { return u.Run(name) })
+	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		return fmt.Errorf("uninstall %s/%s: %w", namespace, name, err)
+	}
 	if refusal := g.refused(); refusal != nil {
 		if before != "" && before != release.StatusUninstalling {
 			r.settle(cfg, name, StatusUninstalling, before, refusal)

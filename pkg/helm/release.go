@@ -135,8 +135,8 @@ func isTest(h *release.Hook) bool {
 
 // Last returns the newest revision of a release, or nil when there is none.
 // It reads the release's storage records (one list of Secrets).
-func (r *Runner) Last(_ context.Context, namespace, name string) (*Release, error) {
-	cfg, err := r.configuration(namespace, false)
+func (r *Runner) Last(ctx context.Context, namespace, name string) (*Release, error) {
+	cfg, err := r.configuration(ctx, namespace, false)
 	if err != nil {
 		return nil, err
 	}
@@ -152,8 +152,8 @@ func (r *Runner) Last(_ context.Context, namespace, name string) (*Release, erro
 
 // LastGood returns the newest revision older than before that was deployed
 // (now deployed or superseded): the target of a rollback. Nil when none.
-func (r *Runner) LastGood(_ context.Context, namespace, name string, before int) (*Release, error) {
-	cfg, err := r.configuration(namespace, false)
+func (r *Runner) LastGood(ctx context.Context, namespace, name string, before int) (*Release, error) {
+	cfg, err := r.configuration(ctx, namespace, false)
 	if err != nil {
 		return nil, err
 	}
@@ -177,8 +177,8 @@ func (r *Runner) LastGood(_ context.Context, namespace, name string, before int)
 // the newest one when it is deployed, else the deployed one, else a failed
 // or superseded newest one. An upgrade deletes the objects of this revision
 // that the new manifest no longer lists. Nil when there is none.
-func (r *Runner) Current(_ context.Context, namespace, name string) (*Release, error) {
-	cfg, err := r.configuration(namespace, false)
+func (r *Runner) Current(ctx context.Context, namespace, name string) (*Release, error) {
+	cfg, err := r.configuration(ctx, namespace, false)
 	if err != nil {
 		return nil, err
 	}
@@ -205,8 +205,8 @@ func (r *Runner) Current(_ context.Context, namespace, name string) (*Release, e
 // Unlock marks a pending revision failed when its lock is older than
 // olderThan, so the next action can proceed. It reports whether it did; a
 // younger lock (someone's action in progress) is left alone.
-func (r *Runner) Unlock(_ context.Context, namespace, name string, olderThan time.Duration) (bool, error) {
-	cfg, err := r.configuration(namespace, false)
+func (r *Runner) Unlock(ctx context.Context, namespace, name string, olderThan time.Duration) (bool, error) {
+	cfg, err := r.configuration(ctx, namespace, false)
 	if err != nil {
 		return false, err
 	}

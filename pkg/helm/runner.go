@@ -1,6 +1,7 @@
 package helm
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
@@ -54,6 +55,9 @@ type cluster struct {
 
 	// observe is told of every action's end (WithActionObserver).
 	observe ActionObserver
+	// maxRecord and maxRecords bound the release records Helm decodes
+	// (WithRecordLimits).
+	maxRecord, maxRecords int64
 }
 
 // Action names a Helm action for an ActionObserver.
@@ -159,8 +163,8 @@ func (s strictValidation) RoundTrip(req *http.Request) (*http.Response, error) {
 // guarded (see recordGuard): the returned guard tells whether it refused
 // something. Acting as a user, that user's RBAC bounds the action and the
 // guard is nil.
-func (r *Runner) acting(verb, namespace, name string, validate bool, t trust) (*action.Configuration, *recordGuard, error) {
-	cfg, err := r.configuration(namespace, validate)
+func (r *Runner) acting(ctx context.Context, verb, namespace, name string, validate bool, t trust) (*action.Configuration, *recordGuard, error) {
+	cfg, err := r.configuration(ctx, namespace, validate)
 	if err != nil || r.user != "" {
 		return cfg, nil, err
 	}
@@ -170,12 +174,18 @@ func (r *Runner) acting(verb, namespace, name string, validate bool, t trust) (*
 }
 
 // configuration builds Helm's per-call configuration for the releases of one
-// namespace on the Runner's shared clients.
-func (r *Runner) configuration(namespace string, validate bool) (*action.Configuration, error) {
+// namespace on the Runner's shared clients. Every request of its kube client
+// (applies, waits, hooks) carries ctx, so that an action Helm runs without a
+// context (rollback, uninstall, test), or one that goes on in the background
+// after its context ended (install, upgrade), stops sending requests once
+// ctx is done. Release records are written without ctx, so that Helm can
+// still mark an interrupted action failed.
+func (r *Runner) configuration(ctx context.Context, namespace string, validate bool) (*action.Configuration, error) {
 	restCfg := r.lenient
 	if validate {
 		restCfg = r.strict
 	}
+	restCfg = withContext(restCfg, ctx)
 	getter := &clientGetter{cfg: restCfg, discovery: r.discovery, mapper: r.mapper, namespace: namespace}
 	caps, err := r.capabilities()
 	if err != nil {
@@ -185,7 +195,7 @@ func (r *Runner) configuration(namespace string, validate bool) (*action.Configu
 	kc := kube.New(getter)
 	kc.Log = logf
 	kc.Namespace = namespace
-	d := driver.NewSecrets(r.clientset.CoreV1().Secrets(namespace))
+	d := driver.NewSecrets(r.boundedSecrets(r.clientset.CoreV1().Secrets(namespace), namespace))
 	d.Log = logf
 	store := storage.Init(d)
 	store.Log = logf

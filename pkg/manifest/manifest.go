@@ -22,7 +22,7 @@ import (
 // repository needs and far below what would hurt the operator.
 const (
 	DefaultMaxFileSize  int64 = 5 << 20
-	DefaultMaxTotalSize int64 = 256 << 20
+	DefaultMaxTotalSize int64 = 64 << 20
 	DefaultMaxObjects         = 20000
 )
 
@@ -38,7 +38,7 @@ const maxDirEntries = 1 << 20
 // annotation is looked at, since they cost the same to decode.
 type Options struct {
 	MaxFileSize  int64 // per file, default 5 MiB
-	MaxTotalSize int64 // all files read, default 256 MiB
+	MaxTotalSize int64 // all files read, default 64 MiB
 	MaxObjects   int   // default 20000
 }
 
