@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -112,6 +113,16 @@ func serviceAccountFlag(name string) error {
 		return fmt.Errorf("--default-service-account %q: %s", name, strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// watchLabelSelector parses --watch-label-selector (Kubernetes label
+// selector syntax); "" selects everything.
+func watchLabelSelector(s string) (labels.Selector, error) {
+	sel, err := labels.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("--watch-label-selector %q: %w", s, err)
+	}
+	return sel, nil
 }
 
 // leaderFlags are the leader election timings, with the names and defaults

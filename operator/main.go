@@ -50,6 +50,7 @@ func main() {
 		leader         leaderFlags
 		apiTokenFile   string
 		identitySecret string
+		watchSelector  string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
@@ -71,6 +72,7 @@ func main() {
 	flag.BoolVar(&fluxdAPI, "fluxd-api", true, "Serve the fluxd API (fluxctl, the helmflux CLI) on --listen. It reads and changes workloads of every namespace: in a shared cluster serve it only with --api-token-file, for admins. The push and registry receivers are served either way.")
 	flag.StringVar(&apiTokenFile, "api-token-file", "", "File holding the token every fluxd API request must carry (fluxctl --token); empty accepts any.")
 	flag.StringVar(&identitySecret, "git-identity-secret", "helmflux-system/helmflux-git-identity", "<namespace>/<name> of the Secret holding the operator's SSH deploy key (fluxctl identity); made when first asked for.")
+	flag.StringVar(&watchSelector, "watch-label-selector", "", "Label selector (Kubernetes syntax) of the GitSyncs, HelmReleases and Alerts this operator reconciles, as Flux's controllers have it: 'sharding.fluxcd.io/key in (shard1)' for a shard, '!sharding.fluxcd.io/key' for the main instance; empty is all of them. A non-empty selector gives the operator a Lease of its own (docs/operations.md, Sharding).")
 	auto.bind(flag.CommandLine)
 	leader.bind(flag.CommandLine)
 	zapOpts := zap.Options{}
@@ -107,7 +109,12 @@ func main() {
 		log.Error(err, "Invalid leader election flags")
 		os.Exit(1)
 	}
-	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(mgrOpts))
+	selector, err := watchLabelSelector(watchSelector)
+	if err != nil {
+		log.Error(err, "Invalid --watch-label-selector")
+		os.Exit(1)
+	}
+	mgr, err := ctrl.NewManager(cfg, controllers.Shard(controllers.ManagerOptions(mgrOpts), selector))
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
 		os.Exit(1)
@@ -116,6 +123,7 @@ func main() {
 		Concurrency: concurrency, CacheDir: cacheDir, Listen: listen,
 		HelmInterval: interval, AllowCrossNamespaceRefs: crossNS, NoCrossNamespaceRefs: noCrossNS, DefaultServiceAccount: defaultSA, AllowLocalURLs: localURLs,
 		PlainHTTPRegistries: splitList(plainHTTP), Version: version, IdentityOwnNamespaceOnly: !sharedIdentity, NoFluxdAPI: !fluxdAPI,
+		WatchLabelSelector: selector.String(),
 	}
 	if crossNS && noCrossNS {
 		log.Error(errors.New("--allow-cross-namespace-refs and --no-cross-namespace-refs contradict each other"), "Invalid flags")
@@ -146,7 +154,7 @@ func main() {
 		os.Exit(1)
 	}
 
-	log.Info("Starting helmflux-operator", "version", version)
+	log.Info("Starting helmflux-operator", "version", version, "watchLabelSelector", selector.String(), "lease", controllers.LeaseName(selector))
 	// The Lease is released when the manager stops (LeaderElectionReleaseOnCancel),
 	// so nothing may run after it: another replica leads from that moment on.
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {

@@ -6,8 +6,11 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,12 +19,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -56,6 +61,19 @@ func NewScheme() *runtime.Scheme {
 // with the holder's hostname (its Pod's name), which the CLI reads to reach
 // the leader.
 const LeaderElectionID = "helmflux-operator.helmflux.dev"
+
+// LeaseName is the leader election Lease of the operators that watch
+// selector: LeaderElectionID for everything (""), else LeaderElectionID with
+// a suffix derived from the selector's canonical form, so that the
+// replicas of one shard elect a leader among themselves and never wait for
+// another shard's.
+func LeaseName(selector labels.Selector) string {
+	if selector == nil || selector.Empty() {
+		return LeaderElectionID
+	}
+	sum := sha256.Sum256([]byte(selector.String()))
+	return LeaderElectionID + "-" + hex.EncodeToString(sum[:4])
+}
 
 // Options configure the controllers.
 type Options struct {
@@ -129,6 +147,11 @@ type Options struct {
 	// chart.git sources outside the Identity Secret's namespace
 	// (--shared-git-identity=false, the lockdown profile).
 	IdentityOwnNamespaceOnly bool
+	// WatchLabelSelector is the selector the manager's cache was restricted
+	// to (Shard), "" for none. A shard's push receiver reads GitSyncs live,
+	// so that a push for another shard's GitSync still reaches it, and a
+	// HelmRelease whose GitSync the shard does not see is told why.
+	WatchLabelSelector string
 	// Version is what the fluxd API's /v11/version answers.
 	Version string
 	// Notify tunes the delivery of Alerts' messages (queue, workers,
@@ -145,6 +168,25 @@ func ManagerOptions(base ctrl.Options) ctrl.Options {
 	base.Client = client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{
 		&corev1.Secret{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{},
 	}}}
+	return base
+}
+
+// Shard makes the manager of base one shard (--watch-label-selector): its
+// cache holds only the GitSyncs, HelmReleases and Alerts selector matches,
+// so that every controller, image automation (which walks GitSyncs) and the
+// fluxd API see those and no others, and its Lease is the shard's own
+// (LeaseName). An empty selector changes nothing.
+func Shard(base ctrl.Options, selector labels.Selector) ctrl.Options {
+	if selector == nil || selector.Empty() {
+		return base
+	}
+	byObject := make(map[client.Object]cache.ByObject, len(base.Cache.ByObject)+3)
+	maps.Copy(byObject, base.Cache.ByObject)
+	for _, obj := range []client.Object{&helmfluxv1alpha1.GitSync{}, &helmv1.HelmRelease{}, &helmfluxv1alpha1.Alert{}} {
+		byObject[obj] = cache.ByObject{Label: selector}
+	}
+	base.Cache.ByObject = byObject
+	base.LeaderElectionID = LeaseName(selector)
 	return base
 }
 
@@ -215,7 +257,11 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 		}
 	}
 	mux := http.NewServeMux()
-	(&webhook.Receiver{Client: mgr.GetClient()}).Register(mux)
+	receiver := &webhook.Receiver{Client: mgr.GetClient()}
+	if opts.WatchLabelSelector != "" {
+		receiver.Reader = mgr.GetAPIReader()
+	}
+	receiver.Register(mux)
 	(&webhook.RegistryReceiver{Token: opts.RegistryWebhookToken, Rescan: automation.Rescan, Leading: leading, Interval: opts.RegistryRescanInterval}).Register(mux)
 	if !opts.NoFluxdAPI {
 		api := newFluxAPI(mgr, gitCache, automation, leading, opts)
@@ -319,6 +365,7 @@ func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCach
 		NoCrossNamespaceRefs:    opts.NoCrossNamespaceRefs,
 		Concurrency:             opts.Concurrency,
 		DefaultServiceAccount:   opts.DefaultServiceAccount,
+		WatchLabelSelector:      opts.WatchLabelSelector,
 		Metrics:                 rec,
 	}).SetupWithManager(context.Background(), mgr)
 }
