@@ -94,6 +94,11 @@ func main() {
 		os.Exit(1)
 	}
 
+	selector, err := watchLabelSelector(watchSelector)
+	if err != nil {
+		log.Error(err, "Invalid --watch-label-selector")
+		os.Exit(1)
+	}
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(apiQPS), apiBurst
 	mgrOpts := ctrl.Options{
@@ -107,11 +112,6 @@ func main() {
 	}
 	if err := leader.apply(&mgrOpts); err != nil {
 		log.Error(err, "Invalid leader election flags")
-		os.Exit(1)
-	}
-	selector, err := watchLabelSelector(watchSelector)
-	if err != nil {
-		log.Error(err, "Invalid --watch-label-selector")
 		os.Exit(1)
 	}
 	mgr, err := ctrl.NewManager(cfg, controllers.Shard(controllers.ManagerOptions(mgrOpts), selector))
