@@ -125,6 +125,19 @@ func watchLabelSelector(s string) (labels.Selector, error) {
 	return sel, nil
 }
 
+// leaseIDFlag sets the Lease's name from --leader-election-id, when given:
+// a DNS subdomain, as a Lease's name must be.
+func leaseIDFlag(o *ctrl.Options, id string) error {
+	if id == "" {
+		return nil
+	}
+	if errs := validation.IsDNS1123Subdomain(id); len(errs) > 0 {
+		return fmt.Errorf("--leader-election-id %q: %s", id, strings.Join(errs, "; "))
+	}
+	o.LeaderElectionID = id
+	return nil
+}
+
 // leaderFlags are the leader election timings, with the names and defaults
 // of Flux's controllers (fluxcd/pkg/runtime/leaderelection).
 type leaderFlags struct {

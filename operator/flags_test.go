@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/labels"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/helmflux/helmflux/operator/controllers"
 )
@@ -70,5 +71,25 @@ func TestWatchLabelSelector(t *testing.T) {
 		if _, err := watchLabelSelector(bad); err == nil || !strings.Contains(err.Error(), "--watch-label-selector") {
 			t.Errorf("%q: error %v, want one naming the flag", bad, err)
 		}
+	}
+}
+
+func TestLeaderElectionID(t *testing.T) {
+	sel, err := watchLabelSelector("sharding.fluxcd.io/key in (a)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := controllers.Shard(ctrl.Options{LeaderElectionID: controllers.LeaderElectionID}, sel)
+	if o.LeaderElectionID != controllers.LeaseName(sel) {
+		t.Errorf("a shard's Lease is %q, want %q", o.LeaderElectionID, controllers.LeaseName(sel))
+	}
+	if err := leaseIDFlag(&o, ""); err != nil || o.LeaderElectionID != controllers.LeaseName(sel) {
+		t.Errorf("no --leader-election-id changed the Lease to %q (%v)", o.LeaderElectionID, err)
+	}
+	if err := leaseIDFlag(&o, controllers.LeaderElectionID); err != nil || o.LeaderElectionID != controllers.LeaderElectionID {
+		t.Errorf("--leader-election-id=%s gives the Lease %q (%v)", controllers.LeaderElectionID, o.LeaderElectionID, err)
+	}
+	if err := leaseIDFlag(&o, "Not_A/Name"); err == nil || !strings.Contains(err.Error(), "--leader-election-id") {
+		t.Errorf("an invalid --leader-election-id: error %v, want one naming the flag", err)
 	}
 }

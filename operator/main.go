@@ -51,6 +51,7 @@ func main() {
 		apiTokenFile   string
 		identitySecret string
 		watchSelector  string
+		leaseID        string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
@@ -73,6 +74,7 @@ func main() {
 	flag.StringVar(&apiTokenFile, "api-token-file", "", "File holding the token every fluxd API request must carry (fluxctl --token); empty accepts any.")
 	flag.StringVar(&identitySecret, "git-identity-secret", "helmflux-system/helmflux-git-identity", "<namespace>/<name> of the Secret holding the operator's SSH deploy key (fluxctl identity); made when first asked for.")
 	flag.StringVar(&watchSelector, "watch-label-selector", "", "Label selector (Kubernetes syntax) of the GitSyncs, HelmReleases and Alerts this operator reconciles, as Flux's controllers have it: 'sharding.fluxcd.io/key in (shard1)' for a shard, '!sharding.fluxcd.io/key' for the main instance; empty is all of them. A non-empty selector gives the operator a Lease of its own (docs/operations.md, Sharding).")
+	flag.StringVar(&leaseID, "leader-election-id", "", "Name of the leader election Lease; empty is helmflux-operator.helmflux.dev, with a suffix derived from --watch-label-selector when that is set (each shard elects its own leader).")
 	auto.bind(flag.CommandLine)
 	leader.bind(flag.CommandLine)
 	zapOpts := zap.Options{}
@@ -114,7 +116,12 @@ func main() {
 		log.Error(err, "Invalid leader election flags")
 		os.Exit(1)
 	}
-	mgr, err := ctrl.NewManager(cfg, controllers.Shard(controllers.ManagerOptions(mgrOpts), selector))
+	mgrOpts = controllers.Shard(mgrOpts, selector)
+	if err := leaseIDFlag(&mgrOpts, leaseID); err != nil {
+		log.Error(err, "Invalid --leader-election-id")
+		os.Exit(1)
+	}
+	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(mgrOpts))
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
 		os.Exit(1)
@@ -154,7 +161,7 @@ func main() {
 		os.Exit(1)
 	}
 
-	log.Info("Starting helmflux-operator", "version", version, "watchLabelSelector", selector.String(), "lease", controllers.LeaseName(selector))
+	log.Info("Starting helmflux-operator", "version", version, "watchLabelSelector", selector.String(), "lease", mgrOpts.LeaderElectionID)
 	// The Lease is released when the manager stops (LeaderElectionReleaseOnCancel),
 	// so nothing may run after it: another replica leads from that moment on.
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
