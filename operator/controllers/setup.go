@@ -257,11 +257,7 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 		}
 	}
 	mux := http.NewServeMux()
-	receiver := &webhook.Receiver{Client: mgr.GetClient()}
-	if opts.WatchLabelSelector != "" {
-		receiver.Reader = mgr.GetAPIReader()
-	}
-	receiver.Register(mux)
+	(&webhook.Receiver{Client: mgr.GetClient(), Reader: gitSyncReader(mgr, opts)}).Register(mux)
 	(&webhook.RegistryReceiver{Token: opts.RegistryWebhookToken, Rescan: automation.Rescan, Leading: leading, Interval: opts.RegistryRescanInterval}).Register(mux)
 	if !opts.NoFluxdAPI {
 		api := newFluxAPI(mgr, gitCache, automation, leading, opts)
@@ -416,7 +412,7 @@ func newFluxAPI(mgr ctrl.Manager, gitCache *git.Cache, auto *automation.Reconcil
 		Images:   &fluxapi.Images{Registry: auto.Registry, Credentials: auto.DockerConfig, Log: log},
 		Jobs:     &fluxapi.Jobs{Run: writer.Run, Log: log},
 		Identity: &fluxapi.Identity{Client: mgr.GetClient(), Secret: identity},
-		Notify:   notifier(mgr.GetClient(), auto, leading, wake),
+		Notify:   notifier(gitSyncReader(mgr, opts), auto, leading, wake),
 	}
 }
 
@@ -453,6 +449,17 @@ func notifier(c client.Reader, auto *automation.Reconciler, leading func() bool,
 		}
 		return nil
 	}
+}
+
+// gitSyncReader reads the GitSyncs a push names: the cache, or, for a shard,
+// the API server, whose answer holds the GitSyncs of every shard. A push is
+// written on the GitSync (a requestedAt annotation), so one received by any
+// shard reaches the shard that reconciles it.
+func gitSyncReader(mgr ctrl.Manager, opts Options) client.Reader {
+	if opts.WatchLabelSelector != "" {
+		return mgr.GetAPIReader()
+	}
+	return mgr.GetClient()
 }
 
 // sameRepo compares repository URLs loosely: a trailing ".git" or "/" does
