@@ -20,8 +20,8 @@ import (
 // between them (what is labelled a is a's alone, what has no label the
 // main instance's, a third shard's nobody's), each elects its leader on a
 // Lease of its own (the main instance keeps the one the CLI reads), the
-// Deployments' Pods never overlap, the Service (push webhooks, the API)
-// selects the main instance's, and otherwise they run with the same flags.
+// Deployments' Pods never overlap, each has a Service of its own (the
+// chart's own selects the main instance's), and otherwise they run with the same flags.
 // A shard name that cannot be a label value, or one listed twice, is
 // refused at render time.
 func TestChartSharding(t *testing.T) {
@@ -127,9 +127,13 @@ func TestChartSharding(t *testing.T) {
 			}
 		}
 	}
-	for _, svc := range typed[corev1.Service](t, r, "Service") {
+	services := typed[corev1.Service](t, r, "Service")
+	if len(services) != 3 {
+		t.Errorf("two shards render %d Services, want 3", len(services))
+	}
+	for _, svc := range services {
 		for name, d := range deployments {
-			if matches := labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)); matches != (name == main) {
+			if matches := labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)); matches != (name == svc.Name) {
 				t.Errorf("Service %s selecting the Pods of %s is %v", svc.Name, name, matches)
 			}
 		}
