@@ -302,6 +302,14 @@ func (r *Reconciler) applyingSync(ctx context.Context, obj *helmv1.HelmRelease, 
 		}
 		return nil, fmt.Errorf("read GitSync %s: %w", key, err)
 	}
+	return r.listing(ctx, obj, gs, why)
+}
+
+// listing returns gs once its inventory lists obj, as applyingSync does.
+func (r *Reconciler) listing(ctx context.Context, obj *helmv1.HelmRelease, gs *helmfluxv1alpha1.GitSync, why string) (*helmfluxv1alpha1.GitSync, error) {
+	key := client.ObjectKeyFromObject(gs)
+	refused := outcome.WaitForChange(helmv1.NotInInventoryReason,
+		fmt.Errorf("the HelmRelease is not in the inventory of GitSync %s: %s", key, why))
 	id := apply.ObjectID{Group: helmv1.GroupVersion.Group, Kind: helmv1.HelmReleaseKind, Namespace: obj.Namespace, Name: obj.Name}
 	listed, err := inventory.Lists(ctx, r.Client, gs, id)
 	if err != nil {

@@ -398,3 +398,49 @@ func TestInvalidWatchLabelSelector(t *testing.T) {
 		t.Errorf("the operator's error does not name the flag:\n%s", out)
 	}
 }
+
+// TestAVerifyingGitSyncOfAnotherShardStillBindsTheChart: a GitSync with
+// spec.verify binds the git charts of its repository in its namespace,
+// whichever shard reconciles them. Shard a, alone, does not watch the
+// GitSync (it is shard b's), yet refuses an unsigned chart commit of that
+// repository for a HelmRelease labelled a: a shard label is no way around a
+// verification.
+func TestAVerifyingGitSyncOfAnotherShardStillBindsTheChart(t *testing.T) {
+	ns := testenv.NewNamespace(t, k8s, "shard-verify-")
+	ctx := context.Background()
+	startShard(t, ns, "a")
+	key := gittest.NewOpenPGPKey(t, "release manager")
+	repo := gittest.NewRepo(t, map[string]string{
+		"charts/app/Chart.yaml":               "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+		"charts/app/templates/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-unsigned\ndata: {}\n",
+	}) // unsigned
+	for _, obj := range []client.Object{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "trusted-keys"}, Data: map[string][]byte{"manager.asc": []byte(key.PublicArmored)}},
+		&helmfluxv1alpha1.GitSync{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "charts", Labels: map[string]string{helmfluxv1alpha1.ShardLabel: "b"}},
+			Spec: helmfluxv1alpha1.GitSyncSpec{URL: repo.URL(), Paths: []string{"releases"}, Interval: metav1.Duration{Duration: time.Hour},
+				Verify: &helmfluxv1alpha1.GitVerification{Mode: helmfluxv1alpha1.VerifyHead, SecretRef: &meta.LocalObjectReference{Name: "trusted-keys"}}},
+		},
+		&helmv1.HelmRelease{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app", Labels: map[string]string{helmfluxv1alpha1.ShardLabel: "a"}},
+			Spec:       helmv1.HelmReleaseSpec{ReleaseName: "app", Chart: helmv1.ChartSource{Git: repo.URL(), Ref: "main", Path: "charts/app"}},
+		},
+	} {
+		if err := k8s.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 2*time.Minute, "the unsigned chart refused", func() (bool, string) {
+		hr := getRelease(t, ns, "app")
+		c := apimeta.FindStatusCondition(hr.Status.Conditions, meta.ReadyCondition)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == helmv1.ChartVerificationFailedReason &&
+			strings.Contains(c.Message, "GitSync "+ns+"/charts"), fmt.Sprintf("%+v", c)
+	})
+	cm := &corev1.ConfigMap{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app-unsigned"}, cm); err == nil {
+		t.Errorf("the unsigned chart was installed")
+	}
+	if gs := (&helmfluxv1alpha1.GitSync{}); k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "charts"}, gs) == nil && len(gs.Status.Conditions) > 0 {
+		t.Errorf("shard a reconciled shard b's GitSync: %+v", gs.Status.Conditions)
+	}
+}
