@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -111,6 +112,29 @@ func serviceAccountFlag(name string) error {
 	if errs := validation.IsDNS1123Subdomain(name); name != "" && len(errs) > 0 {
 		return fmt.Errorf("--default-service-account %q: %s", name, strings.Join(errs, "; "))
 	}
+	return nil
+}
+
+// watchLabelSelector parses --watch-label-selector (Kubernetes label
+// selector syntax); "" selects everything.
+func watchLabelSelector(s string) (labels.Selector, error) {
+	sel, err := labels.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("--watch-label-selector %q: %w", s, err)
+	}
+	return sel, nil
+}
+
+// leaseIDFlag sets the Lease's name from --leader-election-id, when given:
+// a DNS subdomain, as a Lease's name must be.
+func leaseIDFlag(o *ctrl.Options, id string) error {
+	if id == "" {
+		return nil
+	}
+	if errs := validation.IsDNS1123Subdomain(id); len(errs) > 0 {
+		return fmt.Errorf("--leader-election-id %q: %s", id, strings.Join(errs, "; "))
+	}
+	o.LeaderElectionID = id
 	return nil
 }
 

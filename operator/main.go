@@ -52,6 +52,8 @@ func main() {
 		bounds         boundsFlags
 		apiTokenFile   string
 		identitySecret string
+		watchSelector  string
+		leaseID        string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
@@ -74,6 +76,8 @@ func main() {
 	flag.BoolVar(&fluxdAPI, "fluxd-api", true, "Serve the fluxd API (fluxctl, the helmflux CLI) on --listen. It reads and changes workloads of every namespace: in a shared cluster serve it only with --api-token-file, for admins. The push and registry receivers are served either way.")
 	flag.StringVar(&apiTokenFile, "api-token-file", "", "File holding the token every fluxd API request must carry (fluxctl --token); empty accepts any.")
 	flag.StringVar(&identitySecret, "git-identity-secret", "helmflux-system/helmflux-git-identity", "<namespace>/<name> of the Secret holding the operator's SSH deploy key (fluxctl identity); made when first asked for.")
+	flag.StringVar(&watchSelector, "watch-label-selector", "", "Label selector (Kubernetes syntax) of the GitSyncs, HelmReleases and Alerts this operator reconciles, as Flux's controllers have it: 'sharding.fluxcd.io/key in (shard1)' for a shard, '!sharding.fluxcd.io/key' for the main instance; empty is all of them. A non-empty selector gives the operator a Lease of its own (docs/operations.md, Sharding).")
+	flag.StringVar(&leaseID, "leader-election-id", "", "Name of the leader election Lease; empty is helmflux-operator.helmflux.dev, with a suffix derived from --watch-label-selector when that is set (each shard elects its own leader).")
 	auto.bind(flag.CommandLine)
 	leader.bind(flag.CommandLine)
 	bounds.bind(flag.CommandLine)
@@ -96,6 +100,11 @@ func main() {
 		os.Exit(1)
 	}
 
+	selector, err := watchLabelSelector(watchSelector)
+	if err != nil {
+		log.Error(err, "Invalid --watch-label-selector")
+		os.Exit(1)
+	}
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(apiQPS), apiBurst
 	mgrOpts := ctrl.Options{
@@ -111,6 +120,11 @@ func main() {
 		log.Error(err, "Invalid leader election flags")
 		os.Exit(1)
 	}
+	mgrOpts = controllers.Shard(mgrOpts, selector)
+	if err := leaseIDFlag(&mgrOpts, leaseID); err != nil {
+		log.Error(err, "Invalid --leader-election-id")
+		os.Exit(1)
+	}
 	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(mgrOpts))
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
@@ -120,6 +134,7 @@ func main() {
 		Concurrency: concurrency, ApplyConcurrency: applyConc, CacheDir: cacheDir, Listen: listen,
 		HelmInterval: interval, AllowCrossNamespaceRefs: crossNS, NoCrossNamespaceRefs: noCrossNS, DefaultServiceAccount: defaultSA, AllowLocalURLs: localURLs,
 		PlainHTTPRegistries: splitList(plainHTTP), Version: version, IdentityOwnNamespaceOnly: !sharedIdentity, NoFluxdAPI: !fluxdAPI,
+		WatchLabelSelector: selector.String(),
 	}
 	if crossNS && noCrossNS {
 		log.Error(errors.New("--allow-cross-namespace-refs and --no-cross-namespace-refs contradict each other"), "Invalid flags")
@@ -154,7 +169,7 @@ func main() {
 		os.Exit(1)
 	}
 
-	log.Info("Starting helmflux-operator", "version", version)
+	log.Info("Starting helmflux-operator", "version", version, "watchLabelSelector", selector.String(), "lease", mgrOpts.LeaderElectionID)
 	// The Lease is released when the manager stops (LeaderElectionReleaseOnCancel),
 	// so nothing may run after it: another replica leads from that moment on.
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {

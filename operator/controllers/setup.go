@@ -7,8 +7,11 @@ package controllers
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +21,7 @@ import (
 	"golang.org/x/sync/semaphore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -25,6 +29,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -63,6 +68,19 @@ const DefaultApplyConcurrency = 16
 // with the holder's hostname (its Pod's name), which the CLI reads to reach
 // the leader.
 const LeaderElectionID = "helmflux-operator.helmflux.dev"
+
+// LeaseName is the leader election Lease of the operators that watch
+// selector: LeaderElectionID for everything (""), else LeaderElectionID with
+// a suffix derived from the selector's canonical form, so that the
+// replicas of one shard elect a leader among themselves and never wait for
+// another shard's.
+func LeaseName(selector labels.Selector) string {
+	if selector == nil || selector.Empty() {
+		return LeaderElectionID
+	}
+	sum := sha256.Sum256([]byte(selector.String()))
+	return LeaderElectionID + "-" + hex.EncodeToString(sum[:4])
+}
 
 // Options configure the controllers.
 type Options struct {
@@ -145,6 +163,11 @@ type Options struct {
 	// chart.git sources outside the Identity Secret's namespace
 	// (--shared-git-identity=false, the lockdown profile).
 	IdentityOwnNamespaceOnly bool
+	// WatchLabelSelector is the selector the manager's cache was restricted
+	// to (Shard), "" for none. A shard's push receiver reads GitSyncs live,
+	// so that a push for another shard's GitSync still reaches it, and a
+	// HelmRelease whose GitSync the shard does not see is told why.
+	WatchLabelSelector string
 	// Version is what the fluxd API's /v11/version answers.
 	Version string
 	// ApplyConcurrency is how many objects a GitSync pass dry-runs or
@@ -164,6 +187,25 @@ func ManagerOptions(base ctrl.Options) ctrl.Options {
 	base.Client = client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{
 		&corev1.Secret{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{},
 	}}}
+	return base
+}
+
+// Shard makes the manager of base one shard (--watch-label-selector): its
+// cache holds only the GitSyncs, HelmReleases and Alerts selector matches,
+// so that every controller, image automation (which walks GitSyncs) and the
+// fluxd API see those and no others, and its Lease is the shard's own
+// (LeaseName). An empty selector changes nothing.
+func Shard(base ctrl.Options, selector labels.Selector) ctrl.Options {
+	if selector == nil || selector.Empty() {
+		return base
+	}
+	byObject := make(map[client.Object]cache.ByObject, len(base.Cache.ByObject)+3)
+	maps.Copy(byObject, base.Cache.ByObject)
+	for _, obj := range []client.Object{&helmfluxv1alpha1.GitSync{}, &helmv1.HelmRelease{}, &helmfluxv1alpha1.Alert{}} {
+		byObject[obj] = cache.ByObject{Label: selector}
+	}
+	base.Cache.ByObject = byObject
+	base.LeaderElectionID = LeaseName(selector)
 	return base
 }
 
@@ -254,7 +296,7 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 		}
 	}
 	mux := http.NewServeMux()
-	(&webhook.Receiver{Client: mgr.GetClient()}).Register(mux)
+	(&webhook.Receiver{Client: mgr.GetClient(), Reader: gitSyncReader(mgr, opts)}).Register(mux)
 	(&webhook.RegistryReceiver{Token: opts.RegistryWebhookToken, Rescan: automation.Rescan, Leading: leading, Interval: opts.RegistryRescanInterval}).Register(mux)
 	if !opts.NoFluxdAPI {
 		api := newFluxAPI(mgr, gitCache, automation, leading, opts)
@@ -378,6 +420,7 @@ func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCach
 		NoCrossNamespaceRefs:    opts.NoCrossNamespaceRefs,
 		Concurrency:             opts.Concurrency,
 		DefaultServiceAccount:   opts.DefaultServiceAccount,
+		WatchLabelSelector:      opts.WatchLabelSelector,
 		Metrics:                 rec,
 	}).SetupWithManager(context.Background(), mgr)
 }
@@ -428,7 +471,7 @@ func newFluxAPI(mgr ctrl.Manager, gitCache *git.Cache, auto *automation.Reconcil
 		Images:   &fluxapi.Images{Registry: auto.Registry, Credentials: auto.DockerConfig, Log: log},
 		Jobs:     &fluxapi.Jobs{Run: writer.Run, Log: log},
 		Identity: &fluxapi.Identity{Client: mgr.GetClient(), Secret: identity},
-		Notify:   notifier(mgr.GetClient(), auto, leading, wake),
+		Notify:   notifier(gitSyncReader(mgr, opts), auto, leading, wake),
 	}
 }
 
@@ -465,6 +508,17 @@ func notifier(c client.Reader, auto *automation.Reconciler, leading func() bool,
 		}
 		return nil
 	}
+}
+
+// gitSyncReader reads the GitSyncs a push names: the cache, or, for a shard,
+// the API server, whose answer holds the GitSyncs of every shard. A push is
+// written on the GitSync (a requestedAt annotation), so one received by any
+// shard reaches the shard that reconciles it.
+func gitSyncReader(mgr ctrl.Manager, opts Options) client.Reader {
+	if opts.WatchLabelSelector != "" {
+		return mgr.GetAPIReader()
+	}
+	return mgr.GetClient()
 }
 
 // sameRepo compares repository URLs loosely: a trailing ".git" or "/" does

@@ -12,6 +12,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -55,7 +56,11 @@ func (r *Reconciler) reconcileManifests(ctx context.Context, s *scope) error {
 	}
 	r.noteFluxV1Configs(s.obj, rep.FluxV1Configs)
 	owner := s.obj.Namespace + "/" + s.obj.Name
+	shard, sharded := s.obj.GetLabels()[helmfluxv1alpha1.ShardLabel]
 	for _, o := range objs {
+		if sharded {
+			inheritShard(o.Object, shard)
+		}
 		ann := o.Object.GetAnnotations()
 		if ann == nil {
 			ann = map[string]string{}
@@ -88,6 +93,34 @@ func (r *Reconciler) noteFluxV1Configs(obj *helmfluxv1alpha1.GitSync, files []st
 	if r.Events != nil && (prev == nil || prev.Message != msg) {
 		r.Events.Eventf(obj, nil, corev1.EventTypeWarning, helmfluxv1alpha1.FluxV1ConfigIgnoredReason, "Build", "%s", msg)
 	}
+}
+
+// shardedKinds are the kinds a shard's operator reconciles (its
+// --watch-label-selector applies to them).
+var shardedKinds = map[schema.GroupKind]bool{
+	{Group: helmv1.GroupVersion.Group, Kind: helmv1.HelmReleaseKind}: true,
+	{Group: helmfluxv1alpha1.GroupVersion.Group, Kind: "GitSync"}:    true,
+	{Group: helmfluxv1alpha1.GroupVersion.Group, Kind: "Alert"}:      true,
+}
+
+// inheritShard gives obj, a HelmRelease, GitSync or Alert that names no
+// shard (no sharding.fluxcd.io/key label), the shard of the GitSync that
+// applies it, so that what a shard's GitSync applies is reconciled by the
+// same shard and its gitFileRefs can read the GitSync. A label in git,
+// another shard's included, is left as it is; other kinds are not touched.
+func inheritShard(obj *unstructured.Unstructured, shard string) {
+	if !shardedKinds[obj.GroupVersionKind().GroupKind()] {
+		return
+	}
+	l := obj.GetLabels()
+	if _, ok := l[helmfluxv1alpha1.ShardLabel]; ok {
+		return
+	}
+	if l == nil {
+		l = map[string]string{}
+	}
+	l[helmfluxv1alpha1.ShardLabel] = shard
+	obj.SetLabels(l)
 }
 
 // readsGitFiles tells whether obj is a HelmRelease with values files in git

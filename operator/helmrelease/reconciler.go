@@ -72,6 +72,10 @@ type Reconciler struct {
 	// empty acts as the operator (Runner and Drift).
 	DefaultServiceAccount string
 
+	// WatchLabelSelector is the operator's --watch-label-selector, "" for
+	// none: a gitFileRef naming a GitSync the cache does not hold says it
+	// may be another shard's.
+	WatchLabelSelector string
 	// Metrics records each pass; nil records nothing.
 	Metrics *metrics.Recorder
 

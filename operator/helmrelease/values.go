@@ -290,11 +290,26 @@ func (r *Reconciler) applyingSync(ctx context.Context, obj *helmv1.HelmRelease, 
 		fmt.Errorf("the HelmRelease is not in the inventory of GitSync %s: %s", key, why))
 	gs := &helmfluxv1alpha1.GitSync{}
 	if err := r.Client.Get(ctx, key, gs); err != nil {
+		if apierrors.IsNotFound(err) && r.WatchLabelSelector != "" {
+			// Said of every GitSync this shard does not see, whether it
+			// exists or not: still no oracle.
+			return nil, outcome.WaitForChange(helmv1.NotInInventoryReason, fmt.Errorf(
+				"GitSync %s is not one this operator reconciles (--watch-label-selector %s): if it is another shard's, give the HelmRelease its %s label: %s",
+				key, r.WatchLabelSelector, helmfluxv1alpha1.ShardLabel, why))
+		}
 		if apierrors.IsNotFound(err) {
 			return nil, refused // the same answer as for another's GitSync: no oracle of what exists
 		}
 		return nil, fmt.Errorf("read GitSync %s: %w", key, err)
 	}
+	return r.listing(ctx, obj, gs, why)
+}
+
+// listing returns gs once its inventory lists obj, as applyingSync does.
+func (r *Reconciler) listing(ctx context.Context, obj *helmv1.HelmRelease, gs *helmfluxv1alpha1.GitSync, why string) (*helmfluxv1alpha1.GitSync, error) {
+	key := client.ObjectKeyFromObject(gs)
+	refused := outcome.WaitForChange(helmv1.NotInInventoryReason,
+		fmt.Errorf("the HelmRelease is not in the inventory of GitSync %s: %s", key, why))
 	id := apply.ObjectID{Group: helmv1.GroupVersion.Group, Kind: helmv1.HelmReleaseKind, Namespace: obj.Namespace, Name: obj.Name}
 	listed, err := inventory.Lists(ctx, r.Client, gs, id)
 	if err != nil {

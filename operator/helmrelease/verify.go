@@ -52,8 +52,15 @@ func (r *Reconciler) verifyingSyncs(ctx context.Context, obj *helmv1.HelmRelease
 		v := gs.Spec.Verify
 		return v != nil && v.Mode != helmfluxv1alpha1.VerifyNone && git.SameRepository(gs.Spec.URL, url)
 	}
+	// A shard sees only its own GitSyncs, but a verification binds the
+	// charts of its repository whichever shard reconciles them: a label
+	// must not be a way around it. So a shard reads them live.
+	var reader client.Reader = r.Client
+	if r.WatchLabelSelector != "" && r.APIReader != nil {
+		reader = r.APIReader
+	}
 	list := &helmfluxv1alpha1.GitSyncList{}
-	if err := r.Client.List(ctx, list, client.InNamespace(obj.Namespace)); err != nil {
+	if err := reader.List(ctx, list, client.InNamespace(obj.Namespace)); err != nil {
 		return nil, outcome.Retry(helmv1.ChartVerificationFailedReason, fmt.Errorf("list the GitSyncs of namespace %s: %w", obj.Namespace, err))
 	}
 	var out []*helmfluxv1alpha1.GitSync
@@ -68,7 +75,7 @@ func (r *Reconciler) verifyingSyncs(ctx context.Context, obj *helmv1.HelmRelease
 	}
 	key := client.ObjectKey{Namespace: ns, Name: name}
 	gs := &helmfluxv1alpha1.GitSync{}
-	if err := r.Client.Get(ctx, key, gs); err != nil {
+	if err := reader.Get(ctx, key, gs); err != nil {
 		// A GitSync that does not exist verifies nothing.
 		return out, client.IgnoreNotFound(err)
 	}
@@ -78,7 +85,7 @@ func (r *Reconciler) verifyingSyncs(ctx context.Context, obj *helmv1.HelmRelease
 	// The annotation is no proof: anyone who may write the HelmRelease may
 	// write it. A GitSync that does not list the HelmRelease did not apply
 	// it and has no say; one that is still applying it is waited for.
-	applying, err := r.applyingSync(ctx, obj, key, verifiedChartWhy)
+	applying, err := r.listing(ctx, obj, gs, verifiedChartWhy)
 	if _, reason := outcome.Of(err, ""); reason == helmv1.NotInInventoryReason {
 		return out, nil
 	}

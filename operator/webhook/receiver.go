@@ -58,6 +58,12 @@ type Receiver struct {
 	// Client reads GitSyncs and their webhook Secrets and patches GitSyncs'
 	// annotations.
 	Client client.Client
+	// Reader, when set, reads GitSyncs instead of Client: the API server
+	// itself for a shard (--watch-label-selector), whose cache does not
+	// hold the GitSyncs of other shards, so that a push for one of them,
+	// wherever the host sends it, is still written on it and reaches its
+	// shard.
+	Reader client.Reader
 }
 
 // Handler returns the receiver's HTTP handler.
@@ -160,8 +166,12 @@ func RequestReconcile(ctx context.Context, c client.Client, obj client.Object) (
 
 // lookup returns the GitSync and its webhook token.
 func (rc *Receiver) lookup(ctx context.Context, key client.ObjectKey) (*helmfluxv1alpha1.GitSync, []byte, error) {
+	var reader client.Reader = rc.Client
+	if rc.Reader != nil {
+		reader = rc.Reader
+	}
 	gs := &helmfluxv1alpha1.GitSync{}
-	if err := rc.Client.Get(ctx, key, gs); apierrors.IsNotFound(err) {
+	if err := reader.Get(ctx, key, gs); apierrors.IsNotFound(err) {
 		return nil, nil, errUnknown
 	} else if err != nil {
 		return nil, nil, err

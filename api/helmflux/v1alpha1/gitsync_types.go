@@ -613,3 +613,11 @@ const (
 	// SourceAnnotation holds the object's path in the repository.
 	SourceAnnotation = "helmflux.dev/source"
 )
+
+// ShardLabel puts a GitSync, HelmRelease or Alert in a shard, Flux's
+// convention: a shard's operator runs with --watch-label-selector
+// "sharding.fluxcd.io/key in (<shard>)", the main instance with
+// "!sharding.fluxcd.io/key". A GitSync gives its own value to the
+// GitSyncs, HelmReleases and Alerts it applies that carry none, so that
+// what it applies stays in its shard.
+const ShardLabel = "sharding.fluxcd.io/key"
