@@ -433,11 +433,13 @@ func compactIndex(ix *repo.IndexFile) *chartIndex {
 			if cv == nil || cv.Metadata == nil || cv.Removed {
 				continue
 			}
-			v := indexVersion{version: cv.Version, digest: normaliseDigest(cv.Digest)}
+			// Copies: a decoder's strings may share one buffer of the
+			// whole document, which keeping one of them would keep alive.
+			v := indexVersion{version: strings.Clone(cv.Version), digest: strings.Clone(normaliseDigest(cv.Digest))}
 			if len(cv.URLs) > 0 {
-				v.url = cv.URLs[0]
+				v.url = strings.Clone(cv.URLs[0])
 			}
-			v.sv, _ = semver.NewVersion(cv.Version)
+			v.sv, _ = semver.NewVersion(v.version)
 			vs = append(vs, v)
 		}
 		sort.SliceStable(vs, func(i, j int) bool {
@@ -450,7 +452,7 @@ func compactIndex(ix *repo.IndexFile) *chartIndex {
 			}
 			return a.GreaterThan(b)
 		})
-		out.entries[name] = vs
+		out.entries[strings.Clone(name)] = vs
 	}
 	return out
 }
