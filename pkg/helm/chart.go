@@ -5,9 +5,11 @@
 //
 //   - Every HelmRelease resolves its chart on every pass, and hundreds of
 //     releases often share one chart. Resolve therefore never downloads a
-//     chart: it answers from index.yaml (kept on disk and parsed in memory,
-//     refreshed with a conditional request so an unchanged repository costs
-//     one 304 and no parsing), from an OCI tag (one HEAD) or from a git tree
+//     chart: it answers from index.yaml (kept on disk and parsed in memory
+//     in a compact form, shared by every caller with the same repository URL
+//     and credentials, refreshed at most once per WithIndexInterval with a
+//     conditional request so an unchanged repository costs one 304 and no
+//     parsing), from an OCI tag (one HEAD) or from a git tree
 //     hash (one ref advertisement). Concurrent Resolves of one source share
 //     one request.
 //   - The controller compares ChartRef.Digest with what it installed last
