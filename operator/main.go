@@ -40,6 +40,7 @@ func main() {
 		apiBurst       int
 		listen         string
 		interval       time.Duration
+		indexInterval  time.Duration
 		crossNS        bool
 		noCrossNS      bool
 		sharedIdentity bool
@@ -67,6 +68,7 @@ func main() {
 	flag.IntVar(&apiBurst, "kube-api-burst", 300, "Burst of requests to the Kubernetes API.")
 	flag.StringVar(&listen, "listen", ":3030", "Address of the HTTP API and the push receiver (/hooks/<namespace>/<name>); empty disables them.")
 	flag.DurationVar(&interval, "charts-sync-interval", 3*time.Minute, "Time between passes over an unchanged HelmRelease.")
+	flag.DurationVar(&indexInterval, "chart-index-interval", 0, "Time between two refreshes of a chart repository's index.yaml (one conditional request per repository URL and credentials, shared by every HelmRelease of it), ±10% jitter; 0 is 1.25 × --charts-sync-interval, so that a pass over every HelmRelease sends at most one.")
 	flag.BoolVar(&crossNS, "allow-cross-namespace-refs", false, "Let HelmReleases read values and chart credentials from ConfigMaps and Secrets of other namespaces.")
 	flag.BoolVar(&noCrossNS, "no-cross-namespace-refs", false, "Refuse every reference to another namespace than the object's own: valuesFrom and chart Secrets (whatever --allow-cross-namespace-refs says), a HelmRelease targetNamespace, and image pull Secrets of workloads outside their GitSync's namespace. Part of the lockdown profile, as Flux's flag of that name.")
 	flag.BoolVar(&sharedIdentity, "shared-git-identity", true, "Let GitSyncs and chart.git sources of every namespace that name no Secret use the operator's SSH deploy key (--git-identity-secret); false keeps it to that Secret's namespace (the lockdown profile).")
@@ -132,7 +134,7 @@ func main() {
 	}
 	opts := controllers.Options{
 		Concurrency: concurrency, ApplyConcurrency: applyConc, CacheDir: cacheDir, Listen: listen,
-		HelmInterval: interval, AllowCrossNamespaceRefs: crossNS, NoCrossNamespaceRefs: noCrossNS, DefaultServiceAccount: defaultSA, AllowLocalURLs: localURLs,
+		HelmInterval: interval, ChartIndexInterval: indexInterval, AllowCrossNamespaceRefs: crossNS, NoCrossNamespaceRefs: noCrossNS, DefaultServiceAccount: defaultSA, AllowLocalURLs: localURLs,
 		PlainHTTPRegistries: splitList(plainHTTP), Version: version, IdentityOwnNamespaceOnly: !sharedIdentity, NoFluxdAPI: !fluxdAPI,
 		WatchLabelSelector: selector.String(),
 	}

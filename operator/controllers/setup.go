@@ -102,6 +102,10 @@ type Options struct {
 	// HelmInterval is the time between passes over an unchanged HelmRelease
 	// (the Helm Operator's --charts-sync-interval).
 	HelmInterval time.Duration
+	// ChartIndexInterval is the time between two refreshes of a chart
+	// repository's index (--chart-index-interval); 0 is
+	// ChartIndexInterval(HelmInterval).
+	ChartIndexInterval time.Duration
 	// DefaultServiceAccount is the service account, of the object's own
 	// namespace, that GitSyncs and HelmReleases naming none in
 	// spec.serviceAccountName act as (impersonated); "" leaves those to the
@@ -389,13 +393,30 @@ func setupAutomation(mgr ctrl.Manager, gitCache *git.Cache, synced chan<- event.
 	return r, r.SetupWithManager(mgr)
 }
 
+// ChartIndexInterval is the default time between two refreshes of a chart
+// repository's index for HelmReleases passed over every helmInterval (0 is
+// helmrelease.DefaultInterval): a quarter more, so that the shortest
+// refresh (10% jitter early) comes later than the longest pass (10% jitter
+// late) and a pass over every HelmRelease of a repository asks for its
+// index at most once.
+func ChartIndexInterval(helmInterval time.Duration) time.Duration {
+	if helmInterval <= 0 {
+		helmInterval = helmrelease.DefaultInterval
+	}
+	return helmInterval * 5 / 4
+}
+
 // setupHelm registers the HelmRelease controller.
 func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCache *git.Cache, rec *metrics.Recorder, notifier *notify.Notifier, opts Options) error {
 	runner, err := helm.NewRunner(cfg, mgr.GetLogger().WithName("helm"), helm.WithActionObserver(rec.HelmAction))
 	if err != nil {
 		return err
 	}
-	chartOpts := []helm.ChartsOption{helm.WithPlainHTTPRegistries(opts.PlainHTTPRegistries...)}
+	indexInterval := opts.ChartIndexInterval
+	if indexInterval <= 0 {
+		indexInterval = ChartIndexInterval(opts.HelmInterval)
+	}
+	chartOpts := []helm.ChartsOption{helm.WithPlainHTTPRegistries(opts.PlainHTTPRegistries...), helm.WithIndexInterval(indexInterval)}
 	if !opts.AllowLocalURLs {
 		chartOpts = append(chartOpts, helm.WithoutLocalURLs())
 	}

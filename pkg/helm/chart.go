@@ -5,9 +5,11 @@
 //
 //   - Every HelmRelease resolves its chart on every pass, and hundreds of
 //     releases often share one chart. Resolve therefore never downloads a
-//     chart: it answers from index.yaml (kept on disk and parsed in memory,
-//     refreshed with a conditional request so an unchanged repository costs
-//     one 304 and no parsing), from an OCI tag (one HEAD) or from a git tree
+//     chart: it answers from index.yaml (kept on disk and parsed in memory
+//     in a compact form, shared by every caller with the same repository URL
+//     and credentials, refreshed at most once per WithIndexInterval with a
+//     conditional request so an unchanged repository costs one 304 and no
+//     parsing), from an OCI tag (one HEAD) or from a git tree
 //     hash (one ref advertisement). Concurrent Resolves of one source share
 //     one request.
 //   - The controller compares ChartRef.Digest with what it installed last
@@ -32,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -219,8 +222,11 @@ type Charts struct {
 	maxIndex   int64
 	limits     ArchiveLimits
 	indexTTL   time.Duration
-	timeout    time.Duration
-	plainHTTP  map[string]bool
+	// indexInterval, when set, is how long an HTTP repository's parsed
+	// index is used without asking the server (jittered, indexJitter).
+	indexInterval time.Duration
+	timeout       time.Duration
+	plainHTTP     map[string]bool
 	// refuseLocal refuses loopback hosts (WithoutLocalURLs).
 	refuseLocal bool
 
@@ -236,6 +242,9 @@ type Charts struct {
 	gitRefs  *lru.Cache[string, *gitResolved]
 
 	indexRequests, indexDownloads, indexParses, chartDownloads, registryRequests, gitFetches, gitBuilds atomic.Int64
+
+	// now is the clock of index refreshes (tests move it).
+	now func() time.Time
 
 	// joined, if set, is called once a caller has joined (or started) the
 	// shared request for key: tests use it to line up concurrent callers.
@@ -273,6 +282,20 @@ func WithArchiveLimits(l ArchiveLimits) ChartsOption { return func(c *Charts) { 
 // The default, 0, sends a (conditional) request on every Resolve; concurrent
 // Resolves of one source still share one request.
 func WithIndexTTL(d time.Duration) ChartsOption { return func(c *Charts) { c.indexTTL = d } }
+
+// WithIndexInterval makes an HTTP repository's index a shared cache: it is
+// refreshed (one conditional request, a 304 costing no parsing) at most once
+// per d for each repository URL and set of credentials, and every Resolve in
+// between answers from the parsed copy without a request. Each refresh
+// schedules the next one d ± indexJitter (10%) later, so that repositories
+// first fetched together do not all refresh at the same moment. It replaces
+// WithIndexTTL for HTTP repositories (OCI tags and git refs keep the TTL);
+// 0, the default, leaves them to the TTL.
+func WithIndexInterval(d time.Duration) ChartsOption { return func(c *Charts) { c.indexInterval = d } }
+
+// indexJitter is the fraction of the index interval by which each refresh
+// is moved earlier or later at random (Flux's --interval-jitter-percentage).
+const indexJitter = 0.1
 
 // WithTimeout bounds each network step (default DefaultTimeout).
 func WithTimeout(d time.Duration) ChartsOption { return func(c *Charts) { c.timeout = d } }
@@ -337,12 +360,13 @@ func NewCharts(cacheDir string, gitCache *git.Cache, opts ...ChartsOption) (*Cha
 		ociTags:    newLRU[string, *ociTag](memoCacheSize),
 		gitInfos:   newLRU[string, *gitInfo](memoCacheSize),
 		gitRefs:    newLRU[string, *gitResolved](memoCacheSize),
+		now:        time.Now,
 	}
 	for _, o := range opts {
 		o(c)
 	}
 	if c.maxArchive <= 0 || c.maxIndex <= 0 || c.timeout <= 0 || c.limits.MaxFiles <= 0 ||
-		c.limits.MaxFileSize <= 0 || c.limits.MaxTotalSize <= 0 || c.indexTTL < 0 {
+		c.limits.MaxFileSize <= 0 || c.limits.MaxTotalSize <= 0 || c.indexTTL < 0 || c.indexInterval < 0 {
 		return nil, fmt.Errorf("new charts: %w: limits and timeouts must be positive", ErrInvalidSource)
 	}
 	return c, nil
@@ -659,6 +683,25 @@ func (c *Charts) share(ctx context.Context, key string, fn func(context.Context)
 // fresh reports whether something checked at t may be reused without asking.
 func (c *Charts) fresh(t time.Time) bool {
 	return c.indexTTL > 0 && time.Since(t) < c.indexTTL
+}
+
+// indexFresh reports whether a parsed index may be used without asking the
+// server: before its next refresh with an index interval, else within the TTL.
+func (c *Charts) indexFresh(e *indexEntry) bool {
+	if e.idx == nil {
+		return false
+	}
+	if c.indexInterval > 0 {
+		return c.now().Before(e.next)
+	}
+	return c.fresh(e.checked)
+}
+
+// nextRefresh is when an index checked at t is next asked for: the index
+// interval later, moved by up to indexJitter of it either way.
+func (c *Charts) nextRefresh(t time.Time) time.Time {
+	d := float64(c.indexInterval) * (1 + indexJitter*(2*rand.Float64()-1)) //nolint:gosec // jitter, not cryptography
+	return t.Add(time.Duration(d))
 }
 
 // readFileMax reads a file of at most max bytes.

@@ -433,11 +433,13 @@ func compactIndex(ix *repo.IndexFile) *chartIndex {
 			if cv == nil || cv.Metadata == nil || cv.Removed {
 				continue
 			}
-			v := indexVersion{version: cv.Version, digest: normaliseDigest(cv.Digest)}
+			// Copies: a decoder's strings may share one buffer of the
+			// whole document, which keeping one of them would keep alive.
+			v := indexVersion{version: strings.Clone(cv.Version), digest: strings.Clone(normaliseDigest(cv.Digest))}
 			if len(cv.URLs) > 0 {
-				v.url = cv.URLs[0]
+				v.url = strings.Clone(cv.URLs[0])
 			}
-			v.sv, _ = semver.NewVersion(cv.Version)
+			v.sv, _ = semver.NewVersion(v.version)
 			vs = append(vs, v)
 		}
 		sort.SliceStable(vs, func(i, j int) bool {
@@ -450,7 +452,7 @@ func compactIndex(ix *repo.IndexFile) *chartIndex {
 			}
 			return a.GreaterThan(b)
 		})
-		out.entries[name] = vs
+		out.entries[strings.Clone(name)] = vs
 	}
 	return out
 }
@@ -507,6 +509,7 @@ func constraint(version string) (*semver.Constraints, error) {
 type indexEntry struct {
 	meta    indexMeta
 	checked time.Time   // last answer from the server
+	next    time.Time   // the next refresh, with an index interval
 	idx     *chartIndex // nil until parsed
 }
 
@@ -533,14 +536,21 @@ func (c *Charts) indexFiles(key string) (yamlPath, metaPath string) {
 	return filepath.Join(c.dir, indexDir, key+".yaml"), filepath.Join(c.dir, indexDir, key+".json")
 }
 
-// index returns repository r's parsed index, asking the server unless the
-// TTL allows reuse. Concurrent callers share one request.
+// index returns repository r's parsed index, asking the server only when
+// the index interval (or the TTL) says it is time. The cache is keyed by the
+// URL and the credentials (indexKey), so an index is only ever served to
+// callers holding the credentials it was fetched with. Concurrent callers
+// share one request.
 func (c *Charts) index(ctx context.Context, r *repoURL, a *RepoAuth) (*chartIndex, error) {
 	key := indexKey(r, a)
-	if e, ok := c.indexes.Get(key); ok && e.idx != nil && c.fresh(e.checked) {
+	if e, ok := c.indexes.Get(key); ok && c.indexFresh(e) {
 		return e.idx, nil
 	}
 	v, err := c.share(ctx, "index\n"+key, func(ctx context.Context) (any, error) {
+		// A flight that ended just before this one may have refreshed it.
+		if e, ok := c.indexes.Get(key); ok && c.indexFresh(e) {
+			return e.idx, nil
+		}
 		return c.refreshIndex(ctx, r, a, key)
 	})
 	if err != nil {
@@ -589,7 +599,7 @@ func (c *Charts) refreshIndex(ctx context.Context, r *repoURL, a *RepoAuth, key 
 // retry asks for an unconditional request (a 304 for a copy that turned out
 // unreadable).
 func (c *Charts) indexResponse(resp *http.Response, r *repoURL, key string, e *indexEntry, conditional bool) (idx *chartIndex, retry bool, err error) {
-	now := time.Now()
+	now := c.now()
 	switch {
 	case resp.StatusCode == http.StatusNotModified && conditional:
 		idx = e.idx
@@ -598,7 +608,7 @@ func (c *Charts) indexResponse(resp *http.Response, r *repoURL, key string, e *i
 				return nil, true, err
 			}
 		}
-		c.indexes.Add(key, &indexEntry{meta: e.meta, checked: now, idx: idx})
+		c.indexes.Add(key, &indexEntry{meta: e.meta, checked: now, next: c.nextRefresh(now), idx: idx})
 		return idx, false, nil
 	case resp.StatusCode != http.StatusOK:
 		return nil, false, statusError(resp, ErrRepositoryNotFound)
@@ -619,13 +629,13 @@ func (c *Charts) indexResponse(resp *http.Response, r *repoURL, key string, e *i
 		if e.meta != meta {
 			_ = c.writeIndexMeta(key, meta)
 		}
-		c.indexes.Add(key, &indexEntry{meta: meta, checked: now, idx: e.idx})
+		c.indexes.Add(key, &indexEntry{meta: meta, checked: now, next: c.nextRefresh(now), idx: e.idx})
 		return e.idx, false, nil
 	}
 	if idx, err = c.storeIndex(key, body, meta); err != nil {
 		return nil, false, err
 	}
-	c.indexes.Add(key, &indexEntry{meta: meta, checked: now, idx: idx})
+	c.indexes.Add(key, &indexEntry{meta: meta, checked: now, next: c.nextRefresh(now), idx: idx})
 	return idx, false, nil
 }
 

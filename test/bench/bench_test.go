@@ -38,6 +38,7 @@ var benchmarks = []benchmark{
 	hr100,
 	hrNoop,
 	hrInstallFloor,
+	hr5000,
 	sync1k,
 	sync10k,
 }
