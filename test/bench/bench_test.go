@@ -38,6 +38,7 @@ var benchmarks = []benchmark{
 	hr100,
 	hrNoop,
 	hrInstallFloor,
+	hrRequests,
 }
 
 // TestBench runs the benchmarks one after the other, each as a subtest
