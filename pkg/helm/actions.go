@@ -39,6 +39,10 @@ type Request struct {
 	Force       bool
 	// Install only: take over the name of a failed or uninstalled release.
 	Replace bool
+	// History, when set, is the release's records as the caller just read
+	// them (Runner.History) or knows them (NoHistory): Helm's reads of the
+	// records during the action are answered from it. It serves one action.
+	History *History
 }
 
 // Install installs a release. Cancelling ctx ends it failed.
@@ -49,6 +53,7 @@ func (r *Runner) Install(ctx context.Context, req Request) (_ *Release, err erro
 	if err != nil {
 		return nil, err
 	}
+	cfg.Releases.Driver = req.History.driver(req.Namespace, req.Name, cfg.Releases.Driver)
 	in := action.NewInstall(cfg)
 	in.ReleaseName = req.Name
 	in.Namespace = req.Namespace
@@ -85,6 +90,7 @@ func (r *Runner) Upgrade(ctx context.Context, req Request) (_ *Release, err erro
 	if err != nil {
 		return nil, err
 	}
+	cfg.Releases.Driver = req.History.driver(req.Namespace, req.Name, cfg.Releases.Driver)
 	up := action.NewUpgrade(cfg)
 	up.Namespace = req.Namespace
 	up.Timeout = req.Timeout
