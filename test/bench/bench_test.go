@@ -39,6 +39,7 @@ var benchmarks = []benchmark{
 	hrNoop,
 	hrInstallFloor,
 	hrRequests,
+	hr500,
 }
 
 // TestBench runs the benchmarks one after the other, each as a subtest
