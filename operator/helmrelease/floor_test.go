@@ -73,10 +73,9 @@ func TestAnInstallAndAnUpgradeCostTheFloor(t *testing.T) {
 	}
 }
 
-// An install that takes a while (here a pre-install hook Job whose Pod
-// starts after 4s) still shows Installing while it runs, without a wait or tests:
-// the checkpoint the quick ones skip is written once the action has run for
-// a moment.
+// An install that may take a while, here for a pre-install hook Job whose
+// Pod starts after 4s, still shows Installing while it runs, without a wait
+// or tests: only an action that waits for nothing skips the checkpoint.
 func TestASlowInstallStillShowsInstalling(t *testing.T) {
 	ns := newNamespace(t)
 	repo := helmtest.NewRepoServer(t)

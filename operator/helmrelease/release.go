@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"time"
 
+	"helm.sh/helm/v3/pkg/chart"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	"github.com/helmflux/helmflux/operator/outcome"
 	"github.com/helmflux/helmflux/pkg/helm"
 )
@@ -210,7 +210,7 @@ func (r *Reconciler) act(ctx context.Context, s *scope, sit *situation, install 
 		Replace: sit.last != nil, History: sit.history,
 	}
 	sit.history = nil // it serves one action
-	done, err := checkpointAction(ctx, s, phase)
+	done, err := checkpointAction(ctx, s, phase, ch)
 	if err != nil {
 		return outcome.Retry(failReason, err)
 	}
@@ -257,20 +257,21 @@ func (r *Reconciler) act(ctx context.Context, s *scope, sit *situation, install 
 	return nil
 }
 
-// checkpointDelay is how long an install or upgrade that is the pass's
-// only step runs before the pass shows Installing or Upgrading.
-const checkpointDelay = 2 * time.Second
+// checkpointDelay is how long an install or upgrade that waits for
+// nothing runs before the pass shows Installing or Upgrading anyway.
+const checkpointDelay = 10 * time.Second
 
-// checkpointAction shows that the install or upgrade of phase runs. A pass
-// with more steps to show (tests) or a wait writes it at once; otherwise
-// the action is usually over in well under a second and the pass writes
-// its status once, with the outcome: the checkpoint is written only if the
+// checkpointAction shows that the install or upgrade of phase runs. One
+// that may wait (spec.wait, the chart's install and upgrade hooks) or has more steps to show
+// (tests) writes it at once. One that waits for nothing only writes the
+// chart's objects and is usually over in well under a second: the pass then
+// writes its status once, with the outcome, and the checkpoint only if the
 // action is still running after checkpointDelay. done must be called once
 // the action returned, before obj is touched again; a late checkpoint that
 // failed is logged, as the status write at the end of the pass follows.
-func checkpointAction(ctx context.Context, s *scope, phase helmv1.HelmReleasePhase) (done func(), err error) {
+func checkpointAction(ctx context.Context, s *scope, phase helmv1.HelmReleasePhase, ch *chart.Chart) (done func(), err error) {
 	obj := s.obj
-	if obj.Spec.Test.Enable || obj.Spec.GetWait() {
+	if obj.Spec.Test.Enable || obj.Spec.GetWait() || helm.MayRunHooks(ch) {
 		return func() {}, s.markReconciling(phase)
 	}
 	obj.Status.Phase = phase

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
@@ -215,6 +216,50 @@ func (r *Runner) Uninstall(_ context.Context, namespace, name string, timeout ti
 		return fmt.Errorf("uninstall %s/%s: %w", namespace, name, err)
 	}
 	return nil
+}
+
+// MayRunHooks tells whether an install or upgrade of the chart may run
+// hooks, and so wait for their Jobs and Pods even without wait: a template
+// of the chart or of its dependencies sets the helm.sh/hook annotation to
+// anything but test hooks (which only `helm test` runs), or to a value it
+// computes. One that runs none only writes the chart's objects.
+func MayRunHooks(ch *chart.Chart) bool {
+	if ch == nil {
+		return false
+	}
+	for _, t := range ch.Templates {
+		if t != nil && runsHooks(t.Data) {
+			return true
+		}
+	}
+	for _, d := range ch.Dependencies() {
+		if MayRunHooks(d) {
+			return true
+		}
+	}
+	return false
+}
+
+// runsHooks tells whether a template sets a hook annotation whose events
+// are not all test hooks.
+func runsHooks(data []byte) bool {
+	if !bytes.Contains(data, []byte(release.HookAnnotation)) {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		key, value, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || strings.Trim(key, `"'`) != release.HookAnnotation {
+			continue
+		}
+		for _, event := range strings.Split(strings.Trim(strings.TrimSpace(value), `"'`), ",") {
+			switch release.HookEvent(strings.TrimSpace(event)) {
+			case release.HookTest, "test-success":
+			default:
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func hasCRDs(ch *chart.Chart) bool {

@@ -93,3 +93,27 @@ func TestHistoryAnswersTheActionsQueries(t *testing.T) {
 func storageKey(r *release.Release) string {
 	return "sh.helm.release.v1." + r.Name + ".v" + strconv.Itoa(r.Version)
 }
+
+// A chart whose templates, or its dependencies', set the hook annotation
+// to an install or upgrade event (or a value they compute) may run hooks;
+// one without, or with test hooks only, does not.
+func TestMayRunHooks(t *testing.T) {
+	tmpl := func(data string) *chart.Chart {
+		return &chart.Chart{Metadata: &chart.Metadata{Name: "c"}, Templates: []*chart.File{{Name: "templates/x.yaml", Data: []byte(data)}}}
+	}
+	plain := tmpl("kind: ConfigMap\n")
+	hooked := tmpl("kind: Job\nmetadata:\n  annotations:\n    helm.sh/hook: pre-install\n")
+	tests := tmpl("kind: Pod\nmetadata:\n  annotations:\n    \"helm.sh/hook\": test,test-success\n    helm.sh/hook-delete-policy: before-hook-creation\n")
+	computed := tmpl("kind: Job\nmetadata:\n  annotations:\n    helm.sh/hook: {{ .Values.when }}\n")
+	parent := tmpl("kind: ConfigMap\n")
+	parent.AddDependency(hooked)
+	for _, tt := range []struct {
+		name string
+		ch   *chart.Chart
+		want bool
+	}{{"plain", plain, false}, {"hooked", hooked, true}, {"tests", tests, false}, {"computed", computed, true}, {"dependency", parent, true}, {"nil", nil, false}} {
+		if got := MayRunHooks(tt.ch); got != tt.want {
+			t.Errorf("%s: MayRunHooks = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
