@@ -15,6 +15,7 @@ type RequestCounter struct {
 
 	mu      sync.Mutex
 	written []string // "METHOD path" of every write, oldest first
+	read    []string // "GET path" (or "LIST path", "WATCH path") of every read, oldest first
 }
 
 // Reads returns the number of GET and LIST requests (watches included).
@@ -42,13 +43,27 @@ func (c *RequestCounter) WritesTo(part string) []string {
 	return out
 }
 
+// ReadsTo returns the reads whose path contains part, oldest first, as
+// "GET path" for an object, "LIST path" for a collection and "WATCH path".
+func (c *RequestCounter) ReadsTo(part string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, r := range c.read {
+		if strings.Contains(r, part) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // Reset sets every count back to zero.
 func (c *RequestCounter) Reset() {
 	c.reads.Store(0)
 	c.writes.Store(0)
 	c.dryRuns.Store(0)
 	c.mu.Lock()
-	c.written = nil
+	c.written, c.read = nil, nil
 	c.mu.Unlock()
 }
 
@@ -62,6 +77,9 @@ func Counted(cfg *rest.Config) (*rest.Config, *RequestCounter) {
 			switch {
 			case req.Method == http.MethodGet || req.Method == http.MethodHead:
 				c.reads.Add(1)
+				c.mu.Lock()
+				c.read = append(c.read, readVerb(req)+" "+req.URL.Path)
+				c.mu.Unlock()
 			case strings.Contains(req.URL.RawQuery, "dryRun="):
 				c.dryRuns.Add(1)
 			default:
@@ -74,6 +92,30 @@ func Counted(cfg *rest.Config) (*rest.Config, *RequestCounter) {
 		})
 	})
 	return out, c
+}
+
+// readVerb tells a watch and a list (a path that ends at a resource, not
+// an object) from a get, as the API server counts them.
+func readVerb(req *http.Request) string {
+	if req.URL.Query().Get("watch") == "true" {
+		return "WATCH"
+	}
+	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
+	switch {
+	case len(parts) >= 2 && parts[0] == "api":
+		parts = parts[2:]
+	case len(parts) >= 3 && parts[0] == "apis":
+		parts = parts[3:]
+	default:
+		return "GET"
+	}
+	if len(parts) >= 3 && parts[0] == "namespaces" {
+		parts = parts[2:]
+	}
+	if len(parts) == 1 {
+		return "LIST"
+	}
+	return "GET"
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

@@ -57,6 +57,9 @@ const (
 // pass has done so far.
 type situation struct {
 	last *helm.Release // nil when the release has no revision
+	// history is the records last was read from, for the next install or
+	// upgrade (helm.Request.History); nil once they may be out of date.
+	history *helm.History
 
 	desired    string // desiredDigest of the chart and values
 	chart      *helm.ChartRef

@@ -107,6 +107,9 @@ type scope struct {
 	failureReason string
 	// markReconciling sets and patches Reconciling once there is work to do.
 	markReconciling func(phase helmv1.HelmReleasePhase) error
+	// checkpoint patches the status as it is now (what markReconciling
+	// writes once it set Reconciling).
+	checkpoint func() error
 	// mask holds the values that came from Secrets, to mask in every
 	// condition, Event and log line the pass writes (Helm's errors quote
 	// values). It lives for the pass only.
@@ -137,9 +140,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			r.Records.begin(obj)
 		}
 	}
-	s.markReconciling = func(phase helmv1.HelmReleasePhase) error {
+	s.checkpoint = func() error {
 		s.mask.Conditions(obj.Status.Conditions) // a checkpoint writes what earlier steps set
-		return r.markReconciling(ctx, base, obj, phase)
+		return outcome.Checkpoint(ctx, r.Client, base, obj)
+	}
+	s.markReconciling = func(phase helmv1.HelmReleasePhase) error {
+		markReconciling(obj, phase)
+		return s.checkpoint()
 	}
 	err := r.finish(ctx, base, s, r.reconcile(ctx, base, s))
 	if !obj.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(obj, Finalizer) {
@@ -187,15 +194,14 @@ func (r *Reconciler) interval() time.Duration {
 	return r.Interval
 }
 
-// markReconciling shows at once that the controller works on the
-// HelmRelease; phase, when set, says which action runs. A pass with nothing
-// to do writes nothing.
-func (r *Reconciler) markReconciling(ctx context.Context, base, obj *helmv1.HelmRelease, phase helmv1.HelmReleasePhase) error {
+// markReconciling sets what shows that the controller works on the
+// HelmRelease (s.markReconciling writes it at once); phase, when set, says
+// which action runs. A pass with nothing to do writes nothing.
+func markReconciling(obj *helmv1.HelmRelease, phase helmv1.HelmReleasePhase) {
 	if phase != "" {
 		obj.Status.Phase = phase
 	}
 	setReconciling(obj, phase)
-	return outcome.Checkpoint(ctx, r.Client, base, obj)
 }
 
 // finish sets Ready from the outcome, records events and patches the

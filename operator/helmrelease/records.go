@@ -63,6 +63,21 @@ func (r *Records) Unchanged(ctx context.Context, namespace, name string, recorde
 	return newest.Version == recorded.Version && newest.Status == recorded.Status
 }
 
+// None tells whether a release has no revision at all: the cache holds no
+// record of it, helmflux has recorded none (recorded, from the status, nor
+// since), and no pass acts on it. A just-made record the cache has not
+// seen yet is the only one it can miss.
+func (r *Records) None(ctx context.Context, namespace, name string, recorded helm.Record) bool {
+	if recorded.Version > 0 {
+		return false
+	}
+	if last, ok := r.expected(releaseKey(namespace, name), recorded); !ok || last.Version > 0 {
+		return false
+	}
+	newest, err := r.newest(ctx, namespace, name)
+	return err == nil && newest.Version == 0
+}
+
 // recordOf is the release revision a HelmRelease's status records.
 func recordOf(obj *helmv1.HelmRelease) helm.Record {
 	return helm.Record{Name: obj.Status.ReleaseName, Version: obj.Status.ReleaseRevision, Status: obj.Status.ReleaseStatus}

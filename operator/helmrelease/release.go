@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"time"
 
+	"helm.sh/helm/v3/pkg/chart"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	"github.com/helmflux/helmflux/operator/outcome"
@@ -51,10 +53,10 @@ func (r *Reconciler) reconcileRelease(ctx context.Context, s *scope) error {
 	if repeatRefused(sit) && r.recordsUnchanged(ctx, obj) {
 		return giveUp(s, sit) // as a read of the release would decide, without one
 	}
-	var err error
-	if sit.last, err = s.actor.runner.Last(ctx, ns, name); err != nil {
+	if err := r.readHistory(ctx, s, &sit); err != nil {
 		return outcome.Retry(s.actor.refused(helmv1.UpgradeFailedReason, err))
 	}
+	var err error
 	for range maxSteps {
 		d := decide(sit)
 		if d.external != "" {
@@ -128,6 +130,30 @@ func (r *Reconciler) upToDate(ctx context.Context, s *scope) bool {
 	return r.recordsUnchanged(ctx, obj)
 }
 
+// readHistory reads the release's storage records for the decision, and
+// keeps them for the install or upgrade that may follow (Request.History),
+// so that Helm does not read them again. A release the watched records
+// show no revision of, and that helmflux has recorded none of, needs no
+// read at all: it is installed, and a record someone made meanwhile makes
+// the install's create of its first record conflict (the install fails,
+// as two helm commands racing do, and the next pass reads). That shortcut
+// is the operator's own: the watch is its identity's, so a pass acting as
+// a service account reads the records as that account, whose RBAC must
+// allow it, whatever the watch says.
+func (r *Reconciler) readHistory(ctx context.Context, s *scope, sit *situation) error {
+	ns, name := s.obj.GetTargetNamespace(), s.obj.GetReleaseName()
+	if s.guarded() && r.Records != nil && r.Records.None(ctx, ns, name, recordOf(s.obj)) {
+		sit.last, sit.history = nil, helm.NoHistory(ns, name)
+		return nil
+	}
+	h, err := s.actor.runner.History(ctx, ns, name)
+	if err != nil {
+		return err
+	}
+	sit.last, sit.history = h.Last(), h
+	return nil
+}
+
 // forced tells whether a spec change with forceUpgrade asks for an upgrade
 // even though chart and values are the same.
 func (r *Reconciler) forced(obj *helmv1.HelmRelease) bool {
@@ -148,9 +174,11 @@ func (r *Reconciler) unlock(ctx context.Context, s *scope, sit *situation) error
 		s.action.normal(helmv1.ReleaseUnlockedReason, "Unlocked release %s: revision %d was %s for %s, longer than its timeout %s",
 			rel.Name, rel.Version, rel.Status, age.Round(time.Second), timeout)
 	}
-	if sit.last, err = s.actor.runner.Last(ctx, rel.Namespace, rel.Name); err != nil {
+	h, err := s.actor.runner.History(ctx, rel.Namespace, rel.Name)
+	if err != nil {
 		return outcome.Retry(s.actor.refused(helmv1.ReleaseLockedReason, err))
 	}
+	sit.last, sit.history = h.Last(), h
 	sit.now = time.Now() // a lock taken again meanwhile is judged by its own age
 	return nil
 }
@@ -172,9 +200,6 @@ func (r *Reconciler) act(ctx context.Context, s *scope, sit *situation, install 
 	if err != nil {
 		return err
 	}
-	if err := s.markReconciling(phase); err != nil {
-		return outcome.Retry(failReason, err)
-	}
 	previous := obj.Status.Revision
 	req := helm.Request{
 		Namespace: obj.GetTargetNamespace(), Name: obj.GetReleaseName(), Chart: ch, Values: s.values,
@@ -182,7 +207,12 @@ func (r *Reconciler) act(ctx context.Context, s *scope, sit *situation, install 
 		Timeout: obj.Spec.GetTimeout(), Wait: obj.Spec.GetWait(), Validate: !obj.Spec.DisableOpenAPIValidation,
 		SkipCRDs: obj.Spec.SkipCRDs, MaxHistory: obj.Spec.GetMaxHistory(),
 		ResetValues: !obj.Spec.GetReuseValues(), ReuseValues: obj.Spec.GetReuseValues(), Force: obj.Spec.ForceUpgrade,
-		Replace: sit.last != nil,
+		Replace: sit.last != nil, History: sit.history,
+	}
+	sit.history = nil // it serves one action
+	done, err := checkpointAction(ctx, s, phase, ch)
+	if err != nil {
+		return outcome.Retry(failReason, err)
 	}
 	var rel *helm.Release
 	if install {
@@ -190,6 +220,7 @@ func (r *Reconciler) act(ctx context.Context, s *scope, sit *situation, install 
 	} else {
 		rel, err = s.actor.runner.Upgrade(ctx, req)
 	}
+	done()
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -226,6 +257,39 @@ func (r *Reconciler) act(ctx context.Context, s *scope, sit *situation, install 
 	return nil
 }
 
+// checkpointDelay is how long an install or upgrade that waits for
+// nothing runs before the pass shows Installing or Upgrading anyway.
+const checkpointDelay = 10 * time.Second
+
+// checkpointAction shows that the install or upgrade of phase runs. One
+// that may wait (spec.wait, the chart's install and upgrade hooks) or has more steps to show
+// (tests) writes it at once. One that waits for nothing only writes the
+// chart's objects and is usually over in well under a second: the pass then
+// writes its status once, with the outcome, and the checkpoint only if the
+// action is still running after checkpointDelay. done must be called once
+// the action returned, before obj is touched again; a late checkpoint that
+// failed is logged, as the status write at the end of the pass follows.
+func checkpointAction(ctx context.Context, s *scope, phase helmv1.HelmReleasePhase, ch *chart.Chart) (done func(), err error) {
+	obj := s.obj
+	if obj.Spec.Test.Enable || obj.Spec.GetWait() || helm.MayRunHooks(ch) {
+		return func() {}, s.markReconciling(phase)
+	}
+	obj.Status.Phase = phase
+	setReconciling(obj, phase)
+	finished := make(chan struct{})
+	timer := time.AfterFunc(checkpointDelay, func() {
+		defer close(finished)
+		if err := s.checkpoint(); err != nil {
+			ctrl.LoggerFrom(ctx).Info("Could not show the action in progress", "phase", phase, "error", err.Error())
+		}
+	})
+	return func() {
+		if !timer.Stop() {
+			<-finished
+		}
+	}, nil
+}
+
 // guardUpgrade refuses an upgrade whose base revision (whose objects
 // absent from the new manifest Helm deletes) lists objects outside the
 // release's namespace that the release did not create.
@@ -257,7 +321,7 @@ func (r *Reconciler) failed(ctx context.Context, s *scope, sit *situation, reaso
 	if lerr != nil {
 		return outcome.Retry(s.actor.refused(reason, errors.Join(err, lerr)))
 	}
-	sit.last = last
+	sit.last, sit.history = last, nil
 	if last != nil {
 		obj.Status.ReleaseStatus = last.Status
 		obj.Status.ReleaseRevision = last.Version

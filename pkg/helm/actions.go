@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
@@ -40,6 +41,10 @@ type Request struct {
 	Force       bool
 	// Install only: take over the name of a failed or uninstalled release.
 	Replace bool
+	// History, when set, is the release's records as the caller just read
+	// them (Runner.History) or knows them (NoHistory): Helm's reads of the
+	// records during the action are answered from it. It serves one action.
+	History *History
 }
 
 // Install installs a release. Cancelling ctx ends it failed.
@@ -50,6 +55,7 @@ func (r *Runner) Install(ctx context.Context, req Request) (_ *Release, err erro
 	if err != nil {
 		return nil, err
 	}
+	cfg.Releases.Driver = req.History.driver(req.Namespace, req.Name, cfg.Releases.Driver)
 	in := action.NewInstall(cfg)
 	in.ReleaseName = req.Name
 	in.Namespace = req.Namespace
@@ -86,6 +92,7 @@ func (r *Runner) Upgrade(ctx context.Context, req Request) (_ *Release, err erro
 	if err != nil {
 		return nil, err
 	}
+	cfg.Releases.Driver = req.History.driver(req.Namespace, req.Name, cfg.Releases.Driver)
 	up := action.NewUpgrade(cfg)
 	up.Namespace = req.Namespace
 	up.Timeout = req.Timeout
@@ -222,6 +229,50 @@ func (r *Runner) Uninstall(ctx context.Context, namespace, name string, timeout 
 		return fmt.Errorf("uninstall %s/%s: %w", namespace, name, err)
 	}
 	return nil
+}
+
+// MayRunHooks tells whether an install or upgrade of the chart may run
+// hooks, and so wait for their Jobs and Pods even without wait: a template
+// of the chart or of its dependencies sets the helm.sh/hook annotation to
+// anything but test hooks (which only `helm test` runs), or to a value it
+// computes. One that runs none only writes the chart's objects.
+func MayRunHooks(ch *chart.Chart) bool {
+	if ch == nil {
+		return false
+	}
+	for _, t := range ch.Templates {
+		if t != nil && runsHooks(t.Data) {
+			return true
+		}
+	}
+	for _, d := range ch.Dependencies() {
+		if MayRunHooks(d) {
+			return true
+		}
+	}
+	return false
+}
+
+// runsHooks tells whether a template sets a hook annotation whose events
+// are not all test hooks.
+func runsHooks(data []byte) bool {
+	if !bytes.Contains(data, []byte(release.HookAnnotation)) {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		key, value, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || strings.Trim(key, `"'`) != release.HookAnnotation {
+			continue
+		}
+		for _, event := range strings.Split(strings.Trim(strings.TrimSpace(value), `"'`), ",") {
+			switch release.HookEvent(strings.TrimSpace(event)) {
+			case release.HookTest, "test-success":
+			default:
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func hasCRDs(ch *chart.Chart) bool {

@@ -38,6 +38,8 @@ var benchmarks = []benchmark{
 	hr100,
 	hrNoop,
 	hrInstallFloor,
+	hrRequests,
+	hr500,
 	hr5000,
 	sync1k,
 	sync10k,
