@@ -324,13 +324,12 @@ func (m *metricsScraper) idleRate(t *testing.T, own *ownRequests, window time.Du
 
 // wave counts the requests between begin and end.
 type wave struct {
-	m          *metricsScraper
-	own        *ownRequests
-	server     counts
-	mine       counts
-	start      time.Time
-	took       time.Duration
-	settleTime time.Duration
+	m      *metricsScraper
+	own    *ownRequests
+	server counts
+	mine   counts
+	start  time.Time
+	took   time.Duration
 }
 
 // waveCount is what a wave cost, split into the workload's requests and
