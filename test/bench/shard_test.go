@@ -48,7 +48,7 @@ var shards2x2000 = benchmark{
 			}
 			releases = n
 		}
-		env, cfg := startControlPlane(t)
+		env, cfg := startControlPlaneWith(t, "service-cluster-ip-range", "10.96.0.0/16") // a Service per release: the default /24 holds 254
 		c := newClient(t, cfg)
 		repo := helmtest.NewRepoServer(t)
 		repo.Add(t, benchChart())

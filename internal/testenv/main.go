@@ -1,0 +1,43 @@
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// Main is the body of an end-to-end suite's TestMain: it starts a control
+// plane, hands it and an admin client to setup (which keeps them, and
+// may start more, returning how to stop that), runs the tests and stops
+// everything again. It returns the exit code for os.Exit.
+func Main(m *testing.M, setup func(env *envtest.Environment, cfg *rest.Config, c client.Client) (stop func() error, err error)) int {
+	env, err := New()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start the control plane:", err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	c, err := client.New(cfg, client.Options{Scheme: Scheme()})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	stop, err := setup(env, cfg, c)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if stop != nil {
+		defer func() { _ = stop() }()
+	}
+	return m.Run()
+}
