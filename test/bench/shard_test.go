@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -8,6 +9,11 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	helmv1 "github.com/helmflux/helmflux/api/helm/v1"
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/internal/testenv"
 	"github.com/helmflux/helmflux/pkg/helm/helmtest"
@@ -76,6 +82,29 @@ var shards2x2000 = benchmark{
 		}
 		elapsed := time.Since(start)
 
+		// Shard a dies; b carries on alone: a change to one of its releases
+		// is applied and all of b's stay Ready, while a change to one of a's
+		// releases is seen by nobody.
+		rssA := peakRSS(t, ops["a"].Pid())
+		ops["a"].Kill()
+		changeValues := func(ns string) *helmv1.HelmRelease {
+			hr := &helmv1.HelmRelease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-0000"}}
+			patch := []byte(`{"spec":{"values":{"message":"after the kill"}}}`)
+			if err := c.Patch(context.Background(), hr, client.RawPatch(types.MergePatchType, patch)); err != nil {
+				t.Fatal(err)
+			}
+			return hr
+		}
+		orphan := changeValues(namespaces["a"])
+		changeValues(namespaces["b"])
+		waitAllReady(t, cfg, namespaces["b"], releases, 10*time.Minute)
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(orphan), orphan); err != nil {
+			t.Fatal(err)
+		}
+		if orphan.Status.ObservedGeneration >= orphan.Generation {
+			t.Fatalf("a change to dead shard a's %s was observed (generation %d): shard b reconciled it", orphan.Name, orphan.Generation)
+		}
+
 		foreign := 0
 		for _, s := range shards {
 			log := ops[s].Log()
@@ -94,13 +123,14 @@ var shards2x2000 = benchmark{
 		report("shards_2x2000_ready_s", elapsed.Seconds())
 		report("shards_2x2000_foreign_writes", float64(foreign))
 
+		t.Logf("note: shards_2x2000: after shard a was killed, shard b applied a change to one of its releases and all %d of its releases were Ready; the change to a's %s stayed unobserved", releases, orphan.Name)
 		errsA, firstA := operatorLogErrors(ops["a"].Log())
 		errsB, firstB := operatorLogErrors(ops["b"].Log())
 		t.Logf("note: shards_2x2000: %d HelmReleases per shard (2 shards, %d in all) Ready in %s (creating them took %s), %.0f ms per release; "+
 			"peak RSS %.1f MiB (a), %.1f MiB (b); chart repository: %d index.yaml requests, %d archive downloads; "+
 			"error lines in the logs: %d (a)%s, %d (b)%s",
 			releases, 2*releases, elapsed.Round(time.Millisecond), created.Round(time.Millisecond), float64(elapsed.Milliseconds())/float64(2*releases),
-			float64(peakRSS(t, ops["a"].Pid()))/1024, float64(peakRSS(t, ops["b"].Pid()))/1024,
+			float64(rssA)/1024, float64(peakRSS(t, ops["b"].Pid()))/1024,
 			repo.Requests("/index.yaml"), repo.Requests(helmtest.ChartPath(benchChartName, benchChartVersion)),
 			errsA, firstA, errsB, firstB)
 	},
