@@ -246,7 +246,9 @@ func (s *story) createGitSync() {
 	s.waitApplied(s.repo.Head())
 }
 
-// waitApplied waits until the GitSync applied the commit head and is Ready.
+// waitApplied waits until the GitSync applied the commit head, or a commit
+// after it (automation may push on top before a poll sees head applied),
+// and is Ready.
 func (s *story) waitApplied(head string) {
 	s.t.Helper()
 	testenv.Eventually(s.t, time.Minute, "the GitSync to apply "+head, func() (bool, string) {
@@ -255,7 +257,9 @@ func (s *story) waitApplied(head string) {
 			return false, err.Error()
 		}
 		ready := apimeta.FindStatusCondition(got.Status.Conditions, meta.ReadyCondition)
-		return strings.HasSuffix(got.Status.LastAppliedRevision, head) && ready != nil && ready.Status == metav1.ConditionTrue,
+		applied := got.Status.LastAppliedRevision
+		atOrAfter := strings.HasSuffix(applied, head) || descends(s.repo.BareDir(), head, applied[strings.LastIndex(applied, ":")+1:])
+		return applied != "" && atOrAfter && ready != nil && ready.Status == metav1.ConditionTrue,
 			fmt.Sprintf("%s %+v", got.Status.LastAppliedRevision, ready)
 	})
 }
@@ -467,4 +471,13 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// descends tells whether commit is a descendant of ancestor in the bare
+// repository at dir.
+func descends(dir, ancestor, commit string) bool {
+	if commit == "" {
+		return false
+	}
+	return exec.Command("git", "-C", dir, "merge-base", "--is-ancestor", ancestor, commit).Run() == nil // #nosec G204 -- the test's own repository and hashes
 }
