@@ -442,6 +442,17 @@ func TestDemoStop(t *testing.T) {
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
+	// Start returns when the exec has begun, which can be before the
+	// kernel has set up the new program's arguments: /proc/<pid>/cmdline
+	// reads empty in that window, on a loaded machine long enough for
+	// stopDemo to take the process for another one. The real demo writes
+	// its pid file itself, well after that.
+	for deadline := time.Now().Add(10 * time.Second); !isDemo(cmd.Process.Pid); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the fake demo (pid %d) never showed its command line", cmd.Process.Pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if err := os.WriteFile(filepath.Join(state, pidFile), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
 		t.Fatal(err)
 	}
