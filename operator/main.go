@@ -166,7 +166,7 @@ func main() {
 		log.Error(err, "Unable to add the health check")
 		os.Exit(1)
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	if err := mgr.AddReadyzCheck("caches", controllers.CacheSynced(mgr.GetCache())); err != nil {
 		log.Error(err, "Unable to add the ready check")
 		os.Exit(1)
 	}

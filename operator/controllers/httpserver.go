@@ -1,8 +1,14 @@
 package controllers
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 )
 
 // serverLimits bound what the --listen server gives one client and all of
@@ -61,4 +67,58 @@ func limitInFlight(h http.Handler, n int) http.Handler {
 			http.Error(w, "too many requests in flight, try again", http.StatusServiceUnavailable)
 		}
 	})
+}
+
+// httpServer runs the operator's HTTP endpoints for as long as the manager runs.
+type httpServer struct {
+	addr    string
+	handler http.Handler
+	// listening is set once the port is bound, for the readiness check.
+	listening atomic.Bool
+}
+
+// Start serves until ctx ends, then shuts down gracefully.
+func (s *httpServer) Start(ctx context.Context) error {
+	srv := newServer(s.addr, s.handler, defaultServerLimits)
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("serve %s: %w", s.addr, err)
+	}
+	s.listening.Store(true)
+	defer s.listening.Store(false)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", s.addr, err)
+	case <-ctx.Done():
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdownCtx)
+	}
+}
+
+// NeedLeaderElection is false: every replica answers, the leader reconciles.
+func (s *httpServer) NeedLeaderElection() bool { return false }
+
+// Ready is the readiness check of the endpoints: a replica whose port is
+// not bound yet gets no traffic from the Service.
+func (s *httpServer) Ready(*http.Request) error {
+	if !s.listening.Load() {
+		return fmt.Errorf("not listening on %s yet", s.addr)
+	}
+	return nil
+}
+
+// CacheSynced is a readiness check: a replica whose informers have not
+// synced would answer the fluxd API from an empty cache.
+func CacheSynced(c cache.Cache) func(*http.Request) error {
+	return func(r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		if !c.WaitForCacheSync(ctx) {
+			return fmt.Errorf("the informer caches have not synced yet")
+		}
+		return nil
+	}
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -12,6 +13,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 )
 
 // serve starts l's server for h on a free port and returns its URL.
@@ -155,4 +160,81 @@ func TestDefaultServerLimitsAreSet(t *testing.T) {
 	if srv.WriteTimeout <= 30*time.Second {
 		t.Errorf("WriteTimeout %s is not above the fluxd API's 30s bound of a request", srv.WriteTimeout)
 	}
+}
+
+// A replica is ready for the Service only once its port is bound, and not
+// any more once the server stopped.
+func TestServerIsReadyOnceListening(t *testing.T) {
+	addr := freeAddr(t)
+	srv := &httpServer{addr: addr, handler: http.NotFoundHandler()}
+	if err := srv.Ready(nil); err == nil {
+		t.Fatal("ready before it started")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Start(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.Ready(nil) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready: %v", srv.Ready(nil))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Ready means the port answers.
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatalf("ready, but: %v", err)
+	}
+	_ = resp.Body.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Ready(nil); err == nil {
+		t.Error("still ready after it stopped")
+	}
+}
+
+// A port another process holds is an error of Start, never readiness.
+func TestServerOnATakenPortIsNeverReady(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	srv := &httpServer{addr: ln.Addr().String(), handler: http.NotFoundHandler()}
+	if err := srv.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Start = %v, want the port refused", err)
+	}
+	if srv.Ready(nil) == nil {
+		t.Error("ready without a port")
+	}
+}
+
+// Caches that never started are not ready, and the check answers within
+// its second rather than hanging the probe.
+func TestUnsyncedCachesAreNotReady(t *testing.T) {
+	c, err := cache.New(&rest.Config{Host: "http://127.0.0.1:1"}, cache.Options{Mapper: meta.NewDefaultRESTMapper(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/readyz", nil)
+	start := time.Now()
+	if err := CacheSynced(c)(req); err == nil {
+		t.Fatal("ready without synced caches")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the check took %v", d)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
 }

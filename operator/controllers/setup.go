@@ -311,7 +311,11 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 		rec.JobsQueued(api.Jobs.Queued)
 		api.Register(mux)
 	}
-	return mgr.Add(&httpServer{addr: opts.Listen, handler: mux})
+	srv := &httpServer{addr: opts.Listen, handler: mux}
+	if err := mgr.AddReadyzCheck("listen", srv.Ready); err != nil {
+		return err
+	}
+	return mgr.Add(srv)
 }
 
 // syncApplier returns the GitSync applier and the Watcher of what it
@@ -449,30 +453,6 @@ func setupHelm(mgr ctrl.Manager, cfg *rest.Config, direct client.Client, gitCach
 		Metrics:                 rec,
 	}).SetupWithManager(context.Background(), mgr)
 }
-
-// httpServer runs the operator's HTTP endpoints for as long as the manager runs.
-type httpServer struct {
-	addr    string
-	handler http.Handler
-}
-
-// Start serves until ctx ends, then shuts down gracefully.
-func (s *httpServer) Start(ctx context.Context) error {
-	srv := newServer(s.addr, s.handler, defaultServerLimits)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve %s: %w", s.addr, err)
-	case <-ctx.Done():
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(shutdownCtx)
-	}
-}
-
-// NeedLeaderElection is false: every replica answers, the leader reconciles.
-func (s *httpServer) NeedLeaderElection() bool { return false }
 
 // newFluxAPI builds the fluxd API: it reads through the manager's cache and
 // live for workloads, writes through the git cache automation uses, and
