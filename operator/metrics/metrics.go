@@ -72,6 +72,40 @@ type Recorder struct {
 
 	jobsQueued prometheus.GaugeFunc
 	queued     atomic.Pointer[func() int]
+
+	hosts hostLabels
+}
+
+// MaxHosts bounds the values of the host label. Hosts come from image
+// references and git URLs that anyone who may write a workload or a
+// GitSync chooses; the first MaxHosts distinct ones keep their own series
+// and the others are counted under OtherHost, so that no tenant can grow
+// the operator's memory and every scrape with made-up hosts.
+const MaxHosts = 100
+
+// OtherHost is the host label of hosts past MaxHosts.
+const OtherHost = "other"
+
+// hostLabels hands out host label values, MaxHosts distinct at most.
+type hostLabels struct {
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+func (h *hostLabels) of(host string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.seen[host]; ok {
+		return host
+	}
+	if len(h.seen) >= MaxHosts {
+		return OtherHost
+	}
+	if h.seen == nil {
+		h.seen = make(map[string]struct{}, MaxHosts)
+	}
+	h.seen[host] = struct{}{}
+	return host
 }
 
 // New returns a Recorder whose collectors are registered nowhere yet.
@@ -309,15 +343,15 @@ func (o registryObserver) Request(host string, code int) {
 	if code > 0 {
 		c = strconv.Itoa(code)
 	}
-	o.r.registryRequests.WithLabelValues(host, c).Inc()
+	o.r.registryRequests.WithLabelValues(o.r.hosts.of(host), c).Inc()
 }
 
 func (o registryObserver) RateLimited(host string) {
-	o.r.registryRateLimited.WithLabelValues(host).Inc()
+	o.r.registryRateLimited.WithLabelValues(o.r.hosts.of(host)).Inc()
 }
 
 func (o registryObserver) Throttled(host string) {
-	o.r.registryThrottled.WithLabelValues(host).Inc()
+	o.r.registryThrottled.WithLabelValues(o.r.hosts.of(host)).Inc()
 }
 
 // Git returns the git.Observer that feeds the git metrics.
@@ -331,9 +365,9 @@ func (r *Recorder) Git() git.Observer {
 type gitObserver struct{ r *Recorder }
 
 func (o gitObserver) Fetched(host string, took time.Duration, err error) {
-	o.r.gitFetch.WithLabelValues(host, outcomeOf(err)).Observe(took.Seconds())
+	o.r.gitFetch.WithLabelValues(o.r.hosts.of(host), outcomeOf(err)).Observe(took.Seconds())
 }
 
 func (o gitObserver) Pushed(host string, retries int) {
-	o.r.gitPushRetries.WithLabelValues(host).Add(float64(max(retries, 0)))
+	o.r.gitPushRetries.WithLabelValues(o.r.hosts.of(host)).Add(float64(max(retries, 0)))
 }

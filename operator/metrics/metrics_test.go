@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +102,38 @@ func TestNilRecorderRecordsNothing(t *testing.T) {
 	r.JobsQueued(func() int { return 1 })
 	if r.Registry() != nil || r.Git() != nil {
 		t.Fatal("a nil Recorder hands out observers")
+	}
+}
+
+// Hosts come from image references and git URLs that any tenant writes:
+// past MaxHosts distinct hosts, the others are counted under "other"
+// instead of each adding series, while the hosts already seen keep theirs.
+func TestHostLabelsAreBounded(t *testing.T) {
+	r := New()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(r.Collectors()...)
+	obs, git := r.Registry(), r.Git()
+	for i := range MaxHosts + 50 {
+		host := fmt.Sprintf("registry-%d.example:5000", i)
+		obs.Request(host, 200)
+		obs.RateLimited(host)
+		obs.Throttled(host)
+		git.Fetched(host, time.Millisecond, nil)
+		git.Pushed(host, 1)
+	}
+	obs.Request("registry-0.example:5000", 200)
+	for name, c := range map[string]prometheus.Collector{
+		"requests": r.registryRequests, "rate limited": r.registryRateLimited, "throttled": r.registryThrottled,
+		"fetches": r.gitFetch, "push retries": r.gitPushRetries,
+	} {
+		if n := testutil.CollectAndCount(c); n != MaxHosts+1 {
+			t.Errorf("%s: %d series, want %d hosts and other", name, n, MaxHosts)
+		}
+	}
+	if v := testutil.ToFloat64(r.registryRequests.WithLabelValues(OtherHost, "200")); v != 50 {
+		t.Errorf("other: %v requests, want 50", v)
+	}
+	if v := testutil.ToFloat64(r.registryRequests.WithLabelValues("registry-0.example:5000", "200")); v != 2 {
+		t.Errorf("a host seen before the bound: %v requests, want 2", v)
 	}
 }
