@@ -271,6 +271,7 @@ func Setup(mgr ctrl.Manager, cfg *rest.Config, opts Options) error {
 	syncs := &gitsync.Reconciler{
 		Identity:              identityOf(opts),
 		Client:                mgr.GetClient(),
+		APIReader:             mgr.GetAPIReader(),
 		Applier:               applier,
 		Watcher:               watcher,
 		ApplyConcurrency:      cmp.Or(opts.ApplyConcurrency, DefaultApplyConcurrency),

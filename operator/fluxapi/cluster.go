@@ -2,6 +2,7 @@ package fluxapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -38,6 +39,27 @@ type Cluster struct {
 	// at the revision their GitSync applied, for the images in them; nil
 	// lists only the images in spec.values.
 	Git *git.Cache
+}
+
+// inventoryReader reads inventories: GitSyncs uncached when their
+// ConfigMap seems newer than the cached status (inventory.Load).
+func (c *Cluster) inventoryReader() client.Reader {
+	if c.Reader != nil {
+		return c.Reader
+	}
+	return c.Client
+}
+
+// inventory returns the entries of gs's inventory. One whose ConfigMap is
+// gone or forged lists nothing until the GitSync's next apply writes it
+// again, rather than failing every listing of the cluster.
+func (c *Cluster) inventory(ctx context.Context, gs *helmfluxv1alpha1.GitSync) ([]inventory.Entry, error) {
+	entries, err := inventory.Load(ctx, c.inventoryReader(), gs)
+	var untrusted *inventory.UntrustedError
+	if errors.As(err, &untrusted) {
+		return nil, nil
+	}
+	return entries, err
 }
 
 // maxValuesFile bounds a values file read for its images, as the
@@ -162,7 +184,7 @@ func (c *Cluster) workloads(ctx context.Context, f filter) ([]workload, error) {
 	var want []wanted
 	for i := range list {
 		gs := &list[i]
-		entries, err := inventory.Load(ctx, c.Client, gs)
+		entries, err := c.inventory(ctx, gs)
 		if err != nil {
 			return nil, fmt.Errorf("GitSync %s/%s: %w", gs.Namespace, gs.Name, err)
 		}
@@ -391,7 +413,7 @@ func (c *Cluster) valuesFiles(ctx context.Context, hr *helmv1.HelmRelease, data 
 	// The annotation may be hand-written to name another tenant's GitSync:
 	// read its repository only for a HelmRelease it applied.
 	id := apply.ObjectID{Group: helmv1.GroupVersion.Group, Kind: helmv1.HelmReleaseKind, Namespace: hr.Namespace, Name: hr.Name}
-	if listed, err := inventory.Lists(ctx, c.Client, gs, id); err != nil || !listed {
+	if listed, err := inventory.Lists(ctx, c.inventoryReader(), gs, id); err != nil || !listed {
 		return nil
 	}
 	var out []update.File

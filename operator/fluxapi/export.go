@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/helmflux/helmflux/operator/inventory"
 )
 
 // maxExport bounds the YAML /v6/export answers with.
@@ -30,7 +29,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) error {
 	var out bytes.Buffer
 	seen := map[string]bool{}
 	for i := range list {
-		entries, err := inventory.Load(ctx, s.Cluster.Client, &list[i])
+		entries, err := s.Cluster.inventory(ctx, &list[i])
 		if err != nil {
 			return serverError(err)
 		}

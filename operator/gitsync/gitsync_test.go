@@ -17,6 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
+	"github.com/helmflux/helmflux/operator/inventory"
+	"github.com/helmflux/helmflux/pkg/apply"
 	"github.com/helmflux/helmflux/pkg/git/gittest"
 )
 
@@ -365,6 +367,92 @@ func TestLargeInventoryLivesInAConfigMap(t *testing.T) {
 
 // A Flux v1 .flux.yaml is not run, and says so: the GitSync applies the
 // plain YAML beside it, sets FluxV1ConfigIgnored naming the file and records
+
+// Anyone who may write ConfigMaps in the namespace may write the inventory
+// ConfigMap, while only helmflux writes status: status keeps the digest of
+// the entries, and a ConfigMap that does not match it, or is gone, lists
+// nothing. No object is pruned or taken as applied from it, the pass goes
+// on and writes the inventory again, and a deleted GitSync is not held.
+func TestAForgedOrMissingInventoryConfigMapIsNotTrusted(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	var docs strings.Builder
+	for i := range 1001 {
+		fmt.Fprintf(&docs, "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%04d\n  namespace: %s\n", i, ns)
+	}
+	repo := gittest.NewRepo(t, map[string]string{"many.yaml": docs.String()})
+	createGitSync(t, ns, "large", helmfluxv1alpha1.GitSyncSpec{URL: repo.URL(), Prune: true})
+	gs := waitApplied(t, ns, "large", repo.Head())
+	inv := gs.Status.Inventory
+	if inv == nil || inv.ConfigMapRef == nil || !strings.HasPrefix(inv.Digest, "sha256:") {
+		t.Fatalf("inventory = %+v, want a ConfigMap and its digest", inv)
+	}
+	key := client.ObjectKey{Namespace: ns, Name: inv.ConfigMapRef.Name}
+
+	// A ConfigMap that names this GitSync as its sync, as an object it
+	// applied would, and a forged entry for it.
+	victim := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "victim",
+		Annotations: map[string]string{helmfluxv1alpha1.SyncAnnotation: ns + "/large"}}}
+	if err := k8s.Create(ctx, victim); err != nil {
+		t.Fatal(err)
+	}
+	victimID := apply.ObjectID{Namespace: ns, Name: "victim", Kind: "ConfigMap"}
+	cm := &corev1.ConfigMap{}
+	if err := k8s.Get(ctx, key, cm); err != nil {
+		t.Fatal(err)
+	}
+	cm.Data[inventory.ConfigMapKey] += victimID.String() + " v1\n"
+	if err := k8s.Update(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	if listed, err := inventory.Lists(ctx, k8s, getGitSync(t, ns, "large"), victimID); listed || err == nil {
+		t.Errorf("the forged entry: listed %v, err %v; want it refused", listed, err)
+	}
+	waitHandled(t, ns, "large", requestReconcile(t, ns, "large"))
+	assertEvent(t, ns, "does not match the digest")
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(victim), &corev1.ConfigMap{}); err != nil {
+		t.Errorf("the object of the forged entry: %v, want it left alone", err)
+	}
+	eventually(t, "the inventory written again", func() (bool, string) {
+		gs := getGitSync(t, ns, "large")
+		listed, err := inventory.Lists(ctx, k8s, gs, victimID)
+		entries, lerr := inventory.Load(ctx, k8s, gs)
+		return err == nil && lerr == nil && !listed && len(entries) == 1001 && apimeta.IsStatusConditionTrue(gs.Status.Conditions, meta.ReadyCondition),
+			fmt.Sprintf("listed %v (%v), %d entries (%v), %s", listed, err, len(entries), lerr, ready(gs))
+	})
+
+	// A deleted inventory ConfigMap holds nothing up: the pass writes it again.
+	if err := k8s.Get(ctx, key, cm); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Delete(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	waitHandled(t, ns, "large", requestReconcile(t, ns, "large"))
+	assertEvent(t, ns, "is gone")
+	eventually(t, "the inventory ConfigMap written again", func() (bool, string) {
+		gs := getGitSync(t, ns, "large")
+		entries, err := inventory.Load(ctx, k8s, gs)
+		return err == nil && len(entries) == 1001 && apimeta.IsStatusConditionTrue(gs.Status.Conditions, meta.ReadyCondition), fmt.Sprintf("%d entries (%v), %s", len(entries), err, ready(gs))
+	})
+
+	// Nor does it hold up the GitSync's deletion: with no inventory to
+	// trust, nothing is pruned.
+	if err := k8s.Delete(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Delete(ctx, getGitSync(t, ns, "large")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the GitSync gone", func() (bool, string) {
+		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "large"}, &helmfluxv1alpha1.GitSync{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "cm-0000"}, &corev1.ConfigMap{}); err != nil {
+		t.Errorf("cm-0000: %v, want it left in place", err)
+	}
+}
+
 // one Warning Event; the condition goes once the file does.
 func TestAFluxV1ConfigIsReportedNotRun(t *testing.T) {
 	ns := newNamespace(t)

@@ -2,6 +2,7 @@ package gitsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
@@ -74,9 +76,24 @@ func union(a, b []item) []item {
 	return out
 }
 
-// loadInventory reads the inventory of the last apply, from status or its ConfigMap.
+// loadInventory reads the inventory of the last apply, from status or its
+// ConfigMap. An inventory ConfigMap that is gone or forged lists nothing,
+// with a Warning Event: no object is pruned for being in it, and the pass
+// writes the inventory of what it applied.
 func (r *Reconciler) loadInventory(ctx context.Context, obj *helmfluxv1alpha1.GitSync) ([]item, error) {
-	return inventory.Load(ctx, r.Client, obj)
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	items, err := inventory.Load(ctx, reader, obj)
+	var untrusted *inventory.UntrustedError
+	if !errors.As(err, &untrusted) {
+		return items, err
+	}
+	msg := err.Error() + ": objects that left git since the last apply are not pruned"
+	ctrl.LoggerFrom(ctx).Info("Not using the inventory ConfigMap", "configMap", untrusted.Name, "reason", untrusted.Why)
+	r.Events.Eventf(obj, nil, corev1.EventTypeWarning, helmfluxv1alpha1.InventoryUntrustedReason, "Prune", "%s", msg)
+	return nil, nil
 }
 
 // storeInventory records the inventory in status, or in a ConfigMap owned by
@@ -105,15 +122,17 @@ func (r *Reconciler) storeInventory(ctx context.Context, obj *helmfluxv1alpha1.G
 	for _, it := range items {
 		b.WriteString(it.ID.String() + " " + it.Version + "\n")
 	}
+	text := b.String()
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: obj.Namespace, Name: name}}
 	_, err := controllerutil.CreateOrPatch(ctx, r.Client, cm, func() error {
-		cm.Data = map[string]string{inventory.ConfigMapKey: b.String()}
+		cm.Data = map[string]string{inventory.ConfigMapKey: text}
 		return controllerutil.SetControllerReference(obj, cm, r.Client.Scheme())
 	})
 	if err != nil {
 		return fmt.Errorf("write inventory ConfigMap %s: %w", name, err)
 	}
 	inv.ConfigMapRef = &meta.LocalObjectReference{Name: name}
+	inv.Digest = inventory.Digest(text)
 	obj.Status.Inventory = inv
 	return nil
 }

@@ -457,6 +457,13 @@ type Inventory struct {
 	// to keep in status.
 	// +optional
 	ConfigMapRef *meta.LocalObjectReference `json:"configMapRef,omitempty"`
+
+	// Digest is the digest of the ConfigMap's entries, "sha256:<hex>". Anyone
+	// who may write ConfigMaps in the namespace may write that ConfigMap, so
+	// one that does not match the digest, or is gone, is not used: nothing is
+	// pruned or taken as applied from it, and the next apply writes it again.
+	// +optional
+	Digest string `json:"digest,omitempty"`
 }
 
 // InventoryEntry names one applied object.
@@ -571,6 +578,9 @@ const (
 	PartialApplyReason       = "PartiallyApplied"
 	PruneFailedReason        = "PruneFailed"
 	PruneRefusedReason       = "PruneRefused"
+	// InventoryUntrustedReason is the reason of the Warning Event of an
+	// inventory ConfigMap that is gone or does not match status.inventory.digest.
+	InventoryUntrustedReason = "InventoryUntrusted"
 	AppliedReason            = "Applied"
 	ProgressingReason        = "Progressing"
 	SuspendedReason          = "Suspended"
