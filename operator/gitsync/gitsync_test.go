@@ -324,17 +324,25 @@ func TestUnsignedCommitIsNotApplied(t *testing.T) {
 	}
 }
 
-// An inventory too large for status goes to a ConfigMap the GitSync owns;
-// pruning works from it, and a smaller inventory moves back into status.
-func TestLargeInventoryLivesInAConfigMap(t *testing.T) {
-	ns := newNamespace(t)
+// syncLarge applies 1,001 ConfigMaps, one more than status keeps, with the
+// pruning GitSync "large", and returns their manifests, the repository and
+// the applied GitSync.
+func syncLarge(t *testing.T, ns string) (string, *gittest.Repo, *helmfluxv1alpha1.GitSync) {
+	t.Helper()
 	var docs strings.Builder
 	for i := range 1001 {
 		fmt.Fprintf(&docs, "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%04d\n  namespace: %s\n", i, ns)
 	}
 	repo := gittest.NewRepo(t, map[string]string{"many.yaml": docs.String()})
 	createGitSync(t, ns, "large", helmfluxv1alpha1.GitSyncSpec{URL: repo.URL(), Prune: true})
-	gs := waitApplied(t, ns, "large", repo.Head())
+	return docs.String(), repo, waitApplied(t, ns, "large", repo.Head())
+}
+
+// An inventory too large for status goes to a ConfigMap the GitSync owns;
+// pruning works from it, and a smaller inventory moves back into status.
+func TestLargeInventoryLivesInAConfigMap(t *testing.T) {
+	ns := newNamespace(t)
+	docs, repo, gs := syncLarge(t, ns)
 	inv := gs.Status.Inventory
 	if inv == nil || inv.Count != 1001 || len(inv.Entries) != 0 || inv.ConfigMapRef == nil {
 		t.Fatalf("inventory = %+v, want 1001 objects kept in a ConfigMap", inv)
@@ -349,7 +357,7 @@ func TestLargeInventoryLivesInAConfigMap(t *testing.T) {
 
 	// Drop the last object: it is pruned from the ConfigMap's inventory, and
 	// the 1,000 left fit in status again.
-	repo.Write(map[string]string{"many.yaml": docs.String()[:strings.LastIndex(docs.String(), "---\n")]})
+	repo.Write(map[string]string{"many.yaml": docs[:strings.LastIndex(docs, "---\n")]})
 	hash := repo.Commit("drop cm-1000")
 	requestReconcile(t, ns, "large")
 	gs = waitApplied(t, ns, "large", hash)
@@ -376,13 +384,7 @@ func TestLargeInventoryLivesInAConfigMap(t *testing.T) {
 func TestAForgedOrMissingInventoryConfigMapIsNotTrusted(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	var docs strings.Builder
-	for i := range 1001 {
-		fmt.Fprintf(&docs, "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%04d\n  namespace: %s\n", i, ns)
-	}
-	repo := gittest.NewRepo(t, map[string]string{"many.yaml": docs.String()})
-	createGitSync(t, ns, "large", helmfluxv1alpha1.GitSyncSpec{URL: repo.URL(), Prune: true})
-	gs := waitApplied(t, ns, "large", repo.Head())
+	_, _, gs := syncLarge(t, ns)
 	inv := gs.Status.Inventory
 	if inv == nil || inv.ConfigMapRef == nil || !strings.HasPrefix(inv.Digest, "sha256:") {
 		t.Fatalf("inventory = %+v, want a ConfigMap and its digest", inv)
