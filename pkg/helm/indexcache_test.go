@@ -3,6 +3,7 @@ package helm
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -157,5 +158,63 @@ func TestIndexRefreshJitter(t *testing.T) {
 	}
 	if lo > interval*95/100 || hi < interval*105/100 {
 		t.Errorf("refreshes %s to %s after the last: not spread over the jitter", lo, hi)
+	}
+}
+
+// A repository whose index cannot be fetched is asked again at most once
+// per indexFailureHold, whatever the number of resolutions: thousands of
+// HelmReleases retrying through an outage do not each send a request.
+// Callers with other credentials ask at once, and a server that recovered
+// is seen after the hold.
+func TestFailedIndexFetchIsHeldBriefly(t *testing.T) {
+	var failing atomic.Bool
+	var sent atomic.Int64
+	failing.Store(true)
+	srv := helmtest.NewRepoServer(t, helmtest.WithMiddleware(func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/index.yaml" {
+				sent.Add(1)
+			}
+			if failing.Load() {
+				http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}))
+	srv.Add(t, helmtest.Simple("app", "1.0.0"))
+	c := newCharts(t, WithIndexInterval(10*time.Minute))
+	clock := newTestClock()
+	c.now = clock.Now
+	src := ChartSource{Repository: srv.URL(), Name: "app", Version: "1.x"}
+
+	for range 50 {
+		if _, err := c.Resolve(testCtx(t), src); err == nil || !strings.Contains(err.Error(), "503") {
+			t.Fatalf("err = %v, want the 503", err)
+		}
+	}
+	if n := sent.Load(); n != 1 {
+		t.Fatalf("50 resolutions of a failing repository sent %d index requests, want 1", n)
+	}
+	withAuth := src
+	withAuth.RepoAuth, withAuth.AllowInsecureHTTP = &RepoAuth{Username: "someone", Password: "else"}, true
+	if _, err := c.Resolve(testCtx(t), withAuth); err == nil {
+		t.Fatal("resolved with other credentials while the server fails")
+	}
+	if n := sent.Load(); n != 2 {
+		t.Errorf("other credentials: %d index requests, want their own (2)", n)
+	}
+
+	failing.Store(false)
+	clock.Advance(indexFailureHold / 2)
+	if _, err := c.Resolve(testCtx(t), src); err == nil {
+		t.Error("resolved within the hold")
+	}
+	clock.Advance(indexFailureHold)
+	if got := resolveMany(t, c, src, 20); got["1.0.0"] != 20 {
+		t.Errorf("after the hold: resolved %v, want 1.0.0", got)
+	}
+	if n := sent.Load(); n != 3 {
+		t.Errorf("%d index requests after the hold, want 3", n)
 	}
 }

@@ -511,6 +511,56 @@ type indexEntry struct {
 	checked time.Time   // last answer from the server
 	next    time.Time   // the next refresh, with an index interval
 	idx     *chartIndex // nil until parsed
+	// failed is the error of the last refresh, given to every caller until
+	// failedUntil instead of asking the server again.
+	failed      error
+	failedUntil time.Time
+}
+
+// indexFailureHold is how long a failed index refresh answers for the
+// repository (per URL and credentials) before the server is asked again,
+// at most the index interval or TTL: every HelmRelease of a repository that
+// is down retries on its own backoff, and together they would otherwise
+// send a request each.
+const indexFailureHold = 10 * time.Second
+
+// failureHold is the hold of a failed refresh; 0 when indexes are not
+// cached at all.
+func (c *Charts) failureHold() time.Duration {
+	switch {
+	case c.indexInterval > 0:
+		return min(indexFailureHold, c.indexInterval)
+	case c.indexTTL > 0:
+		return min(indexFailureHold, c.indexTTL)
+	}
+	return 0
+}
+
+// heldFailure returns the error of a refresh that failed less than the
+// hold ago, or nil.
+func (c *Charts) heldFailure(key string) error {
+	if e, ok := c.indexes.Get(key); ok && e.failed != nil && c.now().Before(e.failedUntil) {
+		return e.failed
+	}
+	return nil
+}
+
+// holdFailure keeps err as the answer for key for the hold. What was known
+// of the index (validators, the parsed copy) is kept for the next refresh.
+func (c *Charts) holdFailure(key string, err error) {
+	hold := c.failureHold()
+	if hold <= 0 {
+		return
+	}
+	e := &indexEntry{}
+	if old, ok := c.indexes.Get(key); ok {
+		cp := *old
+		e = &cp
+	} else if m := c.readIndexMeta(key); m != nil {
+		e = m
+	}
+	e.failed, e.failedUntil = err, c.now().Add(hold)
+	c.indexes.Add(key, e)
 }
 
 // indexMeta is kept on disk beside the index: the validators for the next
@@ -546,12 +596,23 @@ func (c *Charts) index(ctx context.Context, r *repoURL, a *RepoAuth) (*chartInde
 	if e, ok := c.indexes.Get(key); ok && c.indexFresh(e) {
 		return e.idx, nil
 	}
+	if err := c.heldFailure(key); err != nil {
+		return nil, fmt.Errorf("fetch index %s: %w", r.display, err)
+	}
 	v, err := c.share(ctx, "index\n"+key, func(ctx context.Context) (any, error) {
-		// A flight that ended just before this one may have refreshed it.
+		// A flight that ended just before this one may have refreshed it,
+		// or failed.
 		if e, ok := c.indexes.Get(key); ok && c.indexFresh(e) {
 			return e.idx, nil
 		}
-		return c.refreshIndex(ctx, r, a, key)
+		if err := c.heldFailure(key); err != nil {
+			return nil, err
+		}
+		idx, err := c.refreshIndex(ctx, r, a, key)
+		if err != nil && ctx.Err() == nil {
+			c.holdFailure(key, err)
+		}
+		return idx, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fetch index %s: %w", r.display, err)
