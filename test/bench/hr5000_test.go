@@ -143,21 +143,45 @@ func startControlPlaneWith(t *testing.T, flags ...string) (*envtest.Environment,
 	return env, cfg
 }
 
-// writeVerbs are apiserver_request_total's verbs that change something.
-var writeVerbs = map[string]bool{"create": true, "update": true, "patch": true, "delete": true, "deletecollection": true, "apply": true}
+// writeVerbs are apiserver_request_total's verbs that change something
+// (a dry-run's key starts "DRYRUN-" and is none of them).
+var writeVerbs = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "APPLY": true, "DELETE": true, "DELETECOLLECTION": true}
 
-// apiserverWrites reads the API server's write counters by verb and
-// resource, Leases left out.
+// apiserverWrites reads the API server's write counters by requestKey,
+// Leases left out.
 func apiserverWrites(t *testing.T, cfg *rest.Config) map[string]float64 {
 	t.Helper()
+	return writesOf(apiserverRequests(t, cfg).counts)
+}
+
+// writesOf returns the counts of c that are writes, Leases left out.
+func writesOf(c counts) map[string]float64 {
 	out := map[string]float64{}
-	for k, v := range apiserverRequests(t, cfg).counts {
+	for k, v := range c {
 		verb, resource, _ := strings.Cut(k, " ")
 		if writeVerbs[verb] && resource != "leases" {
 			out[k] = v
 		}
 	}
 	return out
+}
+
+// The write count is of the verbs as the API server names them: upper
+// case, a dry-run apart (it changes nothing), Leases apart.
+func TestWritesAreCountedByTheAPIServersVerbs(t *testing.T) {
+	got := writesOf(counts{
+		"POST configmaps": 1, "PUT secrets": 2, "PATCH helmreleases/status": 3, "APPLY deployments": 4,
+		"DELETE secrets": 5, "DELETECOLLECTION events": 6,
+		"DRYRUN-APPLY deployments": 7, "DRYRUN-PATCH configmaps": 7, "GET secrets": 7, "LIST helmreleases": 7,
+		"WATCH configmaps": 7, "PUT leases": 7, "GET -": 7,
+	})
+	var total float64
+	for _, v := range got {
+		total += v
+	}
+	if len(got) != 6 || total != 21 {
+		t.Errorf("writes %v, want the six writes (21)", got)
+	}
 }
 
 // apiserverWritesSince returns the writes made since before was read, and

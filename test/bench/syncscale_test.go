@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -11,8 +10,6 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -190,10 +187,10 @@ func (w *gitSyncWatch) until(t *testing.T, timeout time.Duration, what string, c
 }
 
 // requestCounts is a reading of the API server's apiserver_request_total,
-// by verb and resource.
+// by requestKey.
 type requestCounts struct {
 	cfg    *rest.Config
-	counts map[string]float64
+	counts counts
 }
 
 type requestDelta struct {
@@ -201,45 +198,10 @@ type requestDelta struct {
 	detail string
 }
 
-// apiserverRequests reads the API server's request counters.
+// apiserverRequests reads the API server's request counters, by requestKey.
 func apiserverRequests(t *testing.T, cfg *rest.Config) *requestCounts {
 	t.Helper()
-	hc, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := hc.Get(strings.TrimSuffix(cfg.Host, "/") + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("the API server's /metrics answered %s", resp.Status)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse the API server's metrics: %v", err)
-	}
-	out := &requestCounts{cfg: cfg, counts: map[string]float64{}}
-	for _, m := range families["apiserver_request_total"].GetMetric() {
-		var verb, resource, dryRun string
-		for _, l := range m.GetLabel() {
-			switch l.GetName() {
-			case "verb":
-				verb = l.GetValue()
-			case "resource":
-				resource = l.GetValue()
-			case "dry_run":
-				dryRun = l.GetValue()
-			}
-		}
-		if dryRun != "" {
-			verb += "(dry-run)"
-		}
-		out.counts[verb+" "+resource] += m.GetCounter().GetValue()
-	}
-	return out
+	return &requestCounts{cfg: cfg, counts: newMetricsScraper(t, cfg).scrape(t)}
 }
 
 // since returns the resource requests made after r was read, less own
@@ -328,11 +290,11 @@ func editAndWaitReverted(t *testing.T, cfg *rest.Config, c client.Client, ns, na
 	}
 }
 
-// apiserverOwn tells the requests ("VERB resource") that run on clocks of
+// apiserverOwn tells the requests (requestKey: "VERB resource") that run on clocks of
 // their own, whoever is being measured: Leases (leader election, the API
 // server's identity) and the API server's reads of the kubernetes
 // Service's endpoints (its endpoint reconciler, every 10 s). The operator
 // under measurement touches neither in these benchmarks.
 func apiserverOwn(k string) bool {
-	return strings.HasSuffix(k, " leases") || k == "GET endpoints" || k == "GET endpointslices" || strings.HasSuffix(k, " ")
+	return strings.HasSuffix(k, " leases") || k == "GET endpoints" || k == "GET endpointslices" || strings.HasSuffix(k, " -")
 }
