@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	"golang.org/x/crypto/ssh"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -618,8 +620,24 @@ func TestManyWorkloadsAreListed(t *testing.T) {
 			Replace(manifest(app, ns, fmt.Sprintf("example.com/team/%s:1.0.%d", name, i)))
 	}
 	repo := gittest.NewRepo(t, files)
-	// An hour's interval: no sync brings app3 back while the test runs.
-	createGitSync(t, ns, repo.URL(), repo.Head(), func(gs *helmfluxv1alpha1.GitSync) { gs.Spec.Interval = metav1.Duration{Duration: time.Hour} })
+	gs := createGitSync(t, ns, repo.URL(), repo.Head(), nil)
+	// Suspended, the GitSync keeps its inventory and does not put app3 back
+	// (it would within seconds, from the watch of what it applied).
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(gs), gs); err != nil {
+		t.Fatal(err)
+	}
+	gs.Spec.Suspend = true
+	if err := k8s.Update(context.Background(), gs); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the GitSync to be suspended", func() (bool, string) {
+		got := &helmfluxv1alpha1.GitSync{}
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(gs), got); err != nil {
+			return false, err.Error()
+		}
+		ready := apimeta.FindStatusCondition(got.Status.Conditions, meta.ReadyCondition)
+		return ready != nil && ready.Reason == helmfluxv1alpha1.SuspendedReason && ready.ObservedGeneration == got.Generation, fmt.Sprintf("%+v", ready)
+	})
 	gone := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app3"}}
 	if err := k8s.Delete(context.Background(), gone); err != nil {
 		t.Fatal(err)
