@@ -10,12 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fluxcd/pkg/apis/meta"
 	"golang.org/x/crypto/ssh"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -394,13 +392,7 @@ func TestSyncStatusKnowsAPushBeforeTheGitSyncDoes(t *testing.T) {
 	ns := testenv.NewNamespace(t, k8s, "fluxapi-pending-")
 	repo := gittest.NewRepo(t, map[string]string{"apps/app.yaml": manifest(app, ns, "example.com/team/app:1.0.0")})
 	gs := createGitSync(t, ns, repo.URL(), repo.Head(), nil)
-	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(gs), gs); err != nil {
-		t.Fatal(err)
-	}
-	gs.Spec.Suspend = true
-	if err := k8s.Update(context.Background(), gs); err != nil {
-		t.Fatal(err)
-	}
+	suspend(t, gs)
 	id := ns + ":deployment/app"
 	st := waitJob(t, submit(t, map[string]any{
 		"type": "image", "cause": map[string]string{},
@@ -416,13 +408,7 @@ func TestSyncStatusKnowsAPushBeforeTheGitSyncDoes(t *testing.T) {
 			t.Errorf("/v6/sync?ref=%s before the GitSync fetched the pushed commit: %d %s, want 200 [%q]", ref, code, body, rev)
 		}
 	}
-	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(gs), gs); err != nil {
-		t.Fatal(err)
-	}
-	gs.Spec.Suspend = false
-	if err := k8s.Update(context.Background(), gs); err != nil {
-		t.Fatal(err)
-	}
+	setSuspend(t, gs, false)
 	eventually(t, time.Minute, "/v6/sync to report the release applied once the GitSync resumes", func() (bool, string) {
 		var pending []string
 		code, body := call(t, http.MethodGet, "/v6/sync?ref="+rev, nil, &pending)
@@ -623,21 +609,7 @@ func TestManyWorkloadsAreListed(t *testing.T) {
 	gs := createGitSync(t, ns, repo.URL(), repo.Head(), nil)
 	// Suspended, the GitSync keeps its inventory and does not put app3 back
 	// (it would within seconds, from the watch of what it applied).
-	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(gs), gs); err != nil {
-		t.Fatal(err)
-	}
-	gs.Spec.Suspend = true
-	if err := k8s.Update(context.Background(), gs); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, time.Minute, "the GitSync to be suspended", func() (bool, string) {
-		got := &helmfluxv1alpha1.GitSync{}
-		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(gs), got); err != nil {
-			return false, err.Error()
-		}
-		ready := apimeta.FindStatusCondition(got.Status.Conditions, meta.ReadyCondition)
-		return ready != nil && ready.Reason == helmfluxv1alpha1.SuspendedReason && ready.ObservedGeneration == got.Generation, fmt.Sprintf("%+v", ready)
-	})
+	suspend(t, gs)
 	gone := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app3"}}
 	if err := k8s.Delete(context.Background(), gone); err != nil {
 		t.Fatal(err)

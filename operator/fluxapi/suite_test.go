@@ -169,6 +169,33 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 }
 
 // createGitSync makes a GitSync of url over the apps directory and waits
+// suspend suspends gs and waits until the operator says so, so that no pass
+// of it runs after (a pass would put back what the test deletes or moves).
+func suspend(t *testing.T, gs *helmfluxv1alpha1.GitSync) {
+	t.Helper()
+	setSuspend(t, gs, true)
+	eventually(t, time.Minute, "the GitSync to be suspended", func() (bool, string) {
+		got := &helmfluxv1alpha1.GitSync{}
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(gs), got); err != nil {
+			return false, err.Error()
+		}
+		ready := apimeta.FindStatusCondition(got.Status.Conditions, meta.ReadyCondition)
+		return ready != nil && ready.Reason == helmfluxv1alpha1.SuspendedReason && ready.ObservedGeneration == got.Generation, fmt.Sprintf("%+v", ready)
+	})
+}
+
+// setSuspend sets gs's spec.suspend.
+func setSuspend(t *testing.T, gs *helmfluxv1alpha1.GitSync, suspended bool) {
+	t.Helper()
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(gs), gs); err != nil {
+		t.Fatal(err)
+	}
+	gs.Spec.Suspend = suspended
+	if err := k8s.Update(context.Background(), gs); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // until it applied the head.
 func createGitSync(t *testing.T, ns, url, head string, mutate func(*helmfluxv1alpha1.GitSync)) *helmfluxv1alpha1.GitSync {
 	t.Helper()
