@@ -32,24 +32,22 @@ func (c *RequestCounter) DryRuns() int64 { return c.dryRuns.Load() }
 // oldest first: with "/namespaces/<ns>/", what a shared operator wrote for
 // the objects of one test's namespace, whatever it did elsewhere meanwhile.
 func (c *RequestCounter) WritesTo(part string) []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []string
-	for _, w := range c.written {
-		if strings.Contains(w, part) {
-			out = append(out, w)
-		}
-	}
-	return out
+	return c.containing(func() []string { return c.written }, part)
 }
 
 // ReadsTo returns the reads whose path contains part, oldest first, as
 // "GET path" for an object, "LIST path" for a collection and "WATCH path".
 func (c *RequestCounter) ReadsTo(part string) []string {
+	return c.containing(func() []string { return c.read }, part)
+}
+
+// containing returns the requests of list (c.written or c.read, read under
+// the lock) that contain part.
+func (c *RequestCounter) containing(list func() []string, part string) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []string
-	for _, r := range c.read {
+	for _, r := range list() {
 		if strings.Contains(r, part) {
 			out = append(out, r)
 		}
