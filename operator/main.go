@@ -55,9 +55,11 @@ func main() {
 		identitySecret string
 		watchSelector  string
 		leaseID        string
+		pprofAddr      string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address of Go's profiling endpoints (/debug/pprof/: heap, goroutines, CPU); 0 disables them. They show the process's memory: bind them to the loopback interface (127.0.0.1:6060) and reach them with kubectl port-forward.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles.")
 	flag.StringVar(&leaderNS, "leader-election-namespace", "", "Namespace of the leader election Lease; empty is the Pod's own namespace (needed only outside a cluster).")
 	flag.BoolVar(&printVersion, "version", false, "Print the version and exit.")
@@ -112,6 +114,7 @@ func main() {
 	mgrOpts := ctrl.Options{
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
+		PprofBindAddress:        pprofAddr,
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        controllers.LeaderElectionID,
 		LeaderElectionNamespace: leaderNS,

@@ -335,3 +335,42 @@ func wantHistogram(t *testing.T, families map[string]*dto.MetricFamily, name str
 		}
 	}
 }
+
+// Go's profiling endpoints are off unless asked for, and then served on
+// their own address, never on the metrics port Prometheus scrapes.
+func TestProfilingIsServedOnlyWhenAskedFor(t *testing.T) {
+	metricsAddr, err := testenv.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartOperator(t, env, "--metrics-bind-address="+metricsAddr)
+	if code, _ := get(t, "http://"+metricsAddr+"/debug/pprof/heap?debug=1"); code != http.StatusNotFound {
+		t.Errorf("the metrics port answered /debug/pprof/heap %d, want 404", code)
+	}
+
+	pprofAddr, err := testenv.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartOperator(t, env, "--metrics-bind-address=0", "--pprof-bind-address="+pprofAddr)
+	code, body := get(t, "http://"+pprofAddr+"/debug/pprof/heap?debug=1")
+	if code != http.StatusOK || !strings.Contains(body, "heap profile") {
+		t.Errorf("--pprof-bind-address: /debug/pprof/heap answered %d %.200q, want a heap profile", code, body)
+	}
+}
+
+// get returns the status code and body of a GET of url.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	hc := &http.Client{Timeout: 30 * time.Second}
+	resp, err := hc.Get(url) // #nosec G107 -- a loopback address of the test
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
