@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
@@ -35,38 +36,21 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	env, err := testenv.New()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start the control plane:", err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stop, err := testenv.StartWorkloads(ctx, env, testenv.WorkloadOptions{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = stop() }()
-	if k8s, err = client.New(cfg, client.Options{Scheme: testenv.Scheme()}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := startOperator(ctx, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testenv.Main(m, func(env *envtest.Environment, cfg *rest.Config, c client.Client) (func() error, error) {
+		k8s = c
+		ctx, cancel := context.WithCancel(context.Background())
+		stop, err := testenv.StartWorkloads(ctx, env, testenv.WorkloadOptions{})
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		if err := startOperator(ctx, cfg); err != nil {
+			cancel()
+			_ = stop()
+			return nil, err
+		}
+		return func() error { cancel(); return stop() }, nil
+	}))
 }
 
 // startOperator runs every controller the way operator/main.go wires them.

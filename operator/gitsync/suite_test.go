@@ -12,6 +12,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
@@ -28,34 +29,15 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	env, err := testenv.New()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start the control plane:", err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	restCfg = cfg
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := startOperator(ctx, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if k8s, err = client.New(cfg, client.Options{Scheme: testenv.Scheme()}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testenv.Main(m, func(_ *envtest.Environment, cfg *rest.Config, c client.Client) (func() error, error) {
+		k8s, restCfg = c, cfg
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := startOperator(ctx, cfg); err != nil {
+			cancel()
+			return nil, err
+		}
+		return func() error { cancel(); return nil }, nil
+	}))
 }
 
 // cacheDir is the suite operator's --cache-dir; restCfg reaches the

@@ -17,7 +17,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
@@ -35,47 +37,31 @@ var (
 // TestStuckReceiversDoNotBlockReconciling fills it.
 const queueSize = 16
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	env, err := testenv.New()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start the control plane:", err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	dir, err := os.MkdirTemp("", "notify-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	// Fast retries and a short request timeout keep the tests quick; no
-	// assertion depends on them.
-	_, err = testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)), controllers.Options{
-		Concurrency: 4, CacheDir: dir, AllowLocalURLs: true, HelmInterval: time.Minute,
-		HTTPClient: testenv.TLSTrustingClient(),
-		Notify: notify.Options{
-			QueueSize: queueSize, Workers: 2, Timeout: time.Second,
-			Backoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		},
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if k8s, err = client.New(cfg, client.Options{Scheme: testenv.Scheme()}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(m, func(_ *envtest.Environment, cfg *rest.Config, c client.Client) (func() error, error) {
+		k8s = c
+		dir, err := os.MkdirTemp("", "notify-test-")
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		stop := func() error { cancel(); return os.RemoveAll(dir) }
+		// Fast retries and a short request timeout keep the tests quick; no
+		// assertion depends on them.
+		_, err = testenv.StartInProcess(ctx, cfg, zap.New(zap.WriteTo(&logs), zap.UseDevMode(true)), controllers.Options{
+			Concurrency: 4, CacheDir: dir, AllowLocalURLs: true, HelmInterval: time.Minute,
+			HTTPClient: testenv.TLSTrustingClient(),
+			Notify: notify.Options{
+				QueueSize: queueSize, Workers: 2, Timeout: time.Second,
+				Backoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+			},
+		})
+		if err != nil {
+			_ = stop()
+			return nil, err
+		}
+		return stop, nil
+	}))
 }
 
 func newNamespace(t *testing.T) string {
