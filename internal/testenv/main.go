@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"testing"
@@ -40,4 +41,26 @@ func Main(m *testing.M, setup func(env *envtest.Environment, cfg *rest.Config, c
 		defer func() { _ = stop() }()
 	}
 	return m.Run()
+}
+
+// MainWithWorkloads is Main for a suite whose in-process operator works
+// beside kube-controller-manager's workload controllers (StartWorkloads):
+// it keeps the admin client in *k8s, starts the workload controllers and
+// then the operator with start, and stops both when the tests end.
+func MainWithWorkloads(m *testing.M, k8s *client.Client, start func(ctx context.Context, cfg *rest.Config) error) int {
+	return Main(m, func(env *envtest.Environment, cfg *rest.Config, c client.Client) (func() error, error) {
+		*k8s = c
+		ctx, cancel := context.WithCancel(context.Background())
+		stop, err := StartWorkloads(ctx, env, WorkloadOptions{})
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		if err := start(ctx, cfg); err != nil {
+			cancel()
+			_ = stop()
+			return nil, err
+		}
+		return func() error { cancel(); return stop() }, nil
+	})
 }

@@ -17,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
@@ -35,23 +34,7 @@ var (
 	tlsClient *http.Client      // trusts the tests' TLS servers
 )
 
-func TestMain(m *testing.M) {
-	os.Exit(testenv.Main(m, func(env *envtest.Environment, cfg *rest.Config, c client.Client) (func() error, error) {
-		k8s = c
-		ctx, cancel := context.WithCancel(context.Background())
-		stop, err := testenv.StartWorkloads(ctx, env, testenv.WorkloadOptions{})
-		if err != nil {
-			cancel()
-			return nil, err
-		}
-		if err := startOperator(ctx, cfg); err != nil {
-			cancel()
-			_ = stop()
-			return nil, err
-		}
-		return func() error { cancel(); return stop() }, nil
-	}))
-}
+func TestMain(m *testing.M) { os.Exit(testenv.MainWithWorkloads(m, &k8s, startOperator)) }
 
 // startOperator runs every controller the way operator/main.go wires them.
 // Tag lists are reused for an hour, so only a registry notification makes a

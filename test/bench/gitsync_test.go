@@ -17,12 +17,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	helmfluxv1alpha1 "github.com/helmflux/helmflux/api/helmflux/v1alpha1"
 	"github.com/helmflux/helmflux/internal/testenv"
 	"github.com/helmflux/helmflux/operator/controllers"
-	"github.com/helmflux/helmflux/operator/metrics"
 	"github.com/helmflux/helmflux/pkg/git/gittest"
 )
 
@@ -108,17 +106,17 @@ var noopSync = benchmark{
 
 		time.Sleep(time.Second)
 		counter.Reset()
-		before := gitSyncPasses(t)
+		before := reconciles(t, "gitsync")
 		time.Sleep(10 * time.Second)
 		// An unchanged pass sends no dry-run (it knows from the watch of
 		// what it applied that nothing drifted): passes are the operator's
 		// own count.
-		passes := gitSyncPasses(t) - before
+		passes := reconciles(t, "gitsync") - before
 		if passes == 0 {
 			t.Fatal("no sync pass in 10s")
 		}
-		t.Logf("note: noop_sync: %.0f passes in 10s, %d writes, %d dry-runs", passes, counter.Writes(), counter.DryRuns())
-		report("noop_sync_writes", float64(counter.Writes())/passes)
+		t.Logf("note: noop_sync: %d passes in 10s, %d writes, %d dry-runs", passes, counter.Writes(), counter.DryRuns())
+		report("noop_sync_writes", float64(counter.Writes())/float64(passes))
 	},
 }
 
@@ -184,30 +182,6 @@ func startGitSyncInProcess(t *testing.T, cfg *rest.Config) string {
 	addr := freeAddr(t)
 	startInProcess(t, cfg, logr.Discard(), controllers.Options{Concurrency: 4, CacheDir: t.TempDir(), Listen: addr, AllowLocalURLs: true})
 	return "http://" + addr
-}
-
-// gitSyncPasses is the in-process operator's count of GitSync passes
-// (helmflux_reconcile_total of kind GitSync), whatever their result.
-func gitSyncPasses(t *testing.T) float64 {
-	t.Helper()
-	families, err := ctrlmetrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n float64
-	for _, f := range families {
-		if f.GetName() != "helmflux_reconcile_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "kind" && l.GetValue() == metrics.KindGitSync {
-					n += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return n
 }
 
 // peakRSS returns a process's peak resident set size in KiB (VmHWM).
