@@ -98,22 +98,29 @@ func readVerb(req *http.Request) string {
 	if req.URL.Query().Get("watch") == "true" {
 		return "WATCH"
 	}
-	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
+	if parts, ok := ResourcePath(req.URL.Path); ok && len(parts) == 1 {
+		return "LIST"
+	}
+	return "GET"
+}
+
+// ResourcePath splits an API server path after its group, version and
+// namespace: [resource], [resource name] or [resource name subresource...].
+// ok is false for a path that names no resource (/version, /metrics).
+func ResourcePath(path string) (parts []string, ok bool) {
+	parts = strings.Split(strings.Trim(path, "/"), "/")
 	switch {
 	case len(parts) >= 2 && parts[0] == "api":
 		parts = parts[2:]
 	case len(parts) >= 3 && parts[0] == "apis":
 		parts = parts[3:]
 	default:
-		return "GET"
+		return nil, false
 	}
 	if len(parts) >= 3 && parts[0] == "namespaces" {
 		parts = parts[2:]
 	}
-	if len(parts) == 1 {
-		return "LIST"
-	}
-	return "GET"
+	return parts, true
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

@@ -33,7 +33,8 @@ type Cluster struct {
 	// inventory ConfigMaps.
 	Client client.Client
 	// Reader reads workloads live, so the API does not cache every
-	// Deployment of the cluster.
+	// Deployment of the cluster, and GitSyncs whose inventory ConfigMap
+	// seems newer than their cached status (inventory.Load).
 	Reader client.Reader
 	// Git reads the values files of HelmReleases (valuesFrom[].gitFileRef)
 	// at the revision their GitSync applied, for the images in them; nil
@@ -41,20 +42,11 @@ type Cluster struct {
 	Git *git.Cache
 }
 
-// inventoryReader reads inventories: GitSyncs uncached when their
-// ConfigMap seems newer than the cached status (inventory.Load).
-func (c *Cluster) inventoryReader() client.Reader {
-	if c.Reader != nil {
-		return c.Reader
-	}
-	return c.Client
-}
-
 // inventory returns the entries of gs's inventory. One whose ConfigMap is
 // gone or forged lists nothing until the GitSync's next apply writes it
 // again, rather than failing every listing of the cluster.
 func (c *Cluster) inventory(ctx context.Context, gs *helmfluxv1alpha1.GitSync) ([]inventory.Entry, error) {
-	entries, err := inventory.Load(ctx, c.inventoryReader(), gs)
+	entries, err := inventory.Load(ctx, c.Reader, gs)
 	var untrusted *inventory.UntrustedError
 	if errors.As(err, &untrusted) {
 		return nil, nil
@@ -413,7 +405,7 @@ func (c *Cluster) valuesFiles(ctx context.Context, hr *helmv1.HelmRelease, data 
 	// The annotation may be hand-written to name another tenant's GitSync:
 	// read its repository only for a HelmRelease it applied.
 	id := apply.ObjectID{Group: helmv1.GroupVersion.Group, Kind: helmv1.HelmReleaseKind, Namespace: hr.Namespace, Name: hr.Name}
-	if listed, err := inventory.Lists(ctx, c.inventoryReader(), gs, id); err != nil || !listed {
+	if listed, err := inventory.Lists(ctx, c.Reader, gs, id); err != nil || !listed {
 		return nil
 	}
 	var out []update.File

@@ -81,11 +81,7 @@ func union(a, b []item) []item {
 // with a Warning Event: no object is pruned for being in it, and the pass
 // writes the inventory of what it applied.
 func (r *Reconciler) loadInventory(ctx context.Context, obj *helmfluxv1alpha1.GitSync) ([]item, error) {
-	reader := r.APIReader
-	if reader == nil {
-		reader = r.Client
-	}
-	items, err := inventory.Load(ctx, reader, obj)
+	items, err := inventory.Load(ctx, r.APIReader, obj)
 	var untrusted *inventory.UntrustedError
 	if !errors.As(err, &untrusted) {
 		return items, err

@@ -47,7 +47,7 @@ type Reconciler struct {
 	// Client reads GitSyncs and Secrets (cached) and writes their status.
 	Client client.Client
 	// APIReader reads uncached: the GitSync again when its inventory
-	// ConfigMap seems newer than its cached status. nil reads with Client.
+	// ConfigMap seems newer than its cached status.
 	APIReader client.Reader
 	// Applier applies and prunes through an uncached client, as the
 	// operator: for GitSyncs without a service account.

@@ -39,7 +39,9 @@ type Reconciler struct {
 	// Client reads HelmReleases (cached) and ConfigMaps and Secrets (uncached)
 	// and writes status.
 	Client client.Client
-	// APIReader reads what must not be cached (the HelmRelease CRD on deletion).
+	// APIReader reads what must not be cached (the HelmRelease CRD on
+	// deletion, a GitSync whose inventory ConfigMap seems newer than its
+	// cached status).
 	APIReader client.Reader
 	// Runner runs Helm actions.
 	Runner *helm.Runner

@@ -311,11 +311,7 @@ func (r *Reconciler) listing(ctx context.Context, obj *helmv1.HelmRelease, gs *h
 	refused := outcome.WaitForChange(helmv1.NotInInventoryReason,
 		fmt.Errorf("the HelmRelease is not in the inventory of GitSync %s: %s", key, why))
 	id := apply.ObjectID{Group: helmv1.GroupVersion.Group, Kind: helmv1.HelmReleaseKind, Namespace: obj.Namespace, Name: obj.Name}
-	reader := r.APIReader
-	if reader == nil {
-		reader = r.Client
-	}
-	listed, err := inventory.Lists(ctx, reader, gs, id)
+	listed, err := inventory.Lists(ctx, r.APIReader, gs, id)
 	if err != nil {
 		return nil, fmt.Errorf("GitSync %s: %w", key, err)
 	}

@@ -125,9 +125,20 @@ func format(v float64) string {
 // startControlPlane starts a control plane with helmflux's CRDs for one benchmark.
 func startControlPlane(t *testing.T) (*envtest.Environment, *rest.Config) {
 	t.Helper()
+	return startControlPlaneWith(t)
+}
+
+// startControlPlaneWith is startControlPlane with kube-apiserver flags,
+// given as name, value pairs.
+func startControlPlaneWith(t *testing.T, flags ...string) (*envtest.Environment, *rest.Config) {
+	t.Helper()
 	env, err := testenv.New()
 	if err != nil {
 		t.Fatal(err)
+	}
+	args := env.ControlPlane.GetAPIServer().Configure()
+	for i := 0; i+1 < len(flags); i += 2 {
+		args.Set(flags[i], flags[i+1])
 	}
 	cfg, err := env.Start()
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/helmflux/helmflux/internal/testenv"
 	"github.com/helmflux/helmflux/pkg/helm/helmtest"
@@ -117,30 +116,6 @@ var hr5000 = benchmark{
 			float64(rssReady)/1024, float64(rss)/1024, passes, pass.Round(time.Second), index, writes, detail,
 			repo.Requests("/index.yaml"), repo.Requests(helmtest.ChartPath(benchChartName, benchChartVersion)), errs, firstErr)
 	},
-}
-
-// startControlPlaneWith is startControlPlane with kube-apiserver flags,
-// given as name, value pairs.
-func startControlPlaneWith(t *testing.T, flags ...string) (*envtest.Environment, *rest.Config) {
-	t.Helper()
-	env, err := testenv.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := env.ControlPlane.GetAPIServer().Configure()
-	for i := 0; i+1 < len(flags); i += 2 {
-		args.Set(flags[i], flags[i+1])
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("start the control plane: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stop the control plane: %v", err)
-		}
-	})
-	return env, cfg
 }
 
 // writeVerbs are apiserver_request_total's verbs that change something

@@ -236,17 +236,9 @@ func (o *ownRequests) snapshot() counts {
 // clientKey is the requestKey the API server counts a client's request under.
 func clientKey(req *http.Request) string {
 	q := req.URL.Query()
-	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
-	switch {
-	case len(parts) >= 2 && parts[0] == "api":
-		parts = parts[2:]
-	case len(parts) >= 3 && parts[0] == "apis":
-		parts = parts[3:]
-	default: // a non-resource path, which the API server counts under it
+	parts, ok := testenv.ResourcePath(req.URL.Path)
+	if !ok { // a non-resource path, which the API server counts under it
 		return requestKey(req.Method, "", strings.Trim(req.URL.Path, "/"), false)
-	}
-	if len(parts) >= 3 && parts[0] == "namespaces" {
-		parts = parts[2:]
 	}
 	var resource, sub string
 	named := len(parts) >= 2
@@ -465,20 +457,7 @@ var hr500 = benchmark{
 		const releases = 500
 		// envtest's default Service range (a /24) holds fewer ClusterIPs than
 		// 500 releases have Services.
-		env, err := testenv.New()
-		if err != nil {
-			t.Fatal(err)
-		}
-		env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/16")
-		cfg, err := env.Start()
-		if err != nil {
-			t.Fatalf("start the control plane: %v", err)
-		}
-		t.Cleanup(func() {
-			if err := env.Stop(); err != nil {
-				t.Errorf("stop the control plane: %v", err)
-			}
-		})
+		env, cfg := startControlPlaneWith(t, "service-cluster-ip-range", "10.0.0.0/16")
 		c := newClient(t, cfg)
 		repo := helmtest.NewRepoServer(t)
 		repo.Add(t, benchChart())
