@@ -15,6 +15,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -153,14 +154,13 @@ func suspend(t *testing.T, gs *helmfluxv1alpha1.GitSync) {
 	})
 }
 
-// setSuspend sets gs's spec.suspend.
+// setSuspend sets gs's spec.suspend with a merge patch, which the
+// operator's own writes to the GitSync (status, finalizer) do not conflict
+// with.
 func setSuspend(t *testing.T, gs *helmfluxv1alpha1.GitSync, suspended bool) {
 	t.Helper()
-	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(gs), gs); err != nil {
-		t.Fatal(err)
-	}
-	gs.Spec.Suspend = suspended
-	if err := k8s.Update(context.Background(), gs); err != nil {
+	patch := fmt.Appendf(nil, `{"spec":{"suspend":%t}}`, suspended)
+	if err := k8s.Patch(context.Background(), gs, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		t.Fatal(err)
 	}
 }
